@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cmd_token.c - the token commands: tokens, keygen, csr.
+ */
+#include "cli.h"
+#include "csr.h"
+#include "fsutil.h"
+#include "pa_err.h"
+#include "request.h"
+#include "tok.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SYN_TOKENS "tokens [--json]"
+#define SYN_KEYGEN                                                                                 \
+    "keygen --token URI [--key-type rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384] "                  \
+    "[--label TEXT] [--json]"
+#define SYN_CSR "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"
+
+enum {
+    OPT_JSON = 0x100,
+    OPT_TOKEN,
+    OPT_KEY_TYPE,
+    OPT_LABEL,
+    OPT_KEY,
+    OPT_REQUEST,
+    OPT_SUBJECT,
+    OPT_PSS
+};
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+    out[2 * n] = '\0';
+}
+
+static json_object *info_json(const struct tok_info *t)
+{
+    json_object *o = json_object_new_object(), *f = json_object_new_object();
+
+    json_object_object_add(o, "label", json_object_new_string(t->label));
+    json_object_object_add(o, "serial", json_object_new_string(t->serial));
+    json_object_object_add(o, "manufacturer", json_object_new_string(t->manufacturer));
+    json_object_object_add(o, "model", json_object_new_string(t->model));
+    json_object_object_add(o, "slot_id", json_object_new_int64((int64_t)t->slot_id));
+    json_object_object_add(f, "token_initialized", json_object_new_boolean(t->token_initialized));
+    json_object_object_add(f, "login_required", json_object_new_boolean(t->login_required));
+    json_object_object_add(f, "user_pin_initialized",
+                           json_object_new_boolean(t->user_pin_initialized));
+    json_object_object_add(f, "user_pin_count_low", json_object_new_boolean(t->user_pin_count_low));
+    json_object_object_add(f, "user_pin_final_try", json_object_new_boolean(t->user_pin_final_try));
+    json_object_object_add(f, "user_pin_locked", json_object_new_boolean(t->user_pin_locked));
+    json_object_object_add(f, "user_pin_to_be_changed",
+                           json_object_new_boolean(t->user_pin_to_be_changed));
+    json_object_object_add(f, "protected_authentication_path",
+                           json_object_new_boolean(t->protected_auth_path));
+    json_object_object_add(f, "write_protected", json_object_new_boolean(t->write_protected));
+    json_object_object_add(o, "flags", f);
+    json_object_object_add(
+        o, "free_public_memory",
+        t->free_public_memory < 0 ? NULL : json_object_new_int64(t->free_public_memory));
+    json_object_object_add(
+        o, "free_private_memory",
+        t->free_private_memory < 0 ? NULL : json_object_new_int64(t->free_private_memory));
+    return o;
+}
+
+static const char *pin_state(const struct tok_info *t)
+{
+    if (!t->user_pin_initialized)
+        return "no user PIN";
+    if (t->user_pin_locked)
+        return "PIN LOCKED";
+    if (t->user_pin_final_try)
+        return "PIN: final try";
+    if (t->user_pin_to_be_changed)
+        return "PIN must be changed";
+    if (t->user_pin_count_low)
+        return "PIN: tries low";
+    return "PIN ok";
+}
+
+int cmd_tokens(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tok_ctx *ctx = NULL;
+    struct tok_info *list = NULL;
+    size_t n = 0;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage(SYN_TOKENS);
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "tokens");
+        }
+    }
+    if (optind != argc)
+        return cli_fail(PA_E_USAGE, "unexpected argument", "tokens");
+    r = tok_open(cli_module(cli), &ctx);
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "PKCS#11 module %s", cli_module(cli));
+    r = tok_list(ctx, &list, &n);
+    if (r < 0) {
+        cli_fail(r, tok_detail(), "listing tokens");
+        goto out;
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(a, info_json(&list[i]));
+        json_object_object_add(o, "module", json_object_new_string(cli_module(cli)));
+        json_object_object_add(o, "tokens", a);
+        cli_print_json(o);
+    } else {
+        if (n == 0)
+            printf("no token present (module %s)\n", cli_module(cli));
+        for (size_t i = 0; i < n; i++) {
+            const struct tok_info *t = &list[i];
+
+            if (!t->token_initialized) {
+                printf("(uninitialised token in slot %lu, %s %s)\n", t->slot_id, t->manufacturer,
+                       t->model);
+                continue;
+            }
+            printf("%-16s serial %-16s %s %s; %s%s%s", t->label, t->serial, t->manufacturer,
+                   t->model, pin_state(t), t->protected_auth_path ? "; PIN pad" : "",
+                   t->write_protected ? "; write-protected" : "");
+            if (t->free_private_memory >= 0)
+                printf("; %ld bytes free", t->free_private_memory);
+            printf("\n  pkcs11:token=%s;serial=%s\n", t->label, t->serial);
+        }
+    }
+    r = 0;
+out:
+    free(list);
+    tok_close(ctx);
+    return r;
+}
+
+static json_object *custody_json(const struct tok_custody *c)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "sensitive", json_object_new_boolean(c->sensitive));
+    json_object_object_add(o, "always_sensitive", json_object_new_boolean(c->always_sensitive));
+    json_object_object_add(o, "extractable", json_object_new_boolean(c->extractable));
+    json_object_object_add(o, "never_extractable", json_object_new_boolean(c->never_extractable));
+    json_object_object_add(o, "local", json_object_new_boolean(c->local));
+    return o;
+}
+
+int cmd_keygen(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *token = NULL, *label = "pkio-agent";
+    enum tok_key_type type = TOK_KEY_RSA2048;
+    struct tok_ctx *ctx = NULL;
+    struct tok_token *tok = NULL;
+    struct tok_custody cust;
+    struct tok_info info;
+    unsigned char id[TOK_ID_MAX];
+    char idhex[2 * TOK_ID_MAX + 1], *uri = NULL;
+    size_t id_len = 0;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_TOKEN:
+            token = optarg;
+            break;
+        case OPT_KEY_TYPE:
+            if (tok_key_type_parse(optarg, &type) < 0)
+                return cli_fail(PA_E_USAGE, "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384",
+                                "--key-type %s", optarg);
+            break;
+        case OPT_LABEL:
+            label = optarg;
+            if (!*label || strlen(label) > 64)
+                return cli_fail(PA_E_USAGE, "1 to 64 bytes", "--label");
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case 'h':
+            cli_usage(SYN_KEYGEN);
+            return 0;
+        default:
+            return cli_fail(PA_E_USAGE, NULL, "keygen");
+        }
+    }
+    if (!token || optind != argc)
+        return cli_fail(PA_E_USAGE, "--token URI is required", "keygen");
+    r = cli_open_token(cli, token, true, &ctx, &tok, NULL);
+    if (r < 0)
+        return r;
+    r = tok_token_info(tok, &info);
+    if (r == 0)
+        r = tok_check_keygen(tok, type);
+    if (r < 0) {
+        cli_fail(r, tok_detail(), "token '%s'", info.label);
+        goto out;
+    }
+    r = tok_keygen(tok, type, label, id, &id_len);
+    if (r < 0) {
+        cli_fail(r, tok_detail(), "generating a %s key on token '%s'", tok_key_type_name(type),
+                 info.label);
+        goto out;
+    }
+    r = tok_key_custody(tok, id, id_len, &cust);
+    if (r == 0)
+        r = tok_custody_ok(&cust);
+    if (r < 0) {
+        /* A key we will not use must not stay behind on the person's token. */
+        int d = tok_delete_keypair(tok, id, id_len);
+
+        cli_fail(r, tok_detail(), "new key on token '%s' (%s)", info.label,
+                 d == 0 ? "deleted again" : "COULD NOT BE DELETED");
+        goto out;
+    }
+    uri = tok_uri_for_key(&info, id, id_len, label);
+    if (!uri) {
+        r = cli_fail(PA_E_NOMEM, NULL, "keygen");
+        goto out;
+    }
+    hex(idhex, id, id_len);
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "uri", json_object_new_string(uri));
+        json_object_object_add(o, "id", json_object_new_string(idhex));
+        json_object_object_add(o, "label", json_object_new_string(label));
+        json_object_object_add(o, "key_type", json_object_new_string(tok_key_type_name(type)));
+        json_object_object_add(o, "token", info_json(&info));
+        json_object_object_add(o, "custody", custody_json(&cust));
+        cli_print_json(o);
+    } else {
+        puts(uri);
+    }
+out:
+    free(uri);
+    tok_token_close(tok);
+    tok_close(ctx);
+    return r;
+}
+
+/* Resolve the key of a key URI: by id=, else by object= label. */
+static int key_id_of(struct tok_token *tok, const struct tok_uri *u, unsigned char *id,
+                     size_t *id_len)
+{
+    if (u->type && strcmp(u->type, "private") != 0)
+        return PA_E_USAGE;
+    if (u->id_len) {
+        memcpy(id, u->id, u->id_len);
+        *id_len = u->id_len;
+        return tok_find_key(tok, id, *id_len, NULL);
+    }
+    if (u->object)
+        return tok_find_key_by_label(tok, u->object, id, id_len);
+    return PA_E_USAGE;
+}
+
+/* Subject from --subject or from the request file's certificate.individual. */
+static int subject_of(const char *request, const char *subject, struct csr_subject *ret)
+{
+    const char *first = NULL, *last = NULL, *country = NULL;
+    struct req *req = NULL;
+    long individual_id = -1;
+    char err[256] = "";
+    int r;
+
+    if (subject) {
+        r = csr_subject_parse(subject, ret, err, sizeof(err));
+        return r < 0 ? cli_fail(r, err, "--subject") : 0;
+    }
+    r = req_load_file(request, &req, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "request %s", request);
+    r = req_individual(req, &first, &last, &country, &individual_id);
+    if (r == 0)
+        r = csr_subject_person(first, last, country, ret, err, sizeof(err));
+    if (r < 0)
+        cli_fail(r, err, "request %s", request);
+    req_free(req);
+    return r;
+}
+
+int cmd_csr(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, OPT_KEY},
+        {"request", required_argument, NULL, OPT_REQUEST},
+        {"subject", required_argument, NULL, OPT_SUBJECT},
+        {"pss", no_argument, NULL, OPT_PSS},
+        {"output", required_argument, NULL, 'o'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key = NULL, *request = NULL, *subject = NULL, *output = NULL;
+    struct csr_subject subj = {0};
+    struct tok_ctx *ctx = NULL;
+    struct tok_token *tok = NULL;
+    struct tok_custody cust;
+    struct tok_uri u;
+    EVP_PKEY *pub = NULL, *sign = NULL;
+    unsigned char id[TOK_ID_MAX];
+    char err[256] = "", *pem = NULL, spki[65];
+    size_t id_len = 0;
+    bool pss = false;
+    int c, r;
+
+    memset(&u, 0, sizeof(u));
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_KEY:
+            key = optarg;
+            break;
+        case OPT_REQUEST:
+            request = optarg;
+            break;
+        case OPT_SUBJECT:
+            subject = optarg;
+            break;
+        case OPT_PSS:
+            pss = true;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case 'h':
+            cli_usage(SYN_CSR);
+            return 0;
+        default:
+            return cli_fail(PA_E_USAGE, NULL, "csr");
+        }
+    }
+    if (!key || optind != argc || !request == !subject)
+        return cli_fail(PA_E_USAGE, "--key URI and one of --request FILE or --subject DN", "csr");
+    /* Check the subject before touching the token: a bad request costs no PIN entry. */
+    r = subject_of(request, subject, &subj);
+    if (r < 0)
+        return r;
+    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
+    if (r < 0)
+        goto out;
+    r = key_id_of(tok, &u, id, &id_len);
+    if (r < 0) {
+        cli_fail(r,
+                 r == PA_E_USAGE             ? "the key URI needs id= or object= (and type=private)"
+                 : r == PA_E_TOKEN_NOT_FOUND ? "no private key with that id or object on the token"
+                                             : tok_detail(),
+                 "key %s", key);
+        goto out;
+    }
+    r = tok_key_custody(tok, id, id_len, &cust);
+    if (r == 0)
+        r = tok_custody_ok(&cust);
+    if (r == 0)
+        r = tok_public_key(tok, id, id_len, &pub);
+    if (r == 0)
+        r = tok_signing_key(tok, id, id_len, &sign);
+    if (r < 0) {
+        cli_fail(r, tok_detail(), "key %s", key);
+        goto out;
+    }
+    r = csr_build(sign, pub, &subj, pss, &pem, err, sizeof(err));
+    if (r < 0) {
+        cli_fail(r, err, "CSR");
+        goto out;
+    }
+    if (output) {
+        r = fs_write_atomic(output, pem, strlen(pem), 0644);
+        if (r < 0) {
+            cli_fail(r, NULL, "writing %s", output);
+            goto out;
+        }
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        (void)csr_spki_sha256(pub, spki);
+        json_object_object_add(o, "csr", json_object_new_string(pem));
+        json_object_object_add(o, "subject_cn", json_object_new_string(subj.cn));
+        json_object_object_add(o, "signature",
+                               json_object_new_string(pss ? "rsassa-pss-sha256"
+                                                      : EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC
+                                                          ? "ecdsa-sha256"
+                                                          : "sha256-rsa-pkcs1"));
+        json_object_object_add(o, "spki_sha256", json_object_new_string(spki));
+        json_object_object_add(o, "custody", custody_json(&cust));
+        if (output)
+            json_object_object_add(o, "output", json_object_new_string(output));
+        cli_print_json(o);
+    } else if (!output) {
+        fputs(pem, stdout);
+    }
+out:
+    free(pem);
+    EVP_PKEY_free(sign);
+    EVP_PKEY_free(pub);
+    csr_subject_clear(&subj);
+    tok_uri_clear(&u);
+    tok_token_close(tok);
+    tok_close(ctx);
+    return r;
+}

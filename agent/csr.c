@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "csr.h"
+
+#include "pa_err.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(int err, char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(int err, char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errbuf && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+void csr_subject_clear(struct csr_subject *s)
+{
+    if (!s)
+        return;
+    free(s->cn);
+    free(s->given_name);
+    free(s->surname);
+    free(s->country);
+    memset(s, 0, sizeof(*s));
+}
+
+static bool valid_text(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64) /* ub-common-name */
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static bool valid_country(const char *s)
+{
+    return strlen(s) == 2 && isalpha((unsigned char)s[0]) && isalpha((unsigned char)s[1]);
+}
+
+static int set_part(char **field, const char *key, const char *val, char *errbuf, size_t errlen)
+{
+    if (*field)
+        return fail(PA_E_USAGE, errbuf, errlen, "subject: %s given twice", key);
+    if (!valid_text(val))
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject: %s is empty, too long or has control "
+                    "characters",
+                    key);
+    *field = strdup(val);
+    return *field ? 0 : PA_E_NOMEM;
+}
+
+int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, size_t errlen)
+{
+    struct csr_subject s = {0};
+    size_t len = strlen(dn);
+    char *buf = NULL, *key, *val;
+    size_t o = 0;
+    int r = 0;
+
+    if (len == 0 || dn[0] != '/' || len > 1024)
+        return fail(PA_E_USAGE, errbuf, errlen, "subject must look like /CN=First Last[/C=NL]");
+    buf = malloc(len + 1);
+    if (!buf)
+        return PA_E_NOMEM;
+    for (size_t i = 1; i <= len && r == 0; i++) {
+        if (i < len && dn[i] == '\\' && i + 1 < len) {
+            buf[o++] = dn[++i];
+            continue;
+        }
+        if (i < len && dn[i] != '/') {
+            buf[o++] = dn[i];
+            continue;
+        }
+        buf[o] = '\0';
+        o = 0;
+        key = buf;
+        val = strchr(buf, '=');
+        if (!val) {
+            r = fail(PA_E_USAGE, errbuf, errlen, "subject: '%s' is not KEY=VALUE", key);
+            break;
+        }
+        *val++ = '\0';
+        if (strcmp(key, "CN") == 0)
+            r = set_part(&s.cn, key, val, errbuf, errlen);
+        else if (strcmp(key, "GN") == 0 || strcmp(key, "givenName") == 0)
+            r = set_part(&s.given_name, key, val, errbuf, errlen);
+        else if (strcmp(key, "SN") == 0 || strcmp(key, "surname") == 0)
+            r = set_part(&s.surname, key, val, errbuf, errlen);
+        else if (strcmp(key, "C") == 0) {
+            r = set_part(&s.country, key, val, errbuf, errlen);
+            if (r == 0 && !valid_country(val))
+                r = fail(PA_E_USAGE, errbuf, errlen, "subject: C must be two letters");
+        } else
+            r = fail(PA_E_USAGE, errbuf, errlen,
+                     "subject: '%s' is not allowed (only CN, GN, SN and C)", key);
+    }
+    if (r == 0 && !s.cn)
+        r = fail(PA_E_USAGE, errbuf, errlen, "subject needs exactly one CN");
+    free(buf);
+    if (r < 0) {
+        csr_subject_clear(&s);
+        return r;
+    }
+    *ret = s;
+    return 0;
+}
+
+int csr_subject_person(const char *first, const char *last, const char *country,
+                       struct csr_subject *ret, char *errbuf, size_t errlen)
+{
+    struct csr_subject s = {0};
+    char *cn = NULL;
+    size_t n;
+    int r;
+
+    if (!first || !last || !*first || !*last)
+        return fail(PA_E_REQUEST, errbuf, errlen,
+                    "certificate.individual needs first_name and last_name for the CSR subject");
+    n = strlen(first) + strlen(last) + 2;
+    cn = malloc(n);
+    if (!cn)
+        return PA_E_NOMEM;
+    snprintf(cn, n, "%s %s", first, last);
+    r = set_part(&s.cn, "CN", cn, errbuf, errlen);
+    if (r == 0)
+        r = set_part(&s.given_name, "GN", first, errbuf, errlen);
+    if (r == 0)
+        r = set_part(&s.surname, "SN", last, errbuf, errlen);
+    if (r == 0 && country && *country) {
+        if (!valid_country(country))
+            r = fail(PA_E_REQUEST, errbuf, errlen,
+                     "certificate.individual.country must be two "
+                     "letters");
+        else
+            r = set_part(&s.country, "C", country, errbuf, errlen);
+        if (r == 0)
+            for (char *p = s.country; *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+    }
+    free(cn);
+    if (r < 0) {
+        csr_subject_clear(&s);
+        return r == PA_E_USAGE ? PA_E_REQUEST : r;
+    }
+    *ret = s;
+    return 0;
+}
+
+static int add_entry(X509_NAME *name, int nid, const char *val)
+{
+    if (!val)
+        return 1;
+    return X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, (const unsigned char *)val, -1, -1,
+                                      0);
+}
+
+int csr_spki_sha256(EVP_PKEY *pkey, char ret_hex[65])
+{
+    unsigned char *der = NULL, md[32];
+    int len = i2d_PUBKEY(pkey, &der);
+
+    if (len <= 0)
+        return PA_E_INTERNAL;
+    EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    for (int i = 0; i < 32; i++)
+        snprintf(ret_hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* Verify signature and key binding of a parsed request. */
+static int check_req(X509_REQ *req, EVP_PKEY *expect_pub, char *errbuf, size_t errlen)
+{
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    int nid = X509_REQ_get_signature_nid(req), md_nid = NID_undef, pk_nid = NID_undef;
+
+    if (!pub)
+        return fail(PA_E_CSR, errbuf, errlen, "CSR has no usable public key");
+    if (X509_REQ_verify(req, pub) != 1) {
+        ERR_clear_error();
+        return fail(PA_E_CSR, errbuf, errlen, "CSR signature does not verify");
+    }
+    if (nid == NID_rsassaPss) {
+        const X509_ALGOR *alg = NULL;
+        RSA_PSS_PARAMS *pss;
+
+        X509_REQ_get0_signature(req, NULL, &alg);
+        pss =
+            alg ? ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS), alg->parameter) : NULL;
+        if (pss && pss->hashAlgorithm)
+            md_nid = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+        RSA_PSS_PARAMS_free(pss);
+    } else if (!OBJ_find_sigid_algs(nid, &md_nid, &pk_nid)) {
+        md_nid = NID_undef;
+    }
+    if (md_nid != NID_sha256)
+        return fail(PA_E_CSR, errbuf, errlen, "CSR is not signed with SHA-256");
+    if (expect_pub && EVP_PKEY_eq(pub, expect_pub) != 1) {
+        ERR_clear_error();
+        return fail(PA_E_CSR, errbuf, errlen, "CSR public key is not the token key's");
+    }
+    return 0;
+}
+
+int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject *subj, bool pss,
+              char **ret_pem, char *errbuf, size_t errlen)
+{
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    EVP_MD_CTX *mctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    BIO *bio = NULL;
+    char *pem = NULL, *data;
+    long len;
+    int r = PA_E_CSR;
+
+    if (pss && EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_RSA)
+        return fail(PA_E_USAGE, errbuf, errlen, "--pss needs an RSA key");
+    req = X509_REQ_new();
+    name = X509_NAME_new();
+    mctx = EVP_MD_CTX_new();
+    if (!req || !name || !mctx) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    if (!add_entry(name, NID_countryName, subj->country) ||
+        !add_entry(name, NID_givenName, subj->given_name) ||
+        !add_entry(name, NID_surname, subj->surname) ||
+        !add_entry(name, NID_commonName, subj->cn)) {
+        r = fail(PA_E_CSR, errbuf, errlen, "cannot encode the subject");
+        goto out;
+    }
+    /* The public key comes from the token object; the engine key must sign for it. */
+    if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
+        !X509_REQ_set_pubkey(req, token_pub))
+        goto out;
+    if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, sign_key) != 1) {
+        r = fail(PA_E_CSR, errbuf, errlen, "the token key cannot sign with SHA-256");
+        goto out;
+    }
+    if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)) {
+        r = fail(PA_E_CSR, errbuf, errlen, "the token key cannot sign with RSASSA-PSS");
+        goto out;
+    }
+    if (X509_REQ_sign_ctx(req, mctx) <= 0) {
+        r = fail(PA_E_CSR, errbuf, errlen, "the token refused to sign the CSR");
+        goto out;
+    }
+    r = check_req(req, token_pub, errbuf, errlen);
+    if (r < 0)
+        goto out;
+    bio = BIO_new(BIO_s_mem());
+    if (!bio || !PEM_write_bio_X509_REQ(bio, req)) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    len = BIO_get_mem_data(bio, &data);
+    pem = malloc((size_t)len + 1);
+    if (!pem) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    memcpy(pem, data, (size_t)len);
+    pem[len] = '\0';
+    *ret_pem = pem;
+    r = 0;
+out:
+    ERR_clear_error();
+    BIO_free(bio);
+    EVP_MD_CTX_free(mctx);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    return r;
+}
+
+int csr_check_pem(const char *pem, EVP_PKEY *expect_pub, char *errbuf, size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    int r;
+
+    if (!req)
+        r = fail(PA_E_CSR, errbuf, errlen, "not a PEM certificate request");
+    else
+        r = check_req(req, expect_pub, errbuf, errlen);
+    ERR_clear_error();
+    X509_REQ_free(req);
+    BIO_free(bio);
+    return r;
+}

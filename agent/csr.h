@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * csr.h - building and checking the PKCS#10 request for a token key (OpenSSL only).
+ */
+#ifndef PKIO_CSR_H
+#define PKIO_CSR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+/* The subject: exactly one CN; the other parts are optional (NULL). */
+struct csr_subject {
+    char *cn;
+    char *given_name;
+    char *surname;
+    char *country; /* two letters */
+};
+
+/*
+ * Parse "/CN=Jan de Vries/GN=Jan/SN=de Vries/C=NL" (OpenSSL's one-line form). Only CN, GN
+ * (givenName), SN (surname) and C are accepted; CN must appear exactly once. Backslash escapes
+ * a '/'. PA_E_USAGE with a message in errbuf otherwise.
+ */
+int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, size_t errlen);
+/* Build the subject of an enrollee: CN = "first last", GN, SN and C when known. */
+int csr_subject_person(const char *first, const char *last, const char *country,
+                       struct csr_subject *ret, char *errbuf, size_t errlen);
+void csr_subject_clear(struct csr_subject *s);
+
+/*
+ * Build a SHA-256 CSR signed by sign_key (the token key through the engine): RSA PKCS#1 v1.5
+ * by default, RSASSA-PSS (salt 32, MGF1-SHA-256) with pss, ECDSA for EC keys. Before handing
+ * it out, the CSR's signature is verified and its public key compared with token_pub (the
+ * public key read from the token). *ret_pem is malloc'd PEM text.
+ */
+int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject *subj, bool pss,
+              char **ret_pem, char *errbuf, size_t errlen);
+
+/*
+ * Check a PEM CSR: parses, signature verifies, SHA-256, and (when expect_pub is not NULL) its
+ * public key equals expect_pub. Used again before ordering.
+ */
+int csr_check_pem(const char *pem, EVP_PKEY *expect_pub, char *errbuf, size_t errlen);
+
+/* SHA-256 of the DER SubjectPublicKeyInfo of a key, as 64 hex characters + NUL. */
+int csr_spki_sha256(EVP_PKEY *pkey, char ret_hex[65]);
+
+#endif

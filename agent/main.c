@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * main.c - pkio-agent's entry point: global options, then the command table. Wiring only.
+ */
+#include "cli.h"
+#include "log.h"
+#include "pa_err.h"
+#include "secret.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+    {"tokens", cmd_tokens, "tokens [--json]"},
+    {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
+    {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
+               "[-v] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %s\n", commands[i].synopsis);
+    fprintf(f, "\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
+               "the exit codes.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"module", required_argument, NULL, 'm'},    {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    };
+    struct cli cli = {0};
+    int c, r;
+
+    secret_harden_process();
+    /* '+': stop at the command name; its options are parsed by the command. */
+    while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            cli.module = optarg;
+            break;
+        case 'c':
+            cli.config = optarg;
+            break;
+        case 's':
+            cli.state_dir = optarg;
+            break;
+        case 'j':
+            cli.json = true;
+            break;
+        case 'v':
+            cli.verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("pkio-agent %s\n", PKIO_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return pa_err_exit_code(PA_E_USAGE);
+        }
+    }
+    log_set_level(cli.verbose >= 2 ? LOG_LVL_DEBUG : cli.verbose ? LOG_LVL_INFO : LOG_LVL_WARN);
+    if (optind >= argc) {
+        usage(stderr);
+        return pa_err_exit_code(PA_E_USAGE);
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[optind], commands[i].name) == 0) {
+            int cargc = argc - optind;
+            char **cargv = argv + optind;
+
+            optind = 1; /* getopt restarts for the command's own options */
+            r = commands[i].run(&cli, cargc, cargv);
+            return pa_err_exit_code(r);
+        }
+    }
+    fprintf(stderr, "pkio-agent: unknown command '%s'; see 'pkio-agent --help'\n", argv[optind]);
+    return pa_err_exit_code(PA_E_USAGE);
+}

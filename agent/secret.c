@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "secret.h"
+
+#include "pa_err.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+void secret_wipe(void *p, size_t len)
+{
+    if (p && len)
+        explicit_bzero(p, len);
+}
+
+void secret_harden_process(void)
+{
+    struct rlimit no_core = {0, 0};
+
+    /* No core file may carry a PIN or the API key. */
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static int secret_alloc(size_t cap, struct secret **ret)
+{
+    struct secret *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return PA_E_NOMEM;
+    s->buf = calloc(1, cap);
+    if (!s->buf) {
+        free(s);
+        return PA_E_NOMEM;
+    }
+    s->cap = cap;
+    (void)mlock(s->buf, cap); /* best effort: keep it out of swap */
+    *ret = s;
+    return 0;
+}
+
+void secret_free(struct secret *s)
+{
+    if (!s)
+        return;
+    if (s->buf) {
+        secret_wipe(s->buf, s->cap);
+        (void)munlock(s->buf, s->cap);
+        free(s->buf);
+    }
+    free(s);
+}
+
+int secret_from_mem(const char *src, size_t len, struct secret **ret)
+{
+    struct secret *s = NULL;
+    int r = secret_alloc(len + 1, &s);
+
+    if (r < 0)
+        return r;
+    memcpy(s->buf, src, len);
+    s->buf[len] = '\0';
+    s->len = len;
+    *ret = s;
+    return 0;
+}
+
+/* Strip one trailing "\n" or "\r\n"; reject NUL bytes and further line breaks. */
+static int secret_trim_line(struct secret *s)
+{
+    if (s->len && s->buf[s->len - 1] == '\n')
+        s->buf[--s->len] = '\0';
+    if (s->len && s->buf[s->len - 1] == '\r')
+        s->buf[--s->len] = '\0';
+    if (strlen(s->buf) != s->len || memchr(s->buf, '\n', s->len))
+        return PA_E_CONFIG;
+    return 0;
+}
+
+int secret_from_file(const char *path, size_t max_len, struct secret **ret)
+{
+    struct secret *s = NULL;
+    struct stat st;
+    int fd = -1, r;
+    ssize_t n;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
+    if (fstat(fd, &st) < 0) {
+        r = PA_E_IO;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        r = PA_E_CONFIG; /* group/world accessible secrets are refused */
+        goto out;
+    }
+    r = secret_alloc(max_len + 3, &s);
+    if (r < 0)
+        goto out;
+    n = read(fd, s->buf, max_len + 2);
+    if (n < 0) {
+        r = PA_E_IO;
+        goto out;
+    }
+    s->len = (size_t)n;
+    r = secret_trim_line(s);
+    if (r < 0)
+        goto out;
+    if (s->len == 0 || s->len > max_len) {
+        r = PA_E_CONFIG;
+        goto out;
+    }
+    *ret = s;
+    s = NULL;
+out:
+    secret_free(s);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+int secret_prompt(const char *prompt, size_t max_len, struct secret **ret)
+{
+    struct secret *s = NULL;
+    struct termios old, noecho;
+    bool restored = true;
+    int fd = -1, r;
+    size_t len = 0;
+
+    fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 || !isatty(fd)) {
+        r = PA_E_PIN_UNAVAILABLE;
+        goto out;
+    }
+    if (tcgetattr(fd, &old) < 0) {
+        r = PA_E_PIN_UNAVAILABLE;
+        goto out;
+    }
+    r = secret_alloc(max_len + 2, &s);
+    if (r < 0)
+        goto out;
+    noecho = old;
+    noecho.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    noecho.c_lflag |= ICANON;
+    if (write(fd, prompt, strlen(prompt)) < 0 || tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
+        r = PA_E_PIN_UNAVAILABLE;
+        goto out;
+    }
+    restored = false;
+    for (;;) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+
+        if (n <= 0 || c == '\n' || c == '\r')
+            break;
+        if (len < max_len + 1)
+            s->buf[len++] = c;
+        c = 0;
+    }
+    (void)tcsetattr(fd, TCSAFLUSH, &old);
+    restored = true;
+    (void)!write(fd, "\n", 1);
+    s->len = len;
+    s->buf[len] = '\0';
+    if (len == 0 || len > max_len) {
+        r = PA_E_PIN_UNAVAILABLE;
+        goto out;
+    }
+    *ret = s;
+    s = NULL;
+    r = 0;
+out:
+    if (!restored)
+        (void)tcsetattr(fd, TCSAFLUSH, &old);
+    secret_free(s);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}

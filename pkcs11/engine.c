@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * engine.c - signing keys through libp11's "pkcs11" ENGINE, so that OpenSSL signs on the token
+ * with the proper mechanism (CKM_RSA_PKCS_PSS for RSASSA-PSS, not raw RSA).
+ *
+ * The engine loads the same module path; the module is initialised once per process and the
+ * login is per application, so the engine finds the session we logged in already and never
+ * needs the PIN. The engine is never made OpenSSL's default (tpm2-pkcs11 uses OpenSSL inside the
+ * module and breaks if it is). The key is looked up by us first, because the 0.4.12 engine can
+ * crash at exit after a failed lookup.
+ */
+#include "p11.h"
+
+#include "pa_err.h"
+
+#include <openssl/err.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+static int engine_load(struct tok_ctx *ctx)
+{
+    ENGINE *e = NULL;
+
+    if (ctx->engine)
+        return 0;
+    e = ENGINE_by_id("pkcs11");
+    if (!e) {
+        p11_set_detail("OpenSSL cannot load the pkcs11 engine (Debian package "
+                       "libengine-pkcs11-openssl)");
+        ERR_clear_error();
+        return PA_E_MODULE;
+    }
+    if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", ctx->module_path, 0) || !ENGINE_init(e)) {
+        p11_set_detail("the pkcs11 engine cannot use module %s", ctx->module_path);
+        ERR_clear_error();
+        ENGINE_free(e);
+        return PA_E_MODULE;
+    }
+    ctx->engine = e; /* structural + functional reference, released in tok_close() */
+    return 0;
+}
+
+int tok_signing_key(struct tok_token *t, const unsigned char *id, size_t id_len, EVP_PKEY **ret)
+{
+    struct tok_info info = t->info;
+    EVP_PKEY *pkey;
+    char *uri;
+    int r;
+
+    r = tok_find_key(t, id, id_len, NULL);
+    if (r < 0)
+        return r;
+    r = engine_load(t->ctx);
+    if (r < 0)
+        return r;
+    /* Name the key by serial and id only: labels and (tpm2) models may not be unique/clean. */
+    info.label[0] = '\0';
+    uri = tok_uri_for_key(&info, id, id_len, NULL);
+    if (!uri)
+        return PA_E_NOMEM;
+    /* tok_uri_for_key() writes "token=;serial=..": drop the empty token attribute. */
+    if (strncmp(uri, "pkcs11:token=;", 14) == 0)
+        memmove(uri + 7, uri + 14, strlen(uri + 14) + 1);
+    pkey = ENGINE_load_private_key(t->ctx->engine, uri, NULL, NULL);
+    free(uri);
+    if (!pkey) {
+        p11_set_detail("the pkcs11 engine could not load the key");
+        ERR_clear_error();
+        return PA_E_TOKEN;
+    }
+    *ret = pkey;
+    return 0;
+}

@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keys.c - key pairs on the token: capability check, generation with raw C_GenerateKeyPair
+ * (libp11 0.4.12 has no EC keygen and no attribute control), custody attributes, lookup,
+ * public key export and deletion.
+ */
+#include "p11.h"
+
+#include "log.h"
+#include "pa_err.h"
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* DER OIDs for CKA_EC_PARAMS. */
+static const unsigned char oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                         0xce, 0x3d, 0x03, 0x01, 0x07};
+static const unsigned char oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+
+struct keyspec {
+    CK_MECHANISM_TYPE mech;
+    CK_ULONG bits;
+    const unsigned char *oid;
+    size_t oid_len;
+};
+
+static struct keyspec spec_of(enum tok_key_type type)
+{
+    switch (type) {
+    case TOK_KEY_RSA3072:
+        return (struct keyspec){CKM_RSA_PKCS_KEY_PAIR_GEN, 3072, NULL, 0};
+    case TOK_KEY_RSA4096:
+        return (struct keyspec){CKM_RSA_PKCS_KEY_PAIR_GEN, 4096, NULL, 0};
+    case TOK_KEY_EC_P256:
+        return (struct keyspec){CKM_EC_KEY_PAIR_GEN, 256, oid_p256, sizeof(oid_p256)};
+    case TOK_KEY_EC_P384:
+        return (struct keyspec){CKM_EC_KEY_PAIR_GEN, 384, oid_p384, sizeof(oid_p384)};
+    case TOK_KEY_RSA2048:
+    default:
+        return (struct keyspec){CKM_RSA_PKCS_KEY_PAIR_GEN, 2048, NULL, 0};
+    }
+}
+
+int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
+{
+    struct keyspec ks = spec_of(type);
+    CK_MECHANISM_INFO mi;
+    struct tok_info info;
+    CK_RV rv;
+    int r;
+
+    r = tok_token_info(t, &info);
+    if (r < 0)
+        return r;
+    if (info.write_protected) {
+        p11_set_detail("token '%s' is write-protected", info.label);
+        return PA_E_UNSUPPORTED;
+    }
+    rv = P11CALL(t->ctx, C_GetMechanismInfo, t->slot, ks.mech, &mi);
+    if (rv == CKR_MECHANISM_INVALID) {
+        p11_set_detail("token '%s' cannot generate %s keys", info.label, tok_key_type_name(type));
+        return PA_E_UNSUPPORTED;
+    }
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    if (!(mi.flags & CKF_GENERATE_KEY_PAIR)) {
+        p11_set_detail("token '%s' cannot generate %s key pairs", info.label,
+                       tok_key_type_name(type));
+        return PA_E_UNSUPPORTED;
+    }
+    /* Sizes are in bits for both RSA and EC; some old tokens report EC sizes in bytes. */
+    if (mi.ulMaxKeySize && (ks.bits < mi.ulMinKeySize || ks.bits > mi.ulMaxKeySize) &&
+        !(ks.oid && ks.bits / 8 >= mi.ulMinKeySize && ks.bits / 8 <= mi.ulMaxKeySize)) {
+        p11_set_detail("token '%s' supports %s keys of %lu-%lu bits only, not %lu", info.label,
+                       ks.oid ? "EC" : "RSA", (unsigned long)mi.ulMinKeySize,
+                       (unsigned long)mi.ulMaxKeySize, (unsigned long)ks.bits);
+        return PA_E_UNSUPPORTED;
+    }
+    if (info.free_private_memory >= 0 && info.free_private_memory < 1024 &&
+        info.free_private_memory != 0) {
+        p11_set_detail("token '%s' has only %ld bytes of private memory left", info.label,
+                       info.free_private_memory);
+        return PA_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
+/* Find objects of a class (and id, if id_len > 0). Up to max handles into out. */
+static int find_objects(struct tok_token *t, CK_OBJECT_CLASS cls, const unsigned char *id,
+                        size_t id_len, CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *ret_n)
+{
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_ID, (void *)(uintptr_t)id, id_len},
+    };
+    CK_ULONG n = 0;
+    CK_RV rv;
+
+    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, tmpl, id_len ? 2 : 1);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    rv = P11CALL(t->ctx, C_FindObjects, t->session, out, max, &n);
+    (void)P11CALL(t->ctx, C_FindObjectsFinal, t->session);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    *ret_n = n;
+    return 0;
+}
+
+/* Exactly one object of this class and id, else NOT_FOUND / AMBIGUOUS. */
+static int find_one(struct tok_token *t, CK_OBJECT_CLASS cls, const unsigned char *id,
+                    size_t id_len, CK_OBJECT_HANDLE *ret)
+{
+    CK_OBJECT_HANDLE h[2];
+    CK_ULONG n = 0;
+    int r = find_objects(t, cls, id, id_len, h, 2, &n);
+
+    if (r < 0)
+        return r;
+    if (n == 0)
+        return PA_E_TOKEN_NOT_FOUND;
+    if (n > 1) {
+        p11_set_detail("two %s objects share one CKA_ID; refusing to guess",
+                       cls == CKO_PRIVATE_KEY ? "private key" : "public key");
+        return PA_E_TOKEN_AMBIGUOUS;
+    }
+    *ret = h[0];
+    return 0;
+}
+
+/* Read a variable-length attribute into a malloc'd buffer. */
+static int get_attr(struct tok_token *t, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
+                    unsigned char **ret, CK_ULONG *ret_len)
+{
+    CK_ATTRIBUTE a = {type, NULL, 0};
+    CK_RV rv;
+
+    rv = P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 1 << 20)
+        return PA_E_TOKEN;
+    a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
+    if (!a.pValue)
+        return PA_E_NOMEM;
+    rv = P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1);
+    if (rv != CKR_OK) {
+        free(a.pValue);
+        return p11_err(rv);
+    }
+    *ret = a.pValue;
+    *ret_len = a.ulValueLen;
+    return 0;
+}
+
+/* Strip the DER OCTET STRING around CKA_EC_POINT (tokens differ: some return it raw). */
+static int ec_point_raw(const unsigned char *p, size_t len, const unsigned char **ret,
+                        size_t *ret_len)
+{
+    if (len >= 2 && p[0] == 0x04 && (p[1] & 0x80) == 0 && (size_t)p[1] + 2 == len) {
+        *ret = p + 2;
+        *ret_len = len - 2;
+        return 0;
+    }
+    if (len >= 3 && p[0] == 0x04 && p[1] == 0x81 && (size_t)p[2] + 3 == len) {
+        *ret = p + 3;
+        *ret_len = len - 3;
+        return 0;
+    }
+    if (len > 0 && p[0] == 0x04 && (len % 2) == 1) { /* raw uncompressed point */
+        *ret = p;
+        *ret_len = len;
+        return 0;
+    }
+    return PA_E_TOKEN;
+}
+
+static const char *curve_of_oid(const unsigned char *oid, size_t len)
+{
+    if (len == sizeof(oid_p256) && memcmp(oid, oid_p256, len) == 0)
+        return "prime256v1";
+    if (len == sizeof(oid_p384) && memcmp(oid, oid_p384, len) == 0)
+        return "secp384r1";
+    return NULL;
+}
+
+/* Build an OpenSSL public key from a public (or, for RSA, private) key object. */
+static int pubkey_from_object(struct tok_token *t, CK_OBJECT_HANDLE h, EVP_PKEY **ret)
+{
+    CK_KEY_TYPE kt = 0;
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof(kt)};
+    unsigned char *v1 = NULL, *v2 = NULL;
+    CK_ULONG l1 = 0, l2 = 0;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    BIGNUM *n = NULL, *e = NULL;
+    EVP_PKEY *pkey = NULL;
+    int r = PA_E_TOKEN;
+
+    if (P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1) != CKR_OK)
+        goto out;
+    bld = OSSL_PARAM_BLD_new();
+    if (!bld) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    if (kt == CKK_RSA) {
+        if ((r = get_attr(t, h, CKA_MODULUS, &v1, &l1)) < 0 ||
+            (r = get_attr(t, h, CKA_PUBLIC_EXPONENT, &v2, &l2)) < 0)
+            goto out;
+        r = PA_E_TOKEN;
+        n = BN_bin2bn(v1, (int)l1, NULL);
+        e = BN_bin2bn(v2, (int)l2, NULL);
+        if (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+            goto out;
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    } else if (kt == CKK_EC) {
+        const unsigned char *pt;
+        const char *curve;
+        size_t ptlen;
+
+        if ((r = get_attr(t, h, CKA_EC_PARAMS, &v1, &l1)) < 0 ||
+            (r = get_attr(t, h, CKA_EC_POINT, &v2, &l2)) < 0)
+            goto out;
+        r = PA_E_TOKEN;
+        curve = curve_of_oid(v1, l1);
+        if (!curve || ec_point_raw(v2, l2, &pt, &ptlen) < 0)
+            goto out;
+        if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) ||
+            !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, ptlen))
+            goto out;
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    } else {
+        p11_set_detail("unsupported key type 0x%lx", (unsigned long)kt);
+        r = PA_E_UNSUPPORTED;
+        goto out;
+    }
+    params = OSSL_PARAM_BLD_to_param(bld);
+    if (!pctx || !params || EVP_PKEY_fromdata_init(pctx) <= 0 ||
+        EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        goto out;
+    *ret = pkey;
+    pkey = NULL;
+    r = 0;
+out:
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(pctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(n);
+    BN_free(e);
+    free(v1);
+    free(v2);
+    return r;
+}
+
+int tok_public_key(struct tok_token *t, const unsigned char *id, size_t id_len, EVP_PKEY **ret)
+{
+    CK_OBJECT_HANDLE h;
+    int r = find_one(t, CKO_PUBLIC_KEY, id, id_len, &h);
+
+    if (r == PA_E_TOKEN_NOT_FOUND) /* some tokens keep only the private half */
+        r = find_one(t, CKO_PRIVATE_KEY, id, id_len, &h);
+    if (r < 0)
+        return r;
+    return pubkey_from_object(t, h, ret);
+}
+
+/* CKA_ID derived from the public key: SHA-1 of the RSA modulus or of the raw EC point. */
+static int derive_id(struct tok_token *t, CK_OBJECT_HANDLE pub, bool ec, unsigned char *ret_id,
+                     size_t *ret_len)
+{
+    unsigned char *v = NULL;
+    const unsigned char *p;
+    CK_ULONG len = 0;
+    size_t plen;
+    int r;
+
+    r = get_attr(t, pub, ec ? CKA_EC_POINT : CKA_MODULUS, &v, &len);
+    if (r < 0)
+        return r;
+    p = v;
+    plen = len;
+    if (ec && ec_point_raw(v, len, &p, &plen) < 0) {
+        free(v);
+        return PA_E_TOKEN;
+    }
+    SHA1(p, plen, ret_id);
+    *ret_len = SHA_DIGEST_LENGTH;
+    free(v);
+    return 0;
+}
+
+int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
+               unsigned char *ret_id, size_t *ret_id_len)
+{
+    struct keyspec ks = spec_of(type);
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BYTE e65537[] = {0x01, 0x00, 0x01};
+    CK_MECHANISM mech = {ks.mech, NULL, 0};
+    CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+    unsigned char tmp_id[SHA_DIGEST_LENGTH], id[SHA_DIGEST_LENGTH];
+    size_t id_len = 0, label_len = label ? strlen(label) : 0;
+    CK_ULONG bits = ks.bits;
+    CK_RV rv;
+    int r;
+
+    /*
+     * One template that SoftHSM2 and tpm2-pkcs11 both accept: no ENCRYPT/DECRYPT/WRAP/UNWRAP
+     * attributes (tpm2-pkcs11 rejects FALSE there), CKA_TOKEN true (it rejects session keys).
+     */
+    CK_ATTRIBUTE pub[8] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        {CKA_VERIFY, &yes, sizeof(yes)},
+        {CKA_ID, tmp_id, sizeof(tmp_id)},
+        {CKA_LABEL, (void *)(uintptr_t)label, label_len},
+    };
+    CK_ATTRIBUTE priv[] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_ID, tmp_id, sizeof(tmp_id)},
+        {CKA_LABEL, (void *)(uintptr_t)label, label_len},
+    };
+    CK_ULONG npub = label_len ? 5 : 4, npriv = label_len ? 7 : 6;
+
+    r = tok_check_keygen(t, type);
+    if (r < 0)
+        return r;
+    if (ks.oid) {
+        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)(uintptr_t)ks.oid, ks.oid_len};
+    } else {
+        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
+        pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537)};
+    }
+    /* A random id first: the public key, from which the real id derives, does not exist yet. */
+    if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+        return PA_E_INTERNAL;
+    rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub, npub, priv, npriv, &hpub,
+                 &hpriv);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    r = derive_id(t, hpub, ks.oid != NULL, id, &id_len);
+    if (r == 0) {
+        CK_ATTRIBUTE set = {CKA_ID, id, id_len};
+
+        /* Same CKA_ID on both halves, or neither changes. */
+        rv = P11CALL(t->ctx, C_SetAttributeValue, t->session, hpriv, &set, 1);
+        if (rv == CKR_OK) {
+            rv = P11CALL(t->ctx, C_SetAttributeValue, t->session, hpub, &set, 1);
+            if (rv != CKR_OK) {
+                CK_ATTRIBUTE back = {CKA_ID, tmp_id, sizeof(tmp_id)};
+
+                (void)P11CALL(t->ctx, C_SetAttributeValue, t->session, hpriv, &back, 1);
+            }
+        }
+        if (rv != CKR_OK)
+            log_debug("pkcs11: token keeps CKA_ID fixed; using the random id");
+    }
+    if (r < 0 || rv != CKR_OK) {
+        memcpy(id, tmp_id, sizeof(tmp_id));
+        id_len = sizeof(tmp_id);
+    }
+    memcpy(ret_id, id, id_len);
+    *ret_id_len = id_len;
+    return 0;
+}
+
+static bool attr_true(const CK_ATTRIBUTE *a)
+{
+    return a->ulValueLen == sizeof(CK_BBOOL) && *(CK_BBOOL *)a->pValue == CK_TRUE;
+}
+
+int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
+                    struct tok_custody *ret)
+{
+    CK_BBOOL v[7] = {0};
+    CK_ATTRIBUTE a[7] = {
+        {CKA_SENSITIVE, &v[0], 1},         {CKA_EXTRACTABLE, &v[1], 1},      {CKA_LOCAL, &v[2], 1},
+        {CKA_NEVER_EXTRACTABLE, &v[3], 1}, {CKA_ALWAYS_SENSITIVE, &v[4], 1}, {CKA_TOKEN, &v[5], 1},
+        {CKA_PRIVATE, &v[6], 1},
+    };
+    CK_OBJECT_HANDLE h;
+    CK_RV rv;
+    int r;
+
+    r = find_one(t, CKO_PRIVATE_KEY, id, id_len, &h);
+    if (r < 0)
+        return r;
+    /* Attributes a token cannot report come back as unavailable: read them one by one so one
+     * missing attribute does not hide the others, and count "unknown" as unsafe. */
+    for (size_t i = 0; i < 7; i++) {
+        rv = P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a[i], 1);
+        if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+            rv == CKR_SESSION_HANDLE_INVALID)
+            return p11_err(rv);
+        if (rv != CKR_OK)
+            a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+    }
+    ret->sensitive = attr_true(&a[0]);
+    ret->extractable = a[1].ulValueLen == CK_UNAVAILABLE_INFORMATION || attr_true(&a[1]);
+    ret->local = attr_true(&a[2]);
+    ret->never_extractable = attr_true(&a[3]);
+    ret->always_sensitive = attr_true(&a[4]);
+    ret->is_token = attr_true(&a[5]);
+    ret->is_private = attr_true(&a[6]);
+    return 0;
+}
+
+int tok_custody_ok(const struct tok_custody *c)
+{
+    const char *why = NULL;
+
+    if (!c->local)
+        why = "was not generated on the token (CKA_LOCAL false)";
+    else if (c->extractable)
+        why = "is extractable";
+    else if (!c->never_extractable)
+        why = "was extractable at some time";
+    else if (!c->sensitive)
+        why = "is not sensitive";
+    else if (!c->always_sensitive)
+        why = "was not always sensitive";
+    else if (!c->is_token)
+        why = "is a session object";
+    else if (!c->is_private)
+        why = "is not a private object";
+    if (why) {
+        p11_set_detail("the key %s; it cannot be used for a PKIo certificate", why);
+        return PA_E_CUSTODY;
+    }
+    return 0;
+}
+
+int tok_find_key(struct tok_token *t, const unsigned char *id, size_t id_len, char **ret_label)
+{
+    CK_OBJECT_HANDLE h;
+    unsigned char *v = NULL;
+    CK_ULONG len = 0;
+    int r = find_one(t, CKO_PRIVATE_KEY, id, id_len, &h);
+
+    if (r < 0 || !ret_label)
+        return r;
+    *ret_label = NULL;
+    if (get_attr(t, h, CKA_LABEL, &v, &len) == 0) {
+        char *s = malloc(len + 1);
+
+        if (s) {
+            memcpy(s, v, len);
+            s[len] = '\0';
+        }
+        *ret_label = s;
+        free(v);
+    }
+    return 0;
+}
+
+int tok_find_key_by_label(struct tok_token *t, const char *label, unsigned char *ret_id,
+                          size_t *ret_id_len)
+{
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)(uintptr_t)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE h[2];
+    unsigned char *v = NULL;
+    CK_ULONG n = 0, len = 0;
+    CK_RV rv;
+    int r;
+
+    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, tmpl, 2);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    rv = P11CALL(t->ctx, C_FindObjects, t->session, h, 2, &n);
+    (void)P11CALL(t->ctx, C_FindObjectsFinal, t->session);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    if (n == 0)
+        return PA_E_TOKEN_NOT_FOUND;
+    if (n > 1) {
+        p11_set_detail("several private keys are labelled '%s'; name one by id", label);
+        return PA_E_TOKEN_AMBIGUOUS;
+    }
+    r = get_attr(t, h[0], CKA_ID, &v, &len);
+    if (r < 0)
+        return r;
+    if (len == 0 || len > TOK_ID_MAX) {
+        free(v);
+        return PA_E_TOKEN;
+    }
+    memcpy(ret_id, v, len);
+    *ret_id_len = len;
+    free(v);
+    return 0;
+}
+
+int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_len)
+{
+    static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+    bool any = false;
+
+    if (id_len == 0)
+        return PA_E_USAGE;
+    for (size_t c = 0; c < 2; c++) {
+        CK_OBJECT_HANDLE h[4];
+        CK_ULONG n = 0;
+        int r = find_objects(t, classes[c], id, id_len, h, 4, &n);
+
+        if (r < 0)
+            return r;
+        for (CK_ULONG i = 0; i < n; i++) {
+            CK_RV rv = P11CALL(t->ctx, C_DestroyObject, t->session, h[i]);
+
+            if (rv != CKR_OK)
+                return p11_err(rv);
+            any = true;
+        }
+    }
+    return any ? 0 : PA_E_TOKEN_NOT_FOUND;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * p11.h - private to pkcs11/: the module handle, the token handle and the one choke point
+ * through which every C_* call goes (debug trace + CK_RV mapping).
+ */
+#ifndef PKIO_P11_H
+#define PKIO_P11_H
+
+#include "tok.h"
+
+#include <p11-kit/pkcs11.h>
+
+#include <openssl/engine.h>
+
+struct tok_ctx {
+    void *dl;            /* dlopen handle */
+    CK_FUNCTION_LIST *f; /* the module's function list */
+    char *module_path;   /* also handed to the engine */
+    bool initialized;    /* C_Initialize succeeded (or was already done) */
+    ENGINE *engine;      /* libp11's engine, loaded on first signing key */
+};
+
+struct tok_token {
+    struct tok_ctx *ctx;
+    CK_SLOT_ID slot;
+    CK_SESSION_HANDLE session;
+    struct tok_info info; /* as selected: serial is the binding */
+};
+
+/* Record rv of a call for tok_detail() and trace it at debug level; returns rv. */
+CK_RV p11_note(const char *fn, CK_RV rv);
+/* Map a CK_RV to a PA_E_* code. */
+int p11_err(CK_RV rv);
+const char *p11_rv_name(CK_RV rv);
+void p11_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define P11CALL(ctx, fn, ...) p11_note(#fn, (ctx)->f->fn(__VA_ARGS__))
+
+#endif

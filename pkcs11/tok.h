@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * tok.h - pkio-agent's token layer: the only code that talks PKCS#11 and libp11.
+ *
+ * The rest of the agent sees tokens through this small API. CK_RV never leaves pkcs11/;
+ * every function returns 0 or a negative PA_E_* code (pa_err.h). Nothing here logs above
+ * debug level; the caller reports the error once. A PIN given to tok_login() is used for one
+ * C_Login and never kept: no function hands it back.
+ */
+#ifndef PKIO_TOK_H
+#define PKIO_TOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+struct secret;
+
+#define TOK_ID_MAX 64 /* longest CKA_ID we create or accept */
+
+/* What a token says about itself (CK_TOKEN_INFO, made printable). */
+struct tok_info {
+    unsigned long slot_id; /* valid for this process only: never persist */
+    char label[33];        /* trailing blanks and NULs trimmed */
+    char manufacturer[33];
+    char model[17];
+    char serial[17];
+    bool token_initialized;
+    bool login_required;
+    bool user_pin_initialized;
+    bool user_pin_count_low;
+    bool user_pin_final_try;
+    bool user_pin_locked;
+    bool user_pin_to_be_changed;
+    bool protected_auth_path; /* PIN pad on the reader */
+    bool write_protected;
+    bool rng;
+    long free_public_memory;  /* bytes, -1 when the token does not say */
+    long free_private_memory; /* bytes, -1 when the token does not say */
+    unsigned long min_pin_len, max_pin_len;
+};
+
+/* A parsed RFC 7512 PKCS#11 URI (only the attributes the agent uses). */
+struct tok_uri {
+    char *token; /* token label */
+    char *manufacturer;
+    char *model;
+    char *serial;
+    bool has_slot_id;
+    unsigned long slot_id;
+    unsigned char id[TOK_ID_MAX]; /* CKA_ID */
+    size_t id_len;                /* 0 = not given */
+    char *object;                 /* CKA_LABEL */
+    char *type;                   /* "private", "public", "cert", ... */
+    char *pin_source;             /* file path (a "file:" prefix is stripped) */
+    struct secret *pin_value;     /* only ever set from non-argv sources; see tok_uri_parse */
+};
+
+/* Key types the agent can generate. */
+enum tok_key_type {
+    TOK_KEY_RSA2048,
+    TOK_KEY_RSA3072,
+    TOK_KEY_RSA4096,
+    TOK_KEY_EC_P256,
+    TOK_KEY_EC_P384
+};
+
+/* Custody attributes of a private key, read back from the token. */
+struct tok_custody {
+    bool sensitive, extractable, local, never_extractable, always_sensitive, is_token, is_private;
+};
+
+struct tok_ctx;   /* one loaded module */
+struct tok_token; /* one selected token with an open session */
+
+/* ---- URIs (uri.c: pure, no PKCS#11) -------------------------------------------------- */
+
+/*
+ * Parse a "pkcs11:" URI. Percent-encoding is decoded; unknown attributes are ignored as RFC
+ * 7512 says, except module-path/module-name (we refuse them: the module is chosen with
+ * --module or the config file). pin-value is accepted only when allow_pin_value is true;
+ * command-line URIs pass false so a PIN never sits in argv.
+ */
+int tok_uri_parse(const char *s, bool allow_pin_value, struct tok_uri *ret);
+void tok_uri_clear(struct tok_uri *u);
+/* Does the token described by info match the token part of u? */
+bool tok_uri_matches(const struct tok_uri *u, const struct tok_info *info);
+/* Format a URI naming a key object on a token; caller frees. */
+char *tok_uri_for_key(const struct tok_info *info, const unsigned char *id, size_t id_len,
+                      const char *label);
+/* Parse a key type such as "rsa:2048" or "ec:p256". */
+int tok_key_type_parse(const char *s, enum tok_key_type *ret);
+const char *tok_key_type_name(enum tok_key_type t);
+
+/* ---- module and tokens ---------------------------------------------------------------- */
+
+/*
+ * The detail of the last failure in this thread, e.g. "C_Login: CKR_PIN_INCORRECT" or
+ * "token reports the user PIN on its final try". Never contains a PIN. Empty if none.
+ */
+const char *tok_detail(void);
+
+/* Load and initialise a PKCS#11 module by path. PA_E_MODULE when it cannot. */
+int tok_open(const char *module_path, struct tok_ctx **ret);
+/* Finalise and unload; accepts NULL. Closes tokens still open. */
+void tok_close(struct tok_ctx *ctx);
+/* Re-initialise the module (SoftHSM-style modules see new tokens only after this). */
+int tok_rescan(struct tok_ctx *ctx);
+
+/* List slots that hold a token. *ret is malloc'd (caller frees), *ret_n may be 0. */
+int tok_list(struct tok_ctx *ctx, struct tok_info **ret, size_t *ret_n);
+
+/*
+ * Select exactly one token matching u (token, manufacturer, model, serial, slot-id). With no
+ * match: PA_E_TOKEN_NOT_FOUND. With several: PA_E_TOKEN_AMBIGUOUS, and *ret_matches and *ret_n (if
+ * non-NULL) receive the candidates so the caller can list them. Opens a R/W session.
+ */
+int tok_select(struct tok_ctx *ctx, const struct tok_uri *u, struct tok_token **ret,
+               struct tok_info **ret_matches, size_t *ret_n);
+void tok_token_close(struct tok_token *t);
+/* Current info (re-read from the token). PA_E_TOKEN_GONE if it was removed. */
+int tok_token_info(struct tok_token *t, struct tok_info *ret);
+
+/*
+ * Why a login would be refused before trying: PA_E_PIN_LOCKED when the token reports
+ * locked, final try or to-be-changed; 0 otherwise. Pure function of the flags.
+ */
+int tok_login_precheck(const struct tok_info *info);
+
+/*
+ * Log in as the user. Reads the token flags first and refuses (PA_E_PIN_LOCKED) on final
+ * try, locked or to-be-changed. pin == NULL means the protected authentication path (PIN pad);
+ * then the token must report CKF_PROTECTED_AUTHENTICATION_PATH. Exactly one C_Login is made;
+ * PA_E_PIN_INCORRECT when the token rejects the PIN: never retry with the same PIN.
+ * Already logged in counts as success. The PIN is not kept.
+ */
+int tok_login(struct tok_token *t, const struct secret *pin);
+
+/* Does the token offer mechanism + size for this key type? PA_E_UNSUPPORTED otherwise. */
+int tok_check_keygen(struct tok_token *t, enum tok_key_type type);
+
+/*
+ * Generate a key pair on the token (C_GenerateKeyPair; CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE=true, CKA_EXTRACTABLE=false). Both halves get the same CKA_ID, derived from
+ * the public key (SHA-1 of the public key value: RSA modulus / EC point, as most middleware
+ * does) and the label. ret_id receives the CKA_ID (TOK_ID_MAX bytes of room).
+ */
+int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
+               unsigned char *ret_id, size_t *ret_id_len);
+
+/* Read the custody attributes of the private key with this CKA_ID. */
+int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
+                    struct tok_custody *ret);
+/* PA_E_CUSTODY unless sensitive, always sensitive, never extractable, not extractable, local. */
+int tok_custody_ok(const struct tok_custody *c);
+
+/* Does a private key with this id exist? 0 yes, PA_E_TOKEN_NOT_FOUND no. ret_label optional. */
+int tok_find_key(struct tok_token *t, const unsigned char *id, size_t id_len, char **ret_label);
+/* Find the id of the (single) private key with this label. */
+int tok_find_key_by_label(struct tok_token *t, const char *label, unsigned char *ret_id,
+                          size_t *ret_id_len);
+
+/* The public key of the key pair with this id, as an OpenSSL key (caller frees). */
+int tok_public_key(struct tok_token *t, const unsigned char *id, size_t id_len, EVP_PKEY **ret);
+
+/*
+ * A signing handle for the private key with this id, through libp11's "pkcs11" ENGINE (so
+ * RSASSA-PSS uses CKM_RSA_PKCS_PSS). The engine is never made OpenSSL's default. The token
+ * must be logged in. Caller frees with EVP_PKEY_free() before tok_token_close().
+ */
+int tok_signing_key(struct tok_token *t, const unsigned char *id, size_t id_len, EVP_PKEY **ret);
+
+/*
+ * Store a certificate. With id: as the key's certificate (CKA_ID = id, CKA_LABEL = label).
+ * Without (id_len 0): as a CA certificate (CKA_CERTIFICATE_CATEGORY = authority where the
+ * token accepts it). An identical certificate already on the token is not written again
+ * (*ret_written = false).
+ */
+int tok_store_cert(struct tok_token *t, X509 *cert, const unsigned char *id, size_t id_len,
+                   const char *label, bool *ret_written);
+
+/*
+ * All certificates on the token (caller frees with sk_X509_pop_free(sk, X509_free)). With
+ * id_len > 0 only those with that CKA_ID.
+ */
+int tok_list_certs(struct tok_token *t, const unsigned char *id, size_t id_len,
+                   STACK_OF(X509) * *ret);
+
+/* Delete the private and public key with this id (and nothing else). */
+int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_len);
+
+#endif
