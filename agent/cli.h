@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h - what the command implementations share: global options, the one-line error report,
  * opening a token from a URI, and JSON output.
@@ -60,5 +60,6 @@ void cli_usage(const char *synopsis);
 int cmd_tokens(struct cli *cli, int argc, char **argv);
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_csr(struct cli *cli, int argc, char **argv);
+int cmd_install(struct cli *cli, int argc, char **argv);
 
 #endif

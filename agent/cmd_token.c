@@ -1,13 +1,15 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_token.c - the token commands: tokens, keygen, csr.
  */
+#include "certs.h"
 #include "cli.h"
 #include "csr.h"
 #include "fsutil.h"
 #include "pa_err.h"
 #include "request.h"
 #include "tok.h"
+#include "writeback.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -18,7 +20,8 @@
 #define SYN_KEYGEN                                                                                 \
     "keygen --token URI [--key-type rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384] "                  \
     "[--label TEXT] [--json]"
-#define SYN_CSR "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"
+#define SYN_INSTALL "install --key URI --cert FILE [--trust FILE] [--json]"
+#define SYN_CSR     "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"
 
 enum {
     OPT_JSON = 0x100,
@@ -28,7 +31,9 @@ enum {
     OPT_KEY,
     OPT_REQUEST,
     OPT_SUBJECT,
-    OPT_PSS
+    OPT_PSS,
+    OPT_CERT,
+    OPT_TRUST
 };
 
 static void hex(char *out, const unsigned char *p, size_t n)
@@ -422,6 +427,114 @@ out:
     EVP_PKEY_free(sign);
     EVP_PKEY_free(pub);
     csr_subject_clear(&subj);
+    tok_uri_clear(&u);
+    tok_token_close(tok);
+    tok_close(ctx);
+    return r;
+}
+
+int cmd_install(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, OPT_KEY},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"trust", required_argument, NULL, OPT_TRUST},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key = NULL, *certfile = NULL, *trust = NULL;
+    STACK_OF(X509) *all = NULL, *chain = NULL;
+    struct tok_ctx *ctx = NULL;
+    struct tok_token *tok = NULL;
+    struct wb_result res;
+    struct tok_uri u;
+    EVP_PKEY *pub = NULL;
+    X509 *leaf = NULL;
+    unsigned char id[TOK_ID_MAX];
+    char err[256] = "", *pem = NULL;
+    size_t id_len = 0, pem_len = 0;
+    int c, r;
+
+    memset(&u, 0, sizeof(u));
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_KEY:
+            key = optarg;
+            break;
+        case OPT_CERT:
+            certfile = optarg;
+            break;
+        case OPT_TRUST:
+            trust = optarg;
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case 'h':
+            cli_usage(SYN_INSTALL);
+            return 0;
+        default:
+            return cli_fail(PA_E_USAGE, NULL, "install");
+        }
+    }
+    if (!key || !certfile || optind != argc)
+        return cli_fail(PA_E_USAGE, "--key URI and --cert FILE are required", "install");
+    /* Everything that needs no token first: a bad file costs no PIN entry. */
+    r = fs_read_file(certfile, 1 << 20, &pem, &pem_len);
+    if (r < 0)
+        return cli_fail(r, NULL, "reading %s", certfile);
+    r = certs_parse_pem(pem, pem_len, &all);
+    if (r < 0) {
+        cli_fail(r, "not a PEM certificate bundle", "%s", certfile);
+        goto out;
+    }
+    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
+    if (r < 0)
+        goto out;
+    r = key_id_of(tok, &u, id, &id_len);
+    if (r == 0)
+        r = tok_public_key(tok, id, id_len, &pub);
+    if (r < 0) {
+        cli_fail(r, r == PA_E_USAGE ? "the key URI needs id= or object=" : tok_detail(), "key %s",
+                 key);
+        goto out;
+    }
+    r = certs_pick_leaf(all, pub, &leaf, &chain);
+    if (r < 0) {
+        cli_fail(r, "no certificate in it carries the token key", "%s", certfile);
+        goto out;
+    }
+    if (trust) {
+        r = certs_verify_chain(leaf, chain, trust, err, sizeof(err));
+        if (r < 0) {
+            cli_fail(r, err, "%s", certfile);
+            goto out;
+        }
+    }
+    r = wb_install(tok, id, id_len, leaf, chain, &res, err, sizeof(err));
+    if (r < 0) {
+        cli_fail(r, err, "installing %s", certfile);
+        goto out;
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "leaf_written", json_object_new_boolean(res.leaf_written));
+        json_object_object_add(o, "ca_written", json_object_new_int((int)res.ca_written));
+        json_object_object_add(o, "ca_present", json_object_new_int((int)res.ca_present));
+        cli_print_json(o);
+    } else {
+        printf("certificate %s on the token; %u CA certificate%s written, %u already there\n",
+               res.leaf_written ? "written" : "already", res.ca_written,
+               res.ca_written == 1 ? "" : "s", res.ca_present);
+    }
+out:
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(all, X509_free);
+    EVP_PKEY_free(pub);
+    free(pem);
     tok_uri_clear(&u);
     tok_token_close(tok);
     tok_close(ctx);

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * csr.h - building and checking the PKCS#10 request for a token key (OpenSSL only).
  */

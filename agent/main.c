@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - pkio-agent's entry point: global options, then the command table. Wiring only.
  */
@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
     {"tokens", cmd_tokens, "tokens [--json]"},
     {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},
+    {"install", cmd_install, "install --key URI --cert FILE [--trust FILE] [--json]"},
 };
 
 static void usage(FILE *f)

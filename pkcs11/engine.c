@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * engine.c - signing keys through libp11's "pkcs11" ENGINE, so that OpenSSL signs on the token
  * with the proper mechanism (CKM_RSA_PKCS_PSS for RSASSA-PSS, not raw RSA).

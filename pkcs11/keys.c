@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keys.c - key pairs on the token: capability check, generation with raw C_GenerateKeyPair
  * (libp11 0.4.12 has no EC keygen and no attribute control), custody attributes, lookup,

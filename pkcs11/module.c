@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * module.c - loading a PKCS#11 module, the CK_RV choke point, slots and tokens, login.
  */

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * p11.h - private to pkcs11/: the module handle, the token handle and the one choke point
  * through which every C_* call goes (debug trace + CK_RV mapping).

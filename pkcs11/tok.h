@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tok.h - pkio-agent's token layer: the only code that talks PKCS#11 and libp11.
  *

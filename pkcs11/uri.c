@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * uri.c - RFC 7512 PKCS#11 URIs: parsing, matching and formatting. Pure code, no PKCS#11 calls,
  * so the unit tests and the fuzzer reach all of it.

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "certs.h"
+
+#include "pa_err.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
+#include <stdio.h>
+#include <string.h>
+
+int certs_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *ret)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    int r = PA_E_CERT;
+
+    if (!sk || !bio || len > 1 << 20) {
+        r = sk && bio ? PA_E_CERT : PA_E_NOMEM;
+        goto out;
+    }
+    for (;;) {
+        char *name = NULL, *header = NULL;
+        unsigned char *data = NULL;
+        const unsigned char *p;
+        long dlen = 0;
+        X509 *x;
+
+        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+            unsigned long e = ERR_peek_last_error();
+
+            ERR_clear_error();
+            if (ERR_GET_REASON(e) == PEM_R_NO_START_LINE && sk_X509_num(sk) > 0)
+                break; /* end of input */
+            goto out;
+        }
+        p = data;
+        x = strcmp(name, "CERTIFICATE") == 0 ? d2i_X509(NULL, &p, dlen) : NULL;
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        if (!x || !sk_X509_push(sk, x)) {
+            X509_free(x);
+            goto out;
+        }
+    }
+    *ret = sk;
+    sk = NULL;
+    r = 0;
+out:
+    ERR_clear_error();
+    BIO_free(bio);
+    sk_X509_pop_free(sk, X509_free);
+    return r;
+}
+
+int certs_pick_leaf(STACK_OF(X509) * all, EVP_PKEY *key, X509 **ret_leaf,
+                    STACK_OF(X509) * *ret_chain)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    X509 *leaf = NULL;
+
+    if (!chain)
+        return PA_E_NOMEM;
+    for (int i = 0; i < sk_X509_num(all); i++) {
+        X509 *x = sk_X509_value(all, i);
+
+        if (!leaf && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1) {
+            leaf = x;
+        } else if (!sk_X509_push(chain, x)) {
+            sk_X509_free(chain);
+            return PA_E_NOMEM;
+        }
+    }
+    ERR_clear_error();
+    if (!leaf) {
+        sk_X509_free(chain);
+        return PA_E_CERT;
+    }
+    for (int i = 0; i < sk_X509_num(chain); i++)
+        X509_up_ref(sk_X509_value(chain, i));
+    X509_up_ref(leaf);
+    *ret_leaf = leaf;
+    *ret_chain = chain;
+    return 0;
+}
+
+int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
+                       char *errbuf, size_t errlen)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int r = PA_E_CERT;
+
+    if (!store || !ctx) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    if (X509_STORE_load_file(store, anchors_pem_file) != 1) {
+        snprintf(errbuf, errlen, "cannot read trust anchors from %s", anchors_pem_file);
+        r = PA_E_CONFIG;
+        goto out;
+    }
+    if (X509_STORE_CTX_init(ctx, store, leaf, chain) != 1)
+        goto out;
+    if (X509_verify_cert(ctx) != 1) {
+        snprintf(errbuf, errlen, "certificate chain does not verify to %s: %s", anchors_pem_file,
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        goto out;
+    }
+    r = 0;
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return r;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * certs.h - issued certificates: split a PEM bundle, pick the leaf by public key, verify the
+ * chain to trust anchors (OpenSSL only; no token access).
+ */
+#ifndef PKIO_CERTS_H
+#define PKIO_CERTS_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+/* Parse every CERTIFICATE block of a PEM text; PA_E_CERT if there is none or any is bad. */
+int certs_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *ret);
+
+/*
+ * Split a bundle into the leaf whose public key equals key (by key, never by position) and the
+ * rest. PA_E_CERT when no certificate carries the key. *ret_leaf is up-ref'd; *ret_chain is a
+ * new stack of up-ref'd certificates (caller frees both).
+ */
+int certs_pick_leaf(STACK_OF(X509) * all, EVP_PKEY *key, X509 **ret_leaf,
+                    STACK_OF(X509) * *ret_chain);
+
+/*
+ * Verify leaf with the chain as untrusted intermediates to the anchors in anchors_pem_file.
+ * PA_E_CERT with a message in errbuf when it does not verify.
+ */
+int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
+                       char *errbuf, size_t errlen);
+
+#endif
