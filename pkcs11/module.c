@@ -313,8 +313,10 @@ int tok_select(struct tok_ctx *ctx, const struct tok_uri *u, struct tok_token **
         r = PA_E_NOMEM;
         goto out;
     }
+    /* An uninitialised token cannot hold keys; tpm2-pkcs11 even gives its empty slot the same
+     * serial as the real token. */
     for (size_t i = 0; i < n; i++)
-        if (tok_uri_matches(u, &all[i]))
+        if (all[i].token_initialized && tok_uri_matches(u, &all[i]))
             match[nmatch++] = all[i];
     if (nmatch == 0) {
         p11_set_detail("no token matches (%zu token%s present)", n, n == 1 ? "" : "s");
