@@ -3,6 +3,7 @@
 
 #include "pa_err.h"
 
+#include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -40,16 +41,25 @@ void csr_subject_clear(struct csr_subject *s)
     memset(s, 0, sizeof(*s));
 }
 
+/*
+ * 1 to 64 bytes of UTF-8 without control characters. UTF-8 validity is decided by the OpenSSL
+ * code that encodes the subject in csr_build(), so a subject accepted here always encodes.
+ */
 static bool valid_text(const char *s)
 {
     size_t n = strlen(s);
+    bool ok;
 
     if (n == 0 || n > 64) /* ub-common-name */
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return false;
-    return true;
+    (void)ERR_set_mark();
+    ok = ASN1_mbstring_copy(NULL, (const unsigned char *)s, (int)n, MBSTRING_UTF8,
+                            B_ASN1_UTF8STRING) >= 0;
+    (void)ERR_pop_to_mark(); /* drop only the error this check may have queued */
+    return ok;
 }
 
 static bool valid_country(const char *s)
@@ -63,9 +73,7 @@ static int set_part(char **field, const char *key, const char *val, char *errbuf
         return fail(PA_E_USAGE, errbuf, errlen, "subject: %s given twice", key);
     if (!valid_text(val))
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: %s is empty, too long or has control "
-                    "characters",
-                    key);
+                    "subject: %s is empty, too long, not UTF-8 or has control characters", key);
     *field = strdup(val);
     return *field ? 0 : PA_E_NOMEM;
 }

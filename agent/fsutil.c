@@ -53,7 +53,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         p += n;
         len -= (size_t)n;
     }
-    if (fsync(fd) < 0 || close(fd) < 0) {
+    if (fsync(fd) < 0)
+        goto out;
+    if (close(fd) < 0) {
         fd = -1;
         goto out;
     }
@@ -77,7 +79,7 @@ int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
     struct stat st;
     int fd, r = PA_E_IO;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
     if (fd < 0)
         return PA_E_IO;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))

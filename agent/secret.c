@@ -106,10 +106,11 @@ int secret_from_file(const char *path, size_t max_len, struct secret **ret)
         r = PA_E_CONFIG; /* group/world accessible secrets are refused */
         goto out;
     }
-    r = secret_alloc(max_len + 3, &s);
+    /* Room for max_len, "\r\n" and one more byte: anything beyond the limit is seen. */
+    r = secret_alloc(max_len + 4, &s);
     if (r < 0)
         goto out;
-    n = read(fd, s->buf, max_len + 2);
+    n = read(fd, s->buf, max_len + 3);
     if (n < 0) {
         r = PA_E_IO;
         goto out;
