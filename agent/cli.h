@@ -61,5 +61,6 @@ int cmd_tokens(struct cli *cli, int argc, char **argv);
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_csr(struct cli *cli, int argc, char **argv);
 int cmd_install(struct cli *cli, int argc, char **argv);
+int cmd_delete_key(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -540,3 +540,63 @@ out:
     tok_close(ctx);
     return r;
 }
+
+int cmd_delete_key(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, OPT_KEY},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tok_ctx *ctx = NULL;
+    struct tok_token *tok = NULL;
+    const char *key = NULL;
+    unsigned char id[TOK_ID_MAX];
+    char idhex[2 * TOK_ID_MAX + 1];
+    size_t id_len = 0;
+    struct tok_uri u;
+    int c, r;
+
+    memset(&u, 0, sizeof(u));
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_KEY) {
+            key = optarg;
+        } else if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage("delete-key --key URI [--json]");
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "delete-key");
+        }
+    }
+    if (!key || optind != argc)
+        return cli_fail(PA_E_USAGE, "--key URI is required", "delete-key");
+    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
+    if (r < 0)
+        goto out;
+    /* Only the key pair: certificates stay, so a mistake never removes an issued certificate. */
+    r = key_id_of(tok, &u, id, &id_len);
+    if (r == 0)
+        r = tok_delete_keypair(tok, id, id_len);
+    if (r < 0) {
+        cli_fail(r, r == PA_E_USAGE ? "the key URI needs id= or object=" : tok_detail(), "key %s",
+                 key);
+        goto out;
+    }
+    hex(idhex, id, id_len);
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "deleted_id", json_object_new_string(idhex));
+        cli_print_json(o);
+    } else {
+        printf("deleted key pair id %s\n", idhex);
+    }
+out:
+    tok_uri_clear(&u);
+    tok_token_close(tok);
+    tok_close(ctx);
+    return r;
+}

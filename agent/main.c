@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
     {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},
     {"install", cmd_install, "install --key URI --cert FILE [--trust FILE] [--json]"},
+    {"delete-key", cmd_delete_key, "delete-key --key URI [--json]"},
 };
 
 static void usage(FILE *f)

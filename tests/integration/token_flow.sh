@@ -115,4 +115,13 @@ PY
     pass "an identical certificate is not written again"
     expect_exit 9 -- agent install --key "$KEY_URI?pin-source=$TOKEN_PIN_FILE" --cert "$ca/bundle.pem"
     pass "a certificate for another key is refused"
+
+    # Deleting an abandoned key pair removes both halves and nothing else.
+    expect_exit 0 -- agent delete-key --key "$KEY_URI?pin-source=$TOKEN_PIN_FILE"
+    pkcs11-tool --module "$TOKEN_MODULE" --token-label "$TOKEN_LABEL" --login \
+        --pin "$(cat "$TOKEN_PIN_FILE")" -O >"$PKIO_ROOT/after.txt" 2>&1
+    grep -qi "ID:         $KEY_ID" "$PKIO_ROOT/after.txt" && fail "key $KEY_ID still on the token"
+    grep -qi "ID:         $rsa_id" "$PKIO_ROOT/after.txt" || fail "delete-key removed another key"
+    expect_exit 5 -- agent delete-key --key "$KEY_URI?pin-source=$TOKEN_PIN_FILE"
+    pass "delete-key removes exactly that key pair; a second delete finds nothing"
 }
