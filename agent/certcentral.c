@@ -1,0 +1,1569 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "certcentral.h"
+
+#include "http.h"
+#include "log.h"
+#include "pa_err.h"
+#include "secret.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define CC_JSON_DEPTH      20
+#define CC_URL_MAX         2048
+#define CC_MAX_ORDERS      100000 /* list results we accept in total */
+#define CC_MAX_PAGES       10000
+#define CC_MAX_ERRORS      8 /* entries of an errors array we report */
+#define CC_MAX_PEM_CERTS   16
+#define CC_DEFAULT_PAGE    1000
+#define CC_AUTH_HINT       "check api.key_file / PKIO_AGENT_API_KEY; the key needs the Orders role"
+#define CC_HINT_MAYBE      "the order may have been placed; run resume/status before ordering again"
+#define CC_HINT_NOT_PLACED "the order was not placed"
+
+enum retry_policy {
+    RP_NONE,        /* never retried (the order POST) */
+    RP_IDEMPOTENT,  /* GET: retried on 429, 5xx and network failures */
+    RP_UNPROCESSED, /* PUT: retried only when the server cannot have acted (429, 503, not sent) */
+};
+
+struct cc_client {
+    char *base_url; /* without trailing '/' */
+    char *ca_bundle;
+    char *user_agent;
+    struct http_opts opts; /* points at the copies above */
+    struct secret *key;
+
+    unsigned attempts;
+    double base_s;
+    double cap_s;
+    cc_sleep_fn *sleep_fn;
+    void *sleep_arg;
+    cc_clock_fn *clock_fn;
+    void *clock_arg;
+
+    /* Rate budget: completion times of the most recent requests, a ring. */
+    double *ring;
+    size_t ring_cap;
+    size_t ring_count;
+    size_t ring_head; /* next slot to write */
+    unsigned burst_n;
+    double burst_s;
+    unsigned long_n;
+    double long_s;
+
+    unsigned page_size;
+    unsigned long requests;
+    bool maybe_placed;    /* of the last cc_place_order */
+    bool last_maybe_sent; /* of the last failed exchange */
+    char last_error[512];
+};
+
+/* Reason text of a parser failure (internal; public parsers pass NULL). */
+struct perr {
+    char msg[160];
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* small helpers */
+
+static void sanitize(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+            *s = '?';
+}
+
+__attribute__((format(printf, 2, 3))) static void perr_set(struct perr *pe, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!pe)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(pe->msg, sizeof(pe->msg), fmt, ap);
+    va_end(ap);
+    sanitize(pe->msg);
+}
+
+/* Overwrite every occurrence of the API key in the error text. */
+static void mask_key(struct cc_client *c)
+{
+    size_t klen = c->key ? c->key->len : 0;
+    char *p = c->last_error;
+
+    if (klen < 4)
+        return;
+    while ((p = memmem(p, strlen(p), c->key->buf, klen)) != NULL)
+        memset(p, '*', klen);
+}
+
+__attribute__((format(printf, 2, 3))) static void set_error(struct cc_client *c, const char *fmt,
+                                                            ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+    va_end(ap);
+    sanitize(c->last_error);
+    mask_key(c);
+}
+
+__attribute__((format(printf, 2, 3))) static void append_error(struct cc_client *c, const char *fmt,
+                                                               ...)
+{
+    size_t used = strlen(c->last_error);
+    va_list ap;
+
+    if (used + 1 >= sizeof(c->last_error))
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(c->last_error + used, sizeof(c->last_error) - used, fmt, ap);
+    va_end(ap);
+    sanitize(c->last_error);
+    mask_key(c);
+}
+
+/* True if the media type of content_type (parameters ignored) equals type. */
+static bool media_is(const char *content_type, const char *type)
+{
+    size_t n = strlen(type);
+
+    if (!content_type)
+        return false;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    if (strncasecmp(content_type, type, n) != 0)
+        return false;
+    content_type += n;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    return *content_type == '\0' || *content_type == ';';
+}
+
+static bool valid_product(const char *p)
+{
+    size_t n = 0;
+
+    if (!p)
+        return false;
+    for (; p[n]; n++)
+        if (!((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_'))
+            return false;
+    return n > 0 && n <= 64;
+}
+
+static bool valid_date(const char *d)
+{
+    if (!d || strlen(d) != 10)
+        return false;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            if (d[i] != '-')
+                return false;
+        } else if (d[i] < '0' || d[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Copy a string into a fixed buffer, truncating. */
+static void copy_str(char *dst, size_t dstlen, const char *src)
+{
+    if (!dstlen)
+        return;
+    (void)snprintf(dst, dstlen, "%s", src ? src : "");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* status mapping, backoff, Retry-After */
+
+enum cc_status cc_map_status(const char *status, char *reason, size_t reason_len)
+{
+    static const struct {
+        const char *status;
+        enum cc_status st;
+        const char *reason;
+    } map[] = {
+        {"issued", CC_ST_ISSUED, "issued"},
+        {"pending", CC_ST_WAITING, "pending: DigiCert is processing the order (validation)"},
+        {"processing", CC_ST_WAITING, "processing at DigiCert"},
+        {"needs_approval", CC_ST_WAITING, "needs approval in CertCentral"},
+        {"waiting_pickup", CC_ST_WAITING, "waiting for pickup"},
+        {"reissue_pending", CC_ST_WAITING, "a reissue is pending at DigiCert"},
+        {"submitted", CC_ST_WAITING, "submitted, awaiting approval in CertCentral"},
+        {"approved", CC_ST_WAITING, "approved, certificate not issued yet"},
+        {"rejected", CC_ST_FAILED, "rejected by DigiCert"},
+        {"denied", CC_ST_FAILED, "denied in CertCentral"},
+        {"canceled", CC_ST_FAILED, "canceled"},
+        {"revoked", CC_ST_FAILED, "certificate revoked"},
+        {"expired", CC_ST_FAILED, "expired"},
+    };
+
+    for (size_t i = 0; status && i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(status, map[i].status) == 0) {
+            if (reason)
+                copy_str(reason, reason_len, map[i].reason);
+            return map[i].st;
+        }
+    }
+    if (reason && reason_len) {
+        (void)snprintf(reason, reason_len, "unknown order status \"%.40s\"",
+                       status ? status : "(none)");
+        sanitize(reason);
+    }
+    return CC_ST_UNKNOWN;
+}
+
+double cc_backoff_delay(unsigned attempt, double base_s, double cap_s, double rnd01)
+{
+    double hi;
+
+    if (attempt == 0 || !(base_s > 0) || !(cap_s > 0))
+        return 0;
+    if (cap_s < base_s)
+        return cap_s;
+    if (!(rnd01 >= 0))
+        rnd01 = 0;
+    if (rnd01 > 1)
+        rnd01 = 1;
+    hi = base_s;
+    for (unsigned i = 1; i < attempt && hi < cap_s; i++)
+        hi *= 2;
+    if (hi > cap_s)
+        hi = cap_s;
+    return base_s + rnd01 * (hi - base_s);
+}
+
+static int month_index(const char *s)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+    for (int i = 0; i < 12; i++)
+        if (strncmp(s, months + 3 * i, 3) == 0)
+            return i;
+    return -1;
+}
+
+/* Parse exactly n digits at *p into *ret and advance. */
+static bool digits(const char **p, int n, int *ret)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        char ch = (*p)[i];
+
+        if (ch < '0' || ch > '9')
+            return false;
+        v = v * 10 + (ch - '0');
+    }
+    *p += n;
+    *ret = v;
+    return true;
+}
+
+static bool lit(const char **p, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (strncmp(*p, s, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+/* "hh:mm:ss" */
+static bool hms(const char **p, struct tm *tm)
+{
+    return digits(p, 2, &tm->tm_hour) && lit(p, ":") && digits(p, 2, &tm->tm_min) && lit(p, ":") &&
+           digits(p, 2, &tm->tm_sec) && tm->tm_hour < 24 && tm->tm_min < 60 && tm->tm_sec < 61;
+}
+
+static bool month(const char **p, struct tm *tm)
+{
+    int m = month_index(*p);
+
+    if (m < 0)
+        return false;
+    tm->tm_mon = m;
+    *p += 3;
+    return true;
+}
+
+/* HTTP-date (RFC 9110 5.6.7) into seconds since the epoch; false if invalid. */
+static bool parse_http_date(const char *s, time_t *ret)
+{
+    static const char *const days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                       "Thursday", "Friday", "Saturday"};
+    struct tm tm;
+    const char *p = s;
+    const char *comma = strchr(s, ',');
+    bool ok = false;
+
+    memset(&tm, 0, sizeof(tm));
+    if (comma && comma - s == 3) {
+        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+        p = comma + 1;
+        ok = lit(&p, " ") && digits(&p, 2, &tm.tm_mday) && lit(&p, " ") && month(&p, &tm) &&
+             lit(&p, " ") && digits(&p, 4, &tm.tm_year) && lit(&p, " ") && hms(&p, &tm) &&
+             lit(&p, " GMT") && *p == '\0';
+        tm.tm_year -= 1900;
+    } else if (comma) {
+        /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
+        bool day_ok = false;
+
+        for (int i = 0; i < 7; i++)
+            if ((size_t)(comma - s) == strlen(days[i]) &&
+                strncmp(s, days[i], (size_t)(comma - s)) == 0)
+                day_ok = true;
+        p = comma + 1;
+        ok = day_ok && lit(&p, " ") && digits(&p, 2, &tm.tm_mday) && lit(&p, "-") &&
+             month(&p, &tm) && lit(&p, "-") && digits(&p, 2, &tm.tm_year) && lit(&p, " ") &&
+             hms(&p, &tm) && lit(&p, " GMT") && *p == '\0';
+        if (tm.tm_year < 70) /* two-digit years: 1970..2069 */
+            tm.tm_year += 100;
+    } else if (strlen(s) >= 4 && s[3] == ' ') {
+        /* asctime: Sun Nov  6 08:49:37 1994 */
+        p = s + 4;
+        ok = month(&p, &tm) && lit(&p, " ");
+        if (ok && *p == ' ') {
+            p++;
+            ok = digits(&p, 1, &tm.tm_mday);
+        } else if (ok) {
+            ok = digits(&p, 2, &tm.tm_mday);
+        }
+        ok = ok && lit(&p, " ") && hms(&p, &tm) && lit(&p, " ") && digits(&p, 4, &tm.tm_year) &&
+             *p == '\0';
+        tm.tm_year -= 1900;
+    }
+    if (!ok || tm.tm_mday < 1 || tm.tm_mday > 31)
+        return false;
+    *ret = timegm(&tm);
+    return *ret != (time_t)-1;
+}
+
+double cc_parse_retry_after(const char *v, double cap_s, time_t now)
+{
+    char buf[64];
+    size_t n;
+    double secs;
+
+    if (!v)
+        return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+        n--;
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    if (!(cap_s > 0))
+        cap_s = 0;
+
+    if (buf[0] >= '0' && buf[0] <= '9') {
+        secs = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (buf[i] < '0' || buf[i] > '9')
+                return -1;
+            if (secs <= cap_s) /* stop growing once over the cap: no overflow */
+                secs = secs * 10 + (buf[i] - '0');
+        }
+    } else {
+        time_t t;
+
+        if (!parse_http_date(buf, &t))
+            return -1;
+        secs = difftime(t, now);
+    }
+    if (secs < 0)
+        secs = 0;
+    if (secs > cap_s)
+        secs = cap_s;
+    return secs;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* json-c helpers: strict parse, typed getters */
+
+/*
+ * Parse body[0..len) as one JSON object: strict, UTF-8 checked, depth-limited, the whole input
+ * consumed (trailing whitespace only). A truncated body is an error. *ret: json_object_put.
+ */
+static int parse_json_object(const char *body, size_t len, struct json_object **ret,
+                             struct perr *pe)
+{
+    struct json_tokener *tok = NULL;
+    struct json_object *obj = NULL;
+    enum json_tokener_error jerr;
+    int r = PA_E_CA_PROTOCOL;
+
+    if (!body || len == 0) {
+        perr_set(pe, "empty body");
+        goto out;
+    }
+    if (len > INT_MAX || memchr(body, '\0', len)) {
+        perr_set(pe, "body too large or contains NUL bytes");
+        goto out;
+    }
+    tok = json_tokener_new_ex(CC_JSON_DEPTH);
+    if (!tok) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    obj = json_tokener_parse_ex(tok, body, (int)len);
+    jerr = json_tokener_get_error(tok);
+    if (jerr == json_tokener_continue) {
+        perr_set(pe, "truncated JSON");
+        goto out;
+    }
+    if (!obj || jerr != json_tokener_success) {
+        perr_set(pe, "invalid JSON (%s)", json_tokener_error_desc(jerr));
+        goto out;
+    }
+    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r' && body[i] != '\n') {
+            perr_set(pe, "trailing data after JSON");
+            goto out;
+        }
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        perr_set(pe, "JSON answer is not an object");
+        goto out;
+    }
+    *ret = obj;
+    obj = NULL;
+    r = 0;
+out:
+    json_object_put(obj);
+    if (tok)
+        json_tokener_free(tok);
+    return r;
+}
+
+/*
+ * Typed member lookup. Returns 1 when key is present with type t, 0 when absent or null (an
+ * error if required), PA_E_CA_PROTOCOL when present with another type.
+ */
+static int get_typed(struct json_object *o, const char *key, enum json_type t, bool required,
+                     struct json_object **ret, struct perr *pe)
+{
+    struct json_object *v = NULL;
+
+    *ret = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) {
+        if (required) {
+            perr_set(pe, "\"%s\" missing", key);
+            return PA_E_CA_PROTOCOL;
+        }
+        return 0;
+    }
+    if (!json_object_is_type(v, t)) {
+        perr_set(pe, "\"%s\" is a %s, expected %s", key, json_type_to_name(json_object_get_type(v)),
+                 json_type_to_name(t));
+        return PA_E_CA_PROTOCOL;
+    }
+    *ret = v;
+    return 1;
+}
+
+/* A positive integer id; *ret stays 0 when absent. */
+static int get_id(struct json_object *o, const char *key, bool required, long *ret, struct perr *pe)
+{
+    struct json_object *v;
+    int64_t id;
+    int r = get_typed(o, key, json_type_int, required, &v, pe);
+
+    if (r <= 0)
+        return r;
+    errno = 0;
+    id = json_object_get_int64(v);
+    if (id <= 0 || id >= INT64_MAX || (long)id != id || errno != 0) {
+        perr_set(pe, "\"%s\" is not a valid id", key);
+        return PA_E_CA_PROTOCOL;
+    }
+    *ret = (long)id;
+    return 1;
+}
+
+/* A string without embedded NUL; *ret points into o (valid while o lives). */
+static int get_str(struct json_object *o, const char *key, bool required, const char **ret,
+                   struct perr *pe)
+{
+    struct json_object *v;
+    const char *s;
+    int r = get_typed(o, key, json_type_string, required, &v, pe);
+
+    *ret = NULL;
+    if (r <= 0)
+        return r;
+    s = json_object_get_string(v);
+    if (!s || strlen(s) != (size_t)json_object_get_string_len(v)) {
+        perr_set(pe, "\"%s\" contains a NUL character", key);
+        return PA_E_CA_PROTOCOL;
+    }
+    *ret = s;
+    return 1;
+}
+
+/* get_str + strdup; *ret NULL when absent. */
+static int dup_str(struct json_object *o, const char *key, char **ret, struct perr *pe)
+{
+    const char *s;
+    int r = get_str(o, key, false, &s, pe);
+
+    if (r <= 0)
+        return r;
+    *ret = strdup(s);
+    return *ret ? 1 : PA_E_NOMEM;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* pure parsers */
+
+static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msglen, struct perr *pe)
+{
+    struct json_object *root = NULL, *errs = NULL, *one = NULL;
+    size_t used = 0, n, count = 0;
+    int r;
+
+    if (msglen)
+        msg[0] = '\0';
+    r = parse_json_object(body, len, &root, pe);
+    if (r < 0)
+        goto out;
+    if (!json_object_object_get_ex(root, "errors", &errs)) {
+        perr_set(pe, "no \"errors\" member");
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    if (json_object_is_type(errs, json_type_object)) {
+        one = errs; /* an old shape: a single error object */
+        n = 1;
+    } else if (json_object_is_type(errs, json_type_array)) {
+        n = json_object_array_length(errs);
+    } else {
+        perr_set(pe, "\"errors\" is not an array");
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    for (size_t i = 0; i < n && count < CC_MAX_ERRORS; i++) {
+        struct json_object *e = one ? one : json_object_array_get_idx(errs, i);
+        const char *code = NULL, *text = NULL;
+        int w;
+
+        if (!json_object_is_type(e, json_type_object)) {
+            perr_set(pe, "an error entry is not an object");
+            r = PA_E_CA_PROTOCOL;
+            goto out;
+        }
+        r = get_str(e, "code", true, &code, pe);
+        if (r < 0)
+            goto out;
+        if (code[0] == '\0') {
+            perr_set(pe, "an error entry has an empty code");
+            r = PA_E_CA_PROTOCOL;
+            goto out;
+        }
+        r = get_str(e, "message", false, &text, pe);
+        if (r < 0)
+            goto out;
+        if (used >= msglen)
+            continue;
+        w = snprintf(msg + used, msglen - used, "%s%.100s%s%.200s", count ? "; " : "", code,
+                     text ? ": " : "", text ? text : "");
+        if (w > 0)
+            used += (size_t)w;
+        count++;
+    }
+    if (count == 0) {
+        perr_set(pe, "empty \"errors\"");
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    if (msglen)
+        sanitize(msg);
+    r = 0;
+out:
+    if (r < 0 && msglen)
+        msg[0] = '\0';
+    json_object_put(root);
+    return r;
+}
+
+int cc_parse_errors(const char *body, size_t len, char *msg, size_t msglen)
+{
+    return parse_errors_ex(body, len, msg, msglen, NULL);
+}
+
+static int parse_order_result_ex(const char *body, size_t len, struct cc_order_result *ret,
+                                 struct perr *pe)
+{
+    struct json_object *root = NULL, *reqs = NULL;
+    struct cc_order_result res;
+    int r;
+
+    memset(&res, 0, sizeof(res));
+    r = parse_json_object(body, len, &root, pe);
+    if (r < 0)
+        goto out;
+    r = get_id(root, "id", true, &res.id, pe);
+    if (r < 0)
+        goto out;
+    r = get_id(root, "certificate_id", false, &res.certificate_id, pe);
+    if (r < 0)
+        goto out;
+    r = get_typed(root, "requests", json_type_array, false, &reqs, pe);
+    if (r < 0)
+        goto out;
+    if (reqs && json_object_array_length(reqs) > 0) {
+        struct json_object *req0 = json_object_array_get_idx(reqs, 0);
+        const char *st = NULL;
+        long req_id = 0;
+
+        if (!json_object_is_type(req0, json_type_object)) {
+            perr_set(pe, "requests[0] is not an object");
+            r = PA_E_CA_PROTOCOL;
+            goto out;
+        }
+        r = get_id(req0, "id", false, &req_id, pe);
+        if (r < 0)
+            goto out;
+        r = get_str(req0, "status", false, &st, pe);
+        if (r < 0)
+            goto out;
+        copy_str(res.request_status, sizeof(res.request_status), st);
+    }
+    *ret = res;
+    r = 0;
+out:
+    json_object_put(root);
+    return r;
+}
+
+int cc_parse_order_result(const char *body, size_t len, struct cc_order_result *ret)
+{
+    return parse_order_result_ex(body, len, ret, NULL);
+}
+
+void cc_order_info_clear(struct cc_order_info *info)
+{
+    if (!info)
+        return;
+    free(info->csr);
+    free(info->serial_number);
+    free(info->common_name);
+    free(info->date_created);
+    free(info->product);
+    memset(info, 0, sizeof(*info));
+}
+
+void cc_order_list_free(struct cc_order_info *list, size_t n)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        cc_order_info_clear(&list[i]);
+    free(list);
+}
+
+/* True if some request of the order still waits for an approver. */
+static int request_awaits_approval(struct json_object *order, bool *ret, struct perr *pe)
+{
+    struct json_object *reqs = NULL;
+    int r = get_typed(order, "requests", json_type_array, false, &reqs, pe);
+
+    *ret = false;
+    if (r <= 0)
+        return r;
+    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+        struct json_object *q = json_object_array_get_idx(reqs, i);
+        const char *st = NULL;
+
+        if (!json_object_is_type(q, json_type_object)) {
+            perr_set(pe, "requests[%zu] is not an object", i);
+            return PA_E_CA_PROTOCOL;
+        }
+        r = get_str(q, "status", false, &st, pe);
+        if (r < 0)
+            return r;
+        if (st && (strcmp(st, "pending") == 0 || strcmp(st, "submitted") == 0))
+            *ret = true;
+    }
+    return 0;
+}
+
+/* One order object (order info, or an entry of the order list) into ret. */
+static int order_from_json(struct json_object *o, struct cc_order_info *ret, struct perr *pe)
+{
+    struct json_object *cert = NULL, *product = NULL;
+    struct cc_order_info info;
+    const char *status = NULL;
+    bool awaits = false;
+    int r;
+
+    memset(&info, 0, sizeof(info));
+    r = get_id(o, "id", true, &info.id, pe);
+    if (r < 0)
+        goto out;
+    r = get_str(o, "status", true, &status, pe);
+    if (r < 0)
+        goto out;
+    copy_str(info.status, sizeof(info.status), status);
+    info.st = cc_map_status(status, info.reason, sizeof(info.reason));
+
+    r = get_typed(o, "certificate", json_type_object, false, &cert, pe);
+    if (r < 0)
+        goto out;
+    if (cert) {
+        r = get_id(cert, "id", false, &info.certificate_id, pe);
+        if (r >= 0)
+            r = dup_str(cert, "csr", &info.csr, pe);
+        if (r >= 0)
+            r = dup_str(cert, "serial_number", &info.serial_number, pe);
+        if (r >= 0)
+            r = dup_str(cert, "common_name", &info.common_name, pe);
+        if (r < 0)
+            goto out;
+    }
+    r = dup_str(o, "date_created", &info.date_created, pe);
+    if (r < 0)
+        goto out;
+    if (!info.date_created && cert) {
+        r = dup_str(cert, "date_created", &info.date_created, pe);
+        if (r < 0)
+            goto out;
+    }
+    r = get_typed(o, "product", json_type_object, false, &product, pe);
+    if (r < 0)
+        goto out;
+    if (product) {
+        r = dup_str(product, "name_id", &info.product, pe);
+        if (r < 0)
+            goto out;
+    }
+    r = request_awaits_approval(o, &awaits, pe);
+    if (r < 0)
+        goto out;
+    if (awaits && (strcmp(status, "pending") == 0 || strcmp(status, "submitted") == 0))
+        copy_str(info.reason, sizeof(info.reason), "request awaits approval in CertCentral");
+    if (info.st == CC_ST_ISSUED && info.certificate_id == 0) {
+        perr_set(pe, "order %ld is issued but has no certificate id", info.id);
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    *ret = info;
+    memset(&info, 0, sizeof(info));
+    r = 0;
+out:
+    cc_order_info_clear(&info);
+    return r;
+}
+
+static int parse_order_info_ex(const char *body, size_t len, struct cc_order_info *ret,
+                               struct perr *pe)
+{
+    struct json_object *root = NULL;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    r = parse_json_object(body, len, &root, pe);
+    if (r == 0)
+        r = order_from_json(root, ret, pe);
+    json_object_put(root);
+    return r;
+}
+
+int cc_parse_order_info(const char *body, size_t len, struct cc_order_info *ret)
+{
+    return parse_order_info_ex(body, len, ret, NULL);
+}
+
+static int parse_order_list_ex(const char *body, size_t len, struct cc_order_info **ret,
+                               size_t *ret_n, long *ret_total, struct perr *pe)
+{
+    struct json_object *root = NULL, *orders = NULL, *page = NULL;
+    struct cc_order_info *list = NULL;
+    size_t n = 0, done = 0;
+    long total = -1;
+    int r;
+
+    r = parse_json_object(body, len, &root, pe);
+    if (r < 0)
+        goto out;
+    r = get_typed(root, "orders", json_type_array, true, &orders, pe);
+    if (r < 0)
+        goto out;
+    n = json_object_array_length(orders);
+    if (n > CC_MAX_ORDERS) {
+        perr_set(pe, "too many orders in one page (%zu)", n);
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    r = get_typed(root, "page", json_type_object, false, &page, pe);
+    if (r < 0)
+        goto out;
+    if (page) {
+        struct json_object *t = NULL;
+
+        r = get_typed(page, "total", json_type_int, false, &t, pe);
+        if (r < 0)
+            goto out;
+        if (t) {
+            int64_t v = json_object_get_int64(t);
+
+            if (v < 0 || v > CC_MAX_ORDERS) {
+                perr_set(pe, "page.total out of range");
+                r = PA_E_CA_PROTOCOL;
+                goto out;
+            }
+            total = (long)v;
+        }
+    }
+    if (n) {
+        list = calloc(n, sizeof(*list));
+        if (!list) {
+            r = PA_E_NOMEM;
+            goto out;
+        }
+    }
+    for (done = 0; done < n; done++) {
+        struct json_object *o = json_object_array_get_idx(orders, done);
+
+        if (!json_object_is_type(o, json_type_object)) {
+            perr_set(pe, "orders[%zu] is not an object", done);
+            r = PA_E_CA_PROTOCOL;
+            goto out;
+        }
+        r = order_from_json(o, &list[done], pe);
+        if (r < 0)
+            goto out;
+    }
+    *ret = list;
+    *ret_n = n;
+    if (ret_total)
+        *ret_total = total >= 0 ? total : (long)n;
+    list = NULL;
+    r = 0;
+out:
+    cc_order_list_free(list, done);
+    json_object_put(root);
+    return r;
+}
+
+int cc_parse_order_list(const char *body, size_t len, struct cc_order_info **ret, size_t *ret_n,
+                        long *ret_total)
+{
+    return parse_order_list_ex(body, len, ret, ret_n, ret_total, NULL);
+}
+
+static bool b64_char(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '+' || ch == '/' || ch == '=';
+}
+
+int cc_check_pem_certs(const char *pem, size_t len)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char end[] = "-----END CERTIFICATE-----";
+    size_t pos = 0, blocks = 0, body_lines = 0;
+    bool inside = false;
+
+    if (!pem || len == 0 || memchr(pem, '\0', len))
+        return PA_E_CA_PROTOCOL;
+    while (pos < len) {
+        const char *line = pem + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+
+        pos += n + (nl ? 1 : 0);
+        if (n && line[n - 1] == '\r')
+            n--;
+        if (!inside) {
+            bool blank = true;
+
+            for (size_t i = 0; i < n; i++)
+                if (line[i] != ' ' && line[i] != '\t')
+                    blank = false;
+            if (blank)
+                continue;
+            if (n != sizeof(begin) - 1 || memcmp(line, begin, n) != 0)
+                return PA_E_CA_PROTOCOL; /* text, or a block of another type */
+            if (++blocks > CC_MAX_PEM_CERTS)
+                return PA_E_CA_PROTOCOL;
+            inside = true;
+            body_lines = 0;
+        } else if (n == sizeof(end) - 1 && memcmp(line, end, n) == 0) {
+            if (body_lines == 0)
+                return PA_E_CA_PROTOCOL;
+            inside = false;
+        } else {
+            if (n == 0)
+                return PA_E_CA_PROTOCOL;
+            for (size_t i = 0; i < n; i++)
+                if (!b64_char(line[i]))
+                    return PA_E_CA_PROTOCOL;
+            body_lines++;
+        }
+    }
+    return !inside && blocks > 0 ? 0 : PA_E_CA_PROTOCOL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the client */
+
+static void default_sleep(double seconds, void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    if (!(seconds > 0))
+        return;
+    if (seconds > 86400)
+        seconds = 86400;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static double default_clock(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Uniform in [0,1) from the kernel; 0.5 if that fails. */
+static double random01(void)
+{
+    uint64_t v;
+
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        return 0.5;
+    return (double)(v >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int cc_client_new(const char *base_url, const struct secret *api_key, const struct http_opts *opts,
+                  struct cc_client **ret)
+{
+    struct cc_client *c = NULL;
+    size_t n;
+    int r;
+
+    if (!base_url || strncasecmp(base_url, "https://", 8) != 0 || strlen(base_url) > 1024 ||
+        strlen(base_url) <= 8)
+        return PA_E_CONFIG;
+    if (!api_key || !api_key->buf || api_key->len == 0)
+        return PA_E_CONFIG;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return PA_E_NOMEM;
+    c->base_url = strdup(base_url);
+    if (!c->base_url) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    n = strlen(c->base_url);
+    while (n > 8 && c->base_url[n - 1] == '/')
+        c->base_url[--n] = '\0';
+    r = secret_from_mem(api_key->buf, api_key->len, &c->key);
+    if (r < 0)
+        goto out;
+    if (opts) {
+        c->opts = *opts;
+        c->opts.ca_bundle = NULL;
+        c->opts.user_agent = NULL;
+        if (opts->ca_bundle) {
+            c->ca_bundle = strdup(opts->ca_bundle);
+            if (!c->ca_bundle) {
+                r = PA_E_NOMEM;
+                goto out;
+            }
+            c->opts.ca_bundle = c->ca_bundle;
+        }
+        if (opts->user_agent) {
+            c->user_agent = strdup(opts->user_agent);
+            if (!c->user_agent) {
+                r = PA_E_NOMEM;
+                goto out;
+            }
+            c->opts.user_agent = c->user_agent;
+        }
+    }
+    c->attempts = 6;
+    c->base_s = 5;
+    c->cap_s = 60;
+    c->sleep_fn = default_sleep;
+    c->clock_fn = default_clock;
+    c->page_size = CC_DEFAULT_PAGE;
+    r = cc_client_set_budget(c, 100, 5.0, 1000, 180.0);
+    if (r < 0)
+        goto out;
+    *ret = c;
+    c = NULL;
+    r = 0;
+out:
+    cc_client_free(c);
+    return r;
+}
+
+void cc_client_free(struct cc_client *c)
+{
+    if (!c)
+        return;
+    secret_free(c->key);
+    secret_wipe(c->last_error, sizeof(c->last_error));
+    free(c->base_url);
+    free(c->ca_bundle);
+    free(c->user_agent);
+    free(c->ring);
+    free(c);
+}
+
+void cc_client_set_retry(struct cc_client *c, unsigned attempts, double base_s, double cap_s)
+{
+    c->attempts = attempts ? attempts : 1;
+    c->base_s = base_s > 0 ? base_s : 0;
+    c->cap_s = cap_s > 0 ? cap_s : 0;
+}
+
+void cc_client_set_sleep(struct cc_client *c, cc_sleep_fn *fn, void *arg)
+{
+    c->sleep_fn = fn ? fn : default_sleep;
+    c->sleep_arg = fn ? arg : NULL;
+}
+
+void cc_client_set_clock(struct cc_client *c, cc_clock_fn *fn, void *arg)
+{
+    c->clock_fn = fn ? fn : default_clock;
+    c->clock_arg = fn ? arg : NULL;
+}
+
+int cc_client_set_budget(struct cc_client *c, unsigned burst_n, double burst_s, unsigned long_n,
+                         double long_s)
+{
+    size_t cap = burst_n > long_n ? burst_n : long_n;
+    double *ring;
+
+    if (cap == 0)
+        cap = 1;
+    ring = calloc(cap, sizeof(*ring));
+    if (!ring)
+        return PA_E_NOMEM;
+    free(c->ring);
+    c->ring = ring;
+    c->ring_cap = cap;
+    c->ring_count = 0;
+    c->ring_head = 0;
+    c->burst_n = burst_n;
+    c->burst_s = burst_s;
+    c->long_n = long_n;
+    c->long_s = long_s;
+    return 0;
+}
+
+void cc_client_set_page_size(struct cc_client *c, unsigned n)
+{
+    c->page_size = n ? (n > CC_DEFAULT_PAGE ? CC_DEFAULT_PAGE : n) : CC_DEFAULT_PAGE;
+}
+
+unsigned long cc_client_requests(const struct cc_client *c)
+{
+    return c->requests;
+}
+
+const char *cc_last_error(const struct cc_client *c)
+{
+    return c->last_error;
+}
+
+bool cc_order_maybe_placed(const struct cc_client *c)
+{
+    return c->maybe_placed;
+}
+
+/* The k-th most recent request completion time (k >= 1, k <= ring_count). */
+static double ring_kth(const struct cc_client *c, size_t k)
+{
+    return c->ring[(c->ring_head + c->ring_cap - k) % c->ring_cap];
+}
+
+/* Sleep until one more request fits both rate windows. */
+static void budget_wait(struct cc_client *c)
+{
+    double now = c->clock_fn(c->clock_arg), wait = 0;
+
+    if (c->burst_n && c->ring_count >= c->burst_n) {
+        double w = ring_kth(c, c->burst_n) + c->burst_s - now;
+
+        if (w > wait)
+            wait = w;
+    }
+    if (c->long_n && c->ring_count >= c->long_n) {
+        double w = ring_kth(c, c->long_n) + c->long_s - now;
+
+        if (w > wait)
+            wait = w;
+    }
+    if (wait > 0) {
+        log_debug("certcentral: rate budget: waiting %.3f s", wait);
+        c->sleep_fn(wait + 0.001, c->sleep_arg);
+    }
+}
+
+static void budget_record(struct cc_client *c)
+{
+    c->ring[c->ring_head] = c->clock_fn(c->clock_arg);
+    c->ring_head = (c->ring_head + 1) % c->ring_cap;
+    if (c->ring_count < c->ring_cap)
+        c->ring_count++;
+}
+
+/* Full URL from a printf-style path; PA_E_INTERNAL if it does not fit. */
+__attribute__((format(printf, 4, 5))) static int make_url(struct cc_client *c, char *buf,
+                                                          size_t buflen, const char *fmt, ...)
+{
+    size_t n = strlen(c->base_url);
+    va_list ap;
+    int w;
+
+    if (n + 1 >= buflen)
+        return PA_E_INTERNAL;
+    memcpy(buf, c->base_url, n);
+    va_start(ap, fmt);
+    w = vsnprintf(buf + n, buflen - n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= buflen - n) {
+        set_error(c, "URL too long");
+        return PA_E_INTERNAL;
+    }
+    return 0;
+}
+
+/* last_error from an HTTP answer: the API's "code: message" list, or status/URL/content type. */
+static void set_http_error(struct cc_client *c, const struct http_response *resp, const char *url)
+{
+    char msg[400];
+
+    if (media_is(resp->content_type, "application/json") &&
+        cc_parse_errors(resp->body, resp->body_len, msg, sizeof(msg)) == 0)
+        set_error(c, "%s", msg);
+    else
+        set_error(c, "HTTP %ld from %s (%s)", resp->status, url,
+                  resp->content_type ? resp->content_type : "no content type");
+}
+
+/*
+ * One API exchange with the retry policy, the rate budget and 401/403 handling. Returns 0 with
+ * resp holding an answer whose status is not 401/403/429/5xx (the caller judges it); otherwise
+ * a PA_E_* code with last_error and last_maybe_sent set and resp cleared.
+ */
+static int exchange(struct cc_client *c, const char *method, const char *url, const char *body,
+                    enum retry_policy rp, struct http_response *resp)
+{
+    int r;
+
+    for (unsigned attempt = 0;; attempt++) {
+        bool retryable;
+        double delay = -1;
+
+        budget_wait(c);
+        c->requests++;
+        r = http_request(&c->opts, method, url, c->key, body, resp);
+        budget_record(c);
+        if (r < 0) {
+            set_error(c, "%s", resp->errmsg);
+            c->last_maybe_sent = resp->maybe_sent;
+            if (r != PA_E_CA_UNAVAILABLE || !resp->transient)
+                goto out;
+            retryable = rp == RP_IDEMPOTENT || (rp == RP_UNPROCESSED && !resp->maybe_sent);
+        } else if (resp->status == 401 || resp->status == 403) {
+            set_http_error(c, resp, url);
+            append_error(c, " (HTTP %ld; %s)", resp->status, CC_AUTH_HINT);
+            c->last_maybe_sent = false;
+            r = PA_E_CA_AUTH;
+            goto out;
+        } else if (resp->status == 429 || resp->status >= 500) {
+            set_http_error(c, resp, url);
+            /* DigiCert refuses rate-limited requests before acting on them. */
+            c->last_maybe_sent = resp->status != 429;
+            retryable = rp == RP_IDEMPOTENT ||
+                        (rp == RP_UNPROCESSED && (resp->status == 429 || resp->status == 503));
+            delay = cc_parse_retry_after(resp->retry_after, c->cap_s, time(NULL));
+            r = PA_E_CA_UNAVAILABLE;
+        } else {
+            return 0;
+        }
+        if (!retryable || attempt + 1 >= c->attempts) {
+            if (attempt > 0)
+                append_error(c, " (gave up after %u attempts)", attempt + 1);
+            goto out;
+        }
+        if (delay < 0)
+            delay = cc_backoff_delay(attempt + 1, c->base_s, c->cap_s, random01());
+        log_debug("certcentral: %s %s: %s; retrying in %.3f s", method, url, c->last_error, delay);
+        http_response_clear(resp);
+        c->sleep_fn(delay, c->sleep_arg);
+    }
+out:
+    http_response_clear(resp);
+    return r;
+}
+
+/* Unexpected status of a non-failing exchange: 4xx -> REJECTED, anything else -> PROTOCOL. */
+static int fail_status(struct cc_client *c, const struct http_response *resp, const char *url)
+{
+    set_http_error(c, resp, url);
+    return resp->status >= 400 && resp->status < 500 ? PA_E_CA_REJECTED : PA_E_CA_PROTOCOL;
+}
+
+static int expect_json(struct cc_client *c, const struct http_response *resp, const char *url)
+{
+    if (media_is(resp->content_type, "application/json"))
+        return 0;
+    set_error(c, "HTTP %ld from %s: expected JSON, got %s", resp->status, url,
+              resp->content_type ? resp->content_type : "no content type");
+    return PA_E_CA_PROTOCOL;
+}
+
+int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
+                   struct cc_order_result *ret)
+{
+    struct http_response resp = {0};
+    struct cc_order_result res;
+    struct perr pe = {""};
+    char url[CC_URL_MAX];
+    int r;
+
+    c->last_error[0] = '\0';
+    c->maybe_placed = false;
+    if (!valid_product(product)) {
+        set_error(c, "invalid product id");
+        return PA_E_CONFIG;
+    }
+    if (!json_body)
+        return PA_E_INTERNAL;
+    r = make_url(c, url, sizeof(url), "/order/certificate/%s", product);
+    if (r < 0)
+        return r;
+    r = exchange(c, "POST", url, json_body, RP_NONE, &resp);
+    if (r < 0) {
+        c->maybe_placed = r != PA_E_CA_AUTH && c->last_maybe_sent;
+        if (r == PA_E_CA_PROTOCOL) /* the answer was too large: it did arrive */
+            r = PA_E_CA_UNAVAILABLE;
+        append_error(c, "; %s", c->maybe_placed ? CC_HINT_MAYBE : CC_HINT_NOT_PLACED);
+        goto out;
+    }
+    if (resp.status != 200 && resp.status != 201) {
+        r = fail_status(c, &resp, url);
+        c->maybe_placed = r != PA_E_CA_REJECTED;
+        append_error(c, "; %s", c->maybe_placed ? CC_HINT_MAYBE : CC_HINT_NOT_PLACED);
+        goto out;
+    }
+    r = expect_json(c, &resp, url);
+    if (r == 0) {
+        r = parse_order_result_ex(resp.body, resp.body_len, &res, &pe);
+        if (r < 0)
+            set_error(c, "unreadable answer to the order from %s: %s", url, pe.msg);
+    }
+    if (r < 0) {
+        c->maybe_placed = true;
+        append_error(c, "; %s", CC_HINT_MAYBE);
+        goto out;
+    }
+    *ret = res;
+    r = 0;
+out:
+    http_response_clear(&resp);
+    return r;
+}
+
+int cc_order_info(struct cc_client *c, long order_id, struct cc_order_info *ret)
+{
+    struct http_response resp = {0};
+    struct perr pe = {""};
+    char url[CC_URL_MAX];
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    c->last_error[0] = '\0';
+    if (order_id <= 0)
+        return PA_E_INTERNAL;
+    r = make_url(c, url, sizeof(url), "/order/certificate/%ld", order_id);
+    if (r < 0)
+        return r;
+    r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
+    if (r < 0)
+        goto out;
+    if (resp.status != 200) {
+        r = fail_status(c, &resp, url);
+        goto out;
+    }
+    r = expect_json(c, &resp, url);
+    if (r < 0)
+        goto out;
+    r = parse_order_info_ex(resp.body, resp.body_len, ret, &pe);
+    if (r == PA_E_CA_PROTOCOL)
+        set_error(c, "unreadable order info from %s: %s", url, pe.msg);
+out:
+    http_response_clear(&resp);
+    return r;
+}
+
+/* Append page[0..n) to *list (size *count); takes ownership of page's strings. */
+static int list_append(struct cc_order_info **list, size_t *count, struct cc_order_info *page,
+                       size_t n)
+{
+    struct cc_order_info *l;
+
+    if (n == 0)
+        return 0;
+    if (*count + n > CC_MAX_ORDERS)
+        return PA_E_CA_PROTOCOL;
+    l = realloc(*list, (*count + n) * sizeof(*l));
+    if (!l)
+        return PA_E_NOMEM;
+    memcpy(l + *count, page, n * sizeof(*l));
+    *list = l;
+    *count += n;
+    return 0;
+}
+
+int cc_list_orders(struct cc_client *c, const char *product, const char *created_since,
+                   struct cc_order_info **ret, size_t *ret_n)
+{
+    struct http_response resp = {0};
+    struct cc_order_info *all = NULL, *page = NULL;
+    size_t count = 0, page_n = 0, offset = 0;
+    struct perr pe = {""};
+    char url[CC_URL_MAX];
+    int r = 0;
+
+    c->last_error[0] = '\0';
+    if (product && !valid_product(product)) {
+        set_error(c, "invalid product id");
+        return PA_E_CONFIG;
+    }
+    if (created_since && !valid_date(created_since)) {
+        set_error(c, "invalid date \"%.20s\" (expected yyyy-mm-dd)", created_since);
+        return PA_E_USAGE;
+    }
+    for (unsigned pages = 0;; pages++) {
+        long total = 0;
+
+        if (pages >= CC_MAX_PAGES) {
+            set_error(c, "order list does not end after %u pages", pages);
+            r = PA_E_CA_PROTOCOL;
+            goto out;
+        }
+        /* filters[product_name_id]=P&filters[date_created]=>=D, percent-encoded */
+        r = make_url(c, url, sizeof(url), "/order/certificate?limit=%u&offset=%zu%s%s%s%s",
+                     c->page_size, offset, product ? "&filters%5Bproduct_name_id%5D=" : "",
+                     product ? product : "",
+                     created_since ? "&filters%5Bdate_created%5D=%3E%3D" : "",
+                     created_since ? created_since : "");
+        if (r < 0)
+            goto out;
+        r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
+        if (r < 0)
+            goto out;
+        if (resp.status != 200) {
+            r = fail_status(c, &resp, url);
+            goto out;
+        }
+        r = expect_json(c, &resp, url);
+        if (r < 0)
+            goto out;
+        r = parse_order_list_ex(resp.body, resp.body_len, &page, &page_n, &total, &pe);
+        if (r < 0) {
+            if (r == PA_E_CA_PROTOCOL)
+                set_error(c, "unreadable order list from %s: %s", url, pe.msg);
+            goto out;
+        }
+        http_response_clear(&resp);
+        r = list_append(&all, &count, page, page_n);
+        if (r < 0) {
+            if (r == PA_E_CA_PROTOCOL)
+                set_error(c, "more than %d orders listed", CC_MAX_ORDERS);
+            goto out;
+        }
+        free(page); /* its strings now belong to all */
+        page = NULL;
+        offset += page_n;
+        if (page_n == 0 || offset >= (size_t)total)
+            break;
+    }
+    *ret = all;
+    *ret_n = count;
+    all = NULL;
+    count = 0;
+    r = 0;
+out:
+    cc_order_list_free(page, page_n);
+    cc_order_list_free(all, count);
+    http_response_clear(&resp);
+    return r;
+}
+
+int cc_download(struct cc_client *c, long certificate_id, const char *format, char **ret_pem,
+                size_t *ret_len)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    struct http_response resp = {0};
+    char url[CC_URL_MAX];
+    int r;
+
+    c->last_error[0] = '\0';
+    if (certificate_id <= 0 || !format ||
+        (strcmp(format, "pem_noroot") != 0 && strcmp(format, "pem_all") != 0 &&
+         strcmp(format, "pem_nointermediate") != 0))
+        return PA_E_INTERNAL;
+    r = make_url(c, url, sizeof(url), "/certificate/%ld/download/format/%s", certificate_id,
+                 format);
+    if (r < 0)
+        return r;
+    r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
+    if (r < 0)
+        goto out;
+    if (resp.status != 200) {
+        r = fail_status(c, &resp, url);
+        goto out;
+    }
+    if (!media_is(resp.content_type, "application/x-pem-file") &&
+        !((media_is(resp.content_type, "text/plain") ||
+           media_is(resp.content_type, "application/octet-stream")) &&
+          resp.body_len >= sizeof(begin) - 1 && memcmp(resp.body, begin, sizeof(begin) - 1) == 0)) {
+        set_error(c, "HTTP %ld from %s: expected a PEM file, got %s", resp.status, url,
+                  resp.content_type ? resp.content_type : "no content type");
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    if (cc_check_pem_certs(resp.body, resp.body_len) < 0) {
+        set_error(c, "download from %s is not a bundle of PEM certificates", url);
+        r = PA_E_CA_PROTOCOL;
+        goto out;
+    }
+    *ret_pem = resp.body;
+    *ret_len = resp.body_len;
+    resp.body = NULL;
+    r = 0;
+out:
+    http_response_clear(&resp);
+    return r;
+}
+
+/*
+ * Serialise a flat object of string members (NULL values skipped) for a request body.
+ * Returns 0 and a malloc'd string in *ret, or PA_E_NOMEM.
+ */
+static int build_body(char **ret, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    struct json_object *o = json_object_new_object();
+    const char *s;
+    int r = PA_E_NOMEM;
+
+    if (!o)
+        return PA_E_NOMEM;
+    if (v1 && json_object_object_add(o, k1, json_object_new_string(v1)) < 0)
+        goto out;
+    if (v2 && json_object_object_add(o, k2, json_object_new_string(v2)) < 0)
+        goto out;
+    s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    if (!s)
+        goto out;
+    *ret = strdup(s);
+    if (*ret)
+        r = 0;
+out:
+    json_object_put(o);
+    return r;
+}
+
+int cc_cancel_order(struct cc_client *c, long order_id, const char *note)
+{
+    struct http_response resp = {0};
+    char url[CC_URL_MAX];
+    char *body = NULL;
+    int r;
+
+    c->last_error[0] = '\0';
+    if (order_id <= 0)
+        return PA_E_INTERNAL;
+    r = make_url(c, url, sizeof(url), "/order/certificate/%ld/status", order_id);
+    if (r < 0)
+        return r;
+    r = build_body(&body, "status", "canceled", "note", note ? note : "canceled by pkio-agent");
+    if (r < 0)
+        return r;
+    r = exchange(c, "PUT", url, body, RP_UNPROCESSED, &resp);
+    if (r < 0)
+        goto out;
+    if (resp.status != 204 && resp.status != 200)
+        r = fail_status(c, &resp, url);
+out:
+    http_response_clear(&resp);
+    free(body);
+    return r;
+}
+
+int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *reason,
+                          const char *comments)
+{
+    struct http_response resp = {0};
+    struct json_object *root = NULL;
+    char url[CC_URL_MAX];
+    char *body = NULL;
+    int r;
+
+    c->last_error[0] = '\0';
+    if (certificate_id <= 0)
+        return PA_E_INTERNAL;
+    r = make_url(c, url, sizeof(url), "/certificate/%ld/revoke", certificate_id);
+    if (r < 0)
+        return r;
+    r = build_body(&body, "comments", comments ? comments : "revoked by pkio-agent",
+                   "revocation_reason", reason);
+    if (r < 0)
+        return r;
+    r = exchange(c, "PUT", url, body, RP_UNPROCESSED, &resp);
+    if (r < 0)
+        goto out;
+    if (resp.status < 200 || resp.status > 299) {
+        r = fail_status(c, &resp, url);
+        goto out;
+    }
+    /* 204: revoked. 200/201 with a request object: waits for an approver. */
+    if (resp.body_len && media_is(resp.content_type, "application/json") &&
+        parse_json_object(resp.body, resp.body_len, &root, NULL) == 0) {
+        long req_id = 0;
+        const char *st = NULL;
+
+        if (get_id(root, "id", false, &req_id, NULL) > 0 &&
+            get_str(root, "status", false, &st, NULL) > 0 && strcmp(st, "approved") != 0)
+            set_error(c, "revocation request %ld awaits approval in CertCentral (%s)", req_id, st);
+    }
+    r = 0;
+out:
+    json_object_put(root);
+    http_response_clear(&resp);
+    free(body);
+    return r;
+}

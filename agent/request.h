@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * request.h - the CertCentral order body (without the CSR): load, merge defaults, add the CSR,
+ * validate against the product's rules, serialise. Format: docs/request-format.md.
+ *
+ * A request may carry credit card data. Then (req_has_card()) the body must never be logged,
+ * and no message produced here ever contains a field value: errors name the field path only.
+ */
+#ifndef PKIO_REQUEST_H
+#define PKIO_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cfg;
+struct req; /* opaque */
+
+#define REQ_MAX_SIZE   (256 * 1024) /* largest request file / buffer */
+#define REQ_MAX_ERRORS 64           /* req_validate stops collecting after this many */
+
+/* One problem: the field's dotted path (printable ASCII, may be truncated) and the rule. */
+struct req_error {
+    char path[128];
+    char msg[160];
+};
+
+struct req_errors {
+    struct req_error *v; /* malloc'd; free with req_errors_clear */
+    size_t n;
+};
+
+/**
+ * Load a request file. A file that contains "credit_card" must not be group- or
+ * world-accessible (the message says to run chmod 600).
+ * @param ret receives the request (free with req_free); untouched on failure
+ * @retval 0, PA_E_REQUEST (cannot open or read, not a regular file, too large, bad JSON with
+ *         line:column, not an object, card data in a group/world-accessible file), PA_E_NOMEM
+ */
+int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errlen);
+
+/** Same as req_load_file() on len bytes of memory (no NUL needed); no permission check. */
+int req_load_mem(const char *buf, size_t len, struct req **ret, char *errbuf, size_t errlen);
+
+/** Free a request, wiping card data first; accepts NULL. */
+void req_free(struct req *req);
+
+/**
+ * Subject parts for the CSR from certificate.individual. Each output may be NULL (not wanted);
+ * strings are NULL when absent or not strings, valid until req_free; *individual_id is -1
+ * unless "id" is a positive integer.
+ * @retval 0, PA_E_REQUEST (no certificate.individual object; outputs untouched)
+ */
+int req_individual(const struct req *req, const char **first, const char **last,
+                   const char **country, long *individual_id);
+
+/**
+ * Merge cfg->order_defaults under the request: keys the request lacks are added, objects are
+ * merged recursively, request values win. 0, PA_E_CONFIG (defaults not a JSON object),
+ * PA_E_NOMEM.
+ */
+int req_merge_defaults(struct req *req, const struct cfg *cfg);
+
+/**
+ * Put csr_pem at cfg->api_csr_field (dotted path; missing objects are created, an existing
+ * value is replaced). 0, PA_E_REQUEST (a path component exists but is not an object), PA_E_NOMEM.
+ */
+int req_set_csr(struct req *req, const struct cfg *cfg, const char *csr_pem);
+
+/**
+ * Check the structure only: every known field has the right JSON type, and there are no
+ * unknown fields (organization and professional_title are known only for products that use
+ * them). Errors are appended to errs (which must be zeroed or cleared); errs may be NULL.
+ * @retval 0, PA_E_REQUEST (problems found), PA_E_NOMEM
+ */
+int req_check_types(const struct req *req, const struct cfg *cfg, struct req_errors *errs);
+
+/**
+ * req_check_types() plus the rules of product cfg->api_product (see docs/request-format.md);
+ * collects ALL problems into errs, e.g. path "certificate.individual.telephone", msg "must
+ * start with + and the country code". with_csr: the CSR field must also be present.
+ * @retval 0, PA_E_REQUEST (problems found), PA_E_CONFIG (unsupported product), PA_E_NOMEM
+ */
+int req_validate(const struct req *req, const struct cfg *cfg, bool with_csr,
+                 struct req_errors *errs);
+
+/** Free and reset an error list; accepts NULL. */
+void req_errors_clear(struct req_errors *errs);
+
+/**
+ * The body as compact JSON; caller frees (and, if req_has_card(), wipes it with secret_wipe
+ * first). NULL when out of memory.
+ */
+char *req_to_json(const struct req *req);
+
+/** True if the request pays by card or carries card data: never log its body then. */
+bool req_has_card(const struct req *req);
+
+/** True if product is a PKIo person product id this module has rules for. */
+bool req_product_supported(const char *product);
+
+/** The supported product ids as one comma-separated string (for messages). */
+const char *req_product_list(void);
+
+#endif

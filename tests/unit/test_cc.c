@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit tests for agent/certcentral.c: the pure parsers, status mapping, backoff, Retry-After,
+ * PEM check, and the client's retry/budget/no-retry logic against a port that refuses
+ * connections (a bound socket that never listens), with a fake clock and sleep.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "certcentral.h"
+#include "http.h"
+#include "pa_err.h"
+#include "secret.h"
+
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_map_status */
+
+static void test_map_status(void **state)
+{
+    static const struct {
+        const char *s;
+        enum cc_status st;
+    } rows[] = {
+        {"issued", CC_ST_ISSUED},          {"pending", CC_ST_WAITING},
+        {"processing", CC_ST_WAITING},     {"needs_approval", CC_ST_WAITING},
+        {"waiting_pickup", CC_ST_WAITING}, {"reissue_pending", CC_ST_WAITING},
+        {"submitted", CC_ST_WAITING},      {"approved", CC_ST_WAITING},
+        {"rejected", CC_ST_FAILED},        {"denied", CC_ST_FAILED},
+        {"canceled", CC_ST_FAILED},        {"revoked", CC_ST_FAILED},
+        {"expired", CC_ST_FAILED},         {"ISSUED", CC_ST_UNKNOWN},
+        {"needs_csr", CC_ST_UNKNOWN},      {"", CC_ST_UNKNOWN},
+        {"cancelled", CC_ST_UNKNOWN},
+    };
+    char reason[160];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        reason[0] = '\0';
+        assert_int_equal(cc_map_status(rows[i].s, reason, sizeof(reason)), rows[i].st);
+        assert_true(reason[0] != '\0');
+    }
+    assert_int_equal(cc_map_status(NULL, reason, sizeof(reason)), CC_ST_UNKNOWN);
+    cc_map_status("needs_approval", reason, sizeof(reason));
+    assert_string_equal(reason, "needs approval in CertCentral");
+    cc_map_status("weird\nstatus", reason, sizeof(reason));
+    assert_non_null(strstr(reason, "unknown order status"));
+    assert_null(strchr(reason, '\n'));
+    /* a tiny buffer is still terminated */
+    cc_map_status("needs_approval", reason, 5);
+    assert_string_equal(reason, "need");
+    assert_int_equal(cc_map_status("issued", NULL, 0), CC_ST_ISSUED);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_backoff_delay */
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    assert_true(cc_backoff_delay(0, 5, 60, 0.7) == 0);
+    /* first retry: exactly base, whatever the random value */
+    assert_true(cc_backoff_delay(1, 5, 60, 0.0) == 5);
+    assert_true(cc_backoff_delay(1, 5, 60, 0.99) == 5);
+    /* second: [5, 10], third [5, 20], fourth [5, 40], then capped at 60 */
+    assert_true(cc_backoff_delay(2, 5, 60, 0.0) == 5);
+    assert_true(cc_backoff_delay(2, 5, 60, 0.5) == 7.5);
+    assert_true(cc_backoff_delay(3, 5, 60, 0.5) == 12.5);
+    assert_true(cc_backoff_delay(4, 5, 60, 1.0) == 40);
+    assert_true(cc_backoff_delay(5, 5, 60, 1.0) == 60);
+    assert_true(cc_backoff_delay(6, 5, 60, 1.0) == 60);
+    for (unsigned n = 1; n < 200; n++) {
+        double d = cc_backoff_delay(n, 5, 60, 0.999999);
+
+        assert_true(d >= 5 && d <= 60);
+    }
+    assert_true(cc_backoff_delay(4000000000u, 5, 60, 0.5) <= 60);
+    /* out-of-range random values are clamped */
+    assert_true(cc_backoff_delay(3, 5, 60, -3) == 5);
+    assert_true(cc_backoff_delay(3, 5, 60, 7) == 20);
+    /* cap below base: the cap wins; non-positive inputs: no wait */
+    assert_true(cc_backoff_delay(3, 5, 2, 0.5) == 2);
+    assert_true(cc_backoff_delay(3, 0, 60, 0.5) == 0);
+    assert_true(cc_backoff_delay(3, 5, 0, 0.5) == 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_parse_retry_after */
+
+static void test_retry_after(void **state)
+{
+    /* 1994-11-06 08:49:37 UTC */
+    const time_t t0 = 784111777;
+
+    (void)state;
+    assert_true(cc_parse_retry_after("30", 60, t0) == 30);
+    assert_true(cc_parse_retry_after(" 30 \r\n", 60, t0) == 30);
+    assert_true(cc_parse_retry_after("0", 60, t0) == 0);
+    assert_true(cc_parse_retry_after("120", 60, t0) == 60);
+    assert_true(cc_parse_retry_after("99999999999999999999999999999999", 60, t0) == 60);
+    assert_true(cc_parse_retry_after(NULL, 60, t0) == -1);
+    assert_true(cc_parse_retry_after("", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("   ", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("-5", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("5s", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("1.5", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("soon", 60, t0) == -1);
+    /* IMF-fixdate, RFC 850, asctime */
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", 60, t0) == 30);
+    assert_true(cc_parse_retry_after("Sunday, 06-Nov-94 08:50:07 GMT", 60, t0) == 30);
+    assert_true(cc_parse_retry_after("Sun Nov  6 08:50:07 1994", 60, t0) == 30);
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 09:49:37 GMT", 60, t0) == 60);
+    /* in the past: retry now */
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", 60, t0) == 0);
+    /* malformed dates */
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 UTC", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun, 32 Nov 1994 08:50:07 GMT", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun, 06 Foo 1994 08:50:07 GMT", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 25:50:07 GMT", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMTX", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Funday, 06-Nov-94 08:50:07 GMT", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun Nov 6 08:50:07 1994", 60, t0) == -1);
+    assert_true(cc_parse_retry_after("Sun,", 60, t0) == -1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_parse_errors */
+
+static void test_parse_errors(void **state)
+{
+    char msg[256];
+
+    (void)state;
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[{\"code\":\"request_limit_exceeded\","
+                                       "\"message\":\"Service unavailable, please limit request "
+                                       "volume\"}]}"),
+                                     msg, sizeof(msg)),
+                     0);
+    assert_string_equal(msg,
+                        "request_limit_exceeded: Service unavailable, please limit request volume");
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[{\"code\":\"a|b\",\"message\":\"one\"},"
+                                       "{\"code\":\"c\",\"message\":\"two\"},{\"code\":\"d\"}]}"),
+                                     msg, sizeof(msg)),
+                     0);
+    assert_string_equal(msg, "a|b: one; c: two; d");
+    /* the old single-object shape */
+    assert_int_equal(
+        cc_parse_errors(S("{\"errors\":{\"code\":\"x\",\"message\":\"y\"}}"), msg, sizeof(msg)), 0);
+    assert_string_equal(msg, "x: y");
+    /* control characters from the server never reach our one-line messages */
+    assert_int_equal(
+        cc_parse_errors(S("{\"errors\":[{\"code\":\"x\",\"message\":\"a\\nb\\u001bc\"}]}"), msg,
+                        sizeof(msg)),
+        0);
+    assert_string_equal(msg, "x: a?b?c");
+    /* truncation into a small buffer */
+    assert_int_equal(
+        cc_parse_errors(S("{\"errors\":[{\"code\":\"abcdefgh\",\"message\":\"ijkl\"}]}"), msg, 6),
+        0);
+    assert_string_equal(msg, "abcde");
+    /* not the errors shape */
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[]}"), msg, sizeof(msg)), PA_E_CA_PROTOCOL);
+    assert_string_equal(msg, "");
+    assert_int_equal(cc_parse_errors(S("{\"id\":1}"), msg, sizeof(msg)), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("{\"errors\":\"bad\"}"), msg, sizeof(msg)),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(
+        cc_parse_errors(S("{\"errors\":[{\"message\":\"no code\"}]}"), msg, sizeof(msg)),
+        PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[{\"code\":\"\"}]}"), msg, sizeof(msg)),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[{\"code\":7}]}"), msg, sizeof(msg)),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[\"x\"]}"), msg, sizeof(msg)),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("<html>502</html>"), msg, sizeof(msg)), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S(""), msg, sizeof(msg)), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_errors(S("{\"errors\":[{\"code\":\"x\""), msg, sizeof(msg)),
+                     PA_E_CA_PROTOCOL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_parse_order_result */
+
+static void test_parse_order_result(void **state)
+{
+    struct cc_order_result r;
+
+    (void)state;
+    /* the four documented variants */
+    memset(&r, 0x55, sizeof(r));
+    assert_int_equal(
+        cc_parse_order_result(S("{ \"id\": 112233, \"requests\": [ { \"id\": 113, \"status\": "
+                                "\"pending\" } ] }"),
+                              &r),
+        0);
+    assert_int_equal(r.id, 112233);
+    assert_int_equal(r.certificate_id, 0);
+    assert_string_equal(r.request_status, "pending");
+    assert_int_equal(
+        cc_parse_order_result(S("{ \"id\": 112233, \"requests\": [ { \"id\": 113, \"status\": "
+                                "\"approved\" } ], \"certificate_id\": 113 }\n"),
+                              &r),
+        0);
+    assert_int_equal(r.certificate_id, 113);
+    assert_string_equal(r.request_status, "approved");
+    assert_int_equal(cc_parse_order_result(S("{ \"id\": 112233, \"certificate_id\": 113 }"), &r),
+                     0);
+    assert_string_equal(r.request_status, "");
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"requests\":[]}"), &r), 0);
+
+    /* type errors are protocol errors, and ret stays untouched */
+    memset(&r, 0, sizeof(r));
+    r.id = 42;
+    assert_int_equal(cc_parse_order_result(S("{\"id\":\"112233\"}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(r.id, 42);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":112233.0}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":-1}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":0}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":true}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":99999999999999999999999}"), &r),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"certificate_id\":1}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"certificate_id\":\"2\"}"), &r),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"requests\":{}}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"requests\":[1]}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"requests\":[{\"status\":[\"x\"]}]}"), &r),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"requests\":[{\"id\":\"3\"}]}"), &r),
+                     PA_E_CA_PROTOCOL);
+    /* null optional members are absent */
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"certificate_id\":null}"), &r), 0);
+    assert_int_equal(r.certificate_id, 0);
+    /* syntax: truncated, trailing data, not an object, NUL bytes, bad UTF-8, too deep */
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1} x"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1}{\"id\":2}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("[{\"id\":1}]"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("12"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1}\0"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,\"x\":\"\xff\"}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(S("{\"id\":1,}"), &r), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_parse_order_result(NULL, 0, &r), PA_E_CA_PROTOCOL);
+    {
+        char deep[200];
+        size_t n = 0;
+
+        n += (size_t)snprintf(deep, sizeof(deep), "{\"id\":1,\"x\":");
+        for (int i = 0; i < 30; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < 30; i++)
+            deep[n++] = ']';
+        deep[n++] = '}';
+        assert_int_equal(cc_parse_order_result(deep, n, &r), PA_E_CA_PROTOCOL);
+    }
+    /* the body need not be NUL-terminated: parse only the given length */
+    assert_int_equal(cc_parse_order_result("{\"id\":7}GARBAGE", 8, &r), 0);
+    assert_int_equal(r.id, 7);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_parse_order_info */
+
+static const char issued_body[] =
+    "{\"id\": 100001, \"certificate\": {\"id\": 300001, \"common_name\": \"Jan Jansen\", "
+    "\"date_created\": \"2025-01-02T10:00:00+00:00\", \"signature_hash\": \"sha256\", "
+    "\"serial_number\": \"4A0B\", \"thumbprint\": \"AB\", \"csr\": \"-----BEGIN CERTIFICATE "
+    "REQUEST-----\\nMII\\n-----END CERTIFICATE REQUEST-----\\n\", \"cert_validity\": {\"days\": "
+    "365}}, \"status\": \"issued\", \"is_renewed\": false, \"date_created\": "
+    "\"2025-01-01T09:00:00+00:00\", \"product\": {\"name_id\": \"pkio_organisation_person_prof\", "
+    "\"name\": \"PKIo\", \"type\": \"client_certificate\"}, \"requests\": [{\"id\": 200001, "
+    "\"status\": \"approved\"}], \"cs_provisioning_method\": \"token\", \"payment_method\": "
+    "\"balance\"}";
+
+static void test_parse_order_info(void **state)
+{
+    struct cc_order_info oi;
+
+    (void)state;
+    assert_int_equal(cc_parse_order_info(issued_body, sizeof(issued_body) - 1, &oi), 0);
+    assert_int_equal(oi.id, 100001);
+    assert_string_equal(oi.status, "issued");
+    assert_int_equal(oi.st, CC_ST_ISSUED);
+    assert_int_equal(oi.certificate_id, 300001);
+    assert_non_null(oi.csr);
+    assert_non_null(strstr(oi.csr, "BEGIN CERTIFICATE REQUEST"));
+    assert_string_equal(oi.serial_number, "4A0B");
+    assert_string_equal(oi.common_name, "Jan Jansen");
+    assert_string_equal(oi.date_created, "2025-01-01T09:00:00+00:00");
+    assert_string_equal(oi.product, "pkio_organisation_person_prof");
+    cc_order_info_clear(&oi);
+    assert_null(oi.csr);
+    cc_order_info_clear(&oi); /* twice is harmless */
+    cc_order_info_clear(NULL);
+
+    /* minimal pending order; request waiting for an approver */
+    assert_int_equal(cc_parse_order_info(S("{\"id\":5,\"status\":\"pending\",\"requests\":[{\"id\""
+                                           ":9,\"status\":\"pending\"}]}"),
+                                         &oi),
+                     0);
+    assert_int_equal(oi.st, CC_ST_WAITING);
+    assert_int_equal(oi.certificate_id, 0);
+    assert_null(oi.csr);
+    assert_null(oi.product);
+    assert_string_equal(oi.reason, "request awaits approval in CertCentral");
+    cc_order_info_clear(&oi);
+
+    assert_int_equal(cc_parse_order_info(S("{\"id\":5,\"status\":\"needs_approval\"}"), &oi), 0);
+    assert_int_equal(oi.st, CC_ST_WAITING);
+    assert_string_equal(oi.reason, "needs approval in CertCentral");
+    cc_order_info_clear(&oi);
+
+    /* date_created falls back to the certificate's; nulls are absent */
+    assert_int_equal(cc_parse_order_info(S("{\"id\":5,\"status\":\"pending\",\"date_created\":null,"
+                                           "\"certificate\":{\"id\":null,\"date_created\":\"d\","
+                                           "\"csr\":null}}"),
+                                         &oi),
+                     0);
+    assert_string_equal(oi.date_created, "d");
+    assert_int_equal(oi.certificate_id, 0);
+    cc_order_info_clear(&oi);
+
+    /* unknown status parses (UNKNOWN), long status is truncated to fit */
+    assert_int_equal(cc_parse_order_info(S("{\"id\":5,\"status\":\"a_very_long_status_that_does_"
+                                           "not_fit_in_32_bytes\"}"),
+                                         &oi),
+                     0);
+    assert_int_equal(oi.st, CC_ST_UNKNOWN);
+    assert_int_equal(strlen(oi.status), 31);
+    cc_order_info_clear(&oi);
+
+    /* issued without a certificate id cannot be downloaded: protocol error */
+    assert_int_equal(cc_parse_order_info(S("{\"id\":5,\"status\":\"issued\"}"), &oi),
+                     PA_E_CA_PROTOCOL);
+    /* wrong types anywhere: protocol error, ret zeroed */
+    static const char *const bad[] = {
+        "{\"id\":\"5\",\"status\":\"pending\"}",
+        "{\"id\":5,\"status\":[\"pending\"]}",
+        "{\"id\":5}",
+        "{\"status\":\"pending\"}",
+        "{\"id\":5,\"status\":\"pending\",\"certificate\":[]}",
+        "{\"id\":5,\"status\":\"pending\",\"certificate\":{\"id\":\"300001\"}}",
+        "{\"id\":5,\"status\":\"pending\",\"certificate\":{\"csr\":1}}",
+        "{\"id\":5,\"status\":\"pending\",\"certificate\":{\"serial_number\":12}}",
+        "{\"id\":5,\"status\":\"pending\",\"certificate\":{\"common_name\":{}}}",
+        "{\"id\":5,\"status\":\"pending\",\"date_created\":1}",
+        "{\"id\":5,\"status\":\"pending\",\"product\":\"x\"}",
+        "{\"id\":5,\"status\":\"pending\",\"product\":{\"name_id\":3}}",
+        "{\"id\":5,\"status\":\"pending\",\"requests\":[\"x\"]}",
+        "{\"id\":5,\"status\":\"pending\",\"requests\":{}}",
+        "{\"id\":5,\"status\":\"pend\\u0000ing\"}",
+        "{\"id\":5,\"status\":\"pending\"",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&oi, 0x55, sizeof(oi));
+        assert_int_equal(cc_parse_order_info(bad[i], strlen(bad[i]), &oi), PA_E_CA_PROTOCOL);
+        assert_int_equal(oi.id, 0);
+        assert_null(oi.csr);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_parse_order_list */
+
+static void test_parse_order_list(void **state)
+{
+    struct cc_order_info *l = NULL;
+    size_t n = 99;
+    long total = -7;
+
+    (void)state;
+    assert_int_equal(cc_parse_order_list(
+                         S("{\"orders\":[{\"id\":1,\"status\":\"issued\",\"certificate\":{\"id\":"
+                           "11,\"common_name\":\"A\"},\"product\":{\"name_id\":\"p\"}},{\"id\":2,"
+                           "\"status\":\"pending\"}],\"page\":{\"total\":5,\"limit\":2,\"offset\""
+                           ":0}}"),
+                         &l, &n, &total),
+                     0);
+    assert_int_equal(n, 2);
+    assert_int_equal(total, 5);
+    assert_int_equal(l[0].id, 1);
+    assert_int_equal(l[0].certificate_id, 11);
+    assert_string_equal(l[0].common_name, "A");
+    assert_string_equal(l[0].product, "p");
+    assert_int_equal(l[1].st, CC_ST_WAITING);
+    cc_order_list_free(l, n);
+
+    assert_int_equal(
+        cc_parse_order_list(S("{\"orders\":[],\"page\":{\"total\":0}}"), &l, &n, &total), 0);
+    assert_int_equal(n, 0);
+    assert_null(l);
+    assert_int_equal(total, 0);
+    /* no page object: total is the count */
+    assert_int_equal(
+        cc_parse_order_list(S("{\"orders\":[{\"id\":1,\"status\":\"x\"}]}"), &l, &n, &total), 0);
+    assert_int_equal(total, 1);
+    cc_order_list_free(l, n);
+    assert_int_equal(cc_parse_order_list(S("{\"orders\":[]}"), &l, &n, NULL), 0);
+    cc_order_list_free(NULL, 0);
+
+    static const char *const bad[] = {
+        "{}",
+        "{\"orders\":{}}",
+        "{\"orders\":[1]}",
+        "{\"orders\":[{\"id\":1,\"status\":\"issued\"}]}", /* issued, no certificate id */
+        "{\"orders\":[{\"id\":1,\"status\":\"x\"},{\"id\":\"2\",\"status\":\"x\"}]}",
+        "{\"orders\":[],\"page\":{\"total\":\"3\"}}",
+        "{\"orders\":[],\"page\":{\"total\":-1}}",
+        "{\"orders\":[],\"page\":[]}",
+        "{\"orders\":[{\"id\":1,\"status\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        l = NULL;
+        n = 0;
+        assert_int_equal(cc_parse_order_list(bad[i], strlen(bad[i]), &l, &n, &total),
+                         PA_E_CA_PROTOCOL);
+        assert_null(l);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cc_check_pem_certs */
+
+#define CERT_A                                                                                     \
+    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nAAAA+/==\n-----END CERTIFICATE-----\n"
+
+static void test_check_pem(void **state)
+{
+    (void)state;
+    assert_int_equal(cc_check_pem_certs(S(CERT_A)), 0);
+    assert_int_equal(cc_check_pem_certs(S(CERT_A CERT_A "\n" CERT_A)), 0);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END "
+                                          "CERTIFICATE-----")),
+                     0);
+    assert_int_equal(cc_check_pem_certs(S("\n\n" CERT_A "  \n")), 0);
+
+    assert_int_equal(cc_check_pem_certs(S("")), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(NULL, 0), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("\n\n")), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S(CERT_A "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END "
+                                                 "PRIVATE KEY-----\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN PKCS7-----\nMIIE\n-----END PKCS7-----\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("subject=CN=x\n" CERT_A)), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S(CERT_A "trailing text\n")), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN CERTIFICATE-----\nMIIB\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN CERTIFICATE-----\n-----END "
+                                          "CERTIFICATE-----\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN CERTIFICATE-----\nMI IB\n-----END "
+                                          "CERTIFICATE-----\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----BEGIN CERTIFICATE-----\nMIIB\n\n-----END "
+                                          "CERTIFICATE-----\n")),
+                     PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S(CERT_A "\0")), PA_E_CA_PROTOCOL);
+    assert_int_equal(cc_check_pem_certs(S("-----END CERTIFICATE-----\n")), PA_E_CA_PROTOCOL);
+    {
+        char many[17 * (sizeof(CERT_A) - 1) + 1];
+
+        for (int i = 0; i < 17; i++)
+            memcpy(many + (size_t)i * (sizeof(CERT_A) - 1), CERT_A, sizeof(CERT_A) - 1);
+        assert_int_equal(cc_check_pem_certs(many, 16 * (sizeof(CERT_A) - 1)), 0);
+        assert_int_equal(cc_check_pem_certs(many, 17 * (sizeof(CERT_A) - 1)), PA_E_CA_PROTOCOL);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the client, against a port that refuses connections */
+
+struct fake_time {
+    double now;
+    double slept[64];
+    int n;
+};
+
+static void fake_sleep(double s, void *arg)
+{
+    struct fake_time *f = arg;
+
+    if (f->n < 64)
+        f->slept[f->n] = s;
+    f->n++;
+    f->now += s;
+}
+
+static double fake_clock(void *arg)
+{
+    return ((struct fake_time *)arg)->now;
+}
+
+struct refusing {
+    int fd;
+    char url[64];
+};
+
+/* A socket bound to a loopback port but never listening: connects there are refused, and no
+ * other test can take the port while we hold it. */
+static int setup_refusing(void **state)
+{
+    struct refusing *r = calloc(1, sizeof(*r));
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    assert_non_null(r);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&sa, &len), 0);
+    (void)snprintf(r->url, sizeof(r->url), "https://127.0.0.1:%u/services/v2/",
+                   (unsigned)ntohs(sa.sin_port));
+    *state = r;
+    return 0;
+}
+
+static int teardown_refusing(void **state)
+{
+    struct refusing *r = *state;
+
+    close(r->fd);
+    free(r);
+    return 0;
+}
+
+static struct cc_client *new_client(const char *url, struct fake_time *ft)
+{
+    struct secret *key = NULL;
+    struct cc_client *c = NULL;
+    struct http_opts opts = {.connect_timeout_s = 10, .timeout_s = 10};
+
+    assert_int_equal(secret_from_mem(S("sandbox-0123456789abcdef"), &key), 0);
+    assert_int_equal(cc_client_new(url, key, &opts, &c), 0);
+    secret_free(key); /* the client keeps its own copy */
+    cc_client_set_sleep(c, fake_sleep, ft);
+    cc_client_set_clock(c, fake_clock, ft);
+    return c;
+}
+
+static void test_client_new(void **state)
+{
+    struct secret *key = NULL, *empty = NULL;
+    struct cc_client *c = NULL;
+
+    (void)state;
+    assert_int_equal(secret_from_mem(S("k-123456"), &key), 0);
+    assert_int_equal(secret_from_mem(S(""), &empty), 0);
+    assert_int_equal(cc_client_new("http://certcentral.digicert.eu/services/v2", key, NULL, &c),
+                     PA_E_CONFIG);
+    assert_int_equal(cc_client_new("https://", key, NULL, &c), PA_E_CONFIG);
+    assert_int_equal(cc_client_new(NULL, key, NULL, &c), PA_E_CONFIG);
+    assert_int_equal(cc_client_new(CC_BASE_URL_EU, empty, NULL, &c), PA_E_CONFIG);
+    assert_int_equal(cc_client_new(CC_BASE_URL_EU, NULL, NULL, &c), PA_E_CONFIG);
+    assert_null(c);
+    assert_int_equal(cc_client_new(CC_BASE_URL_EU, key, NULL, &c), 0);
+    assert_string_equal(cc_last_error(c), "");
+    assert_false(cc_order_maybe_placed(c));
+    assert_int_equal(cc_client_requests(c), 0);
+    /* argument checks happen before any request */
+    assert_int_equal(cc_place_order(c, "../x", "{}", &(struct cc_order_result){0}), PA_E_CONFIG);
+    assert_int_equal(cc_place_order(c, "", "{}", &(struct cc_order_result){0}), PA_E_CONFIG);
+    assert_int_equal(
+        cc_list_orders(c, "p", "2025-1-01", &(struct cc_order_info *){NULL}, &(size_t){0}),
+        PA_E_USAGE);
+    assert_int_equal(cc_list_orders(c, "P x", NULL, &(struct cc_order_info *){NULL}, &(size_t){0}),
+                     PA_E_CONFIG);
+    assert_int_equal(cc_download(c, 1, "p7b", &(char *){NULL}, &(size_t){0}), PA_E_INTERNAL);
+    assert_int_equal(cc_order_info(c, 0, &(struct cc_order_info){0}), PA_E_INTERNAL);
+    assert_int_equal(cc_client_requests(c), 0);
+    cc_client_free(c);
+    cc_client_free(NULL);
+    secret_free(key);
+    secret_free(empty);
+}
+
+/* GET: retried with the backoff schedule, then UNAVAILABLE with the reason. */
+static void test_client_get_retries(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+    struct cc_order_info oi;
+
+    cc_client_set_retry(c, 4, 1.0, 4.0);
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 4);
+    assert_int_equal(ft.n, 3);
+    assert_true(ft.slept[0] == 1.0);
+    assert_true(ft.slept[1] >= 1.0 && ft.slept[1] <= 2.0);
+    assert_true(ft.slept[2] >= 1.0 && ft.slept[2] <= 4.0);
+    assert_non_null(strstr(cc_last_error(c), "refused"));
+    assert_non_null(strstr(cc_last_error(c), "gave up after 4 attempts"));
+    assert_null(strstr(cc_last_error(c), "0123456789abcdef"));
+    cc_client_free(c);
+}
+
+/* PUT (cancel): a request that never left is retried too. */
+static void test_client_put_retries_unsent(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+
+    cc_client_set_retry(c, 3, 0.5, 1.0);
+    assert_int_equal(cc_cancel_order(c, 12, "test"), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 3);
+    assert_int_equal(ft.n, 2);
+    cc_client_free(c);
+}
+
+/* The order POST: one request, no retry, "not placed". */
+static void test_client_post_never_retried(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+    struct cc_order_result res = {0};
+
+    cc_client_set_retry(c, 6, 1.0, 4.0);
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 1);
+    assert_int_equal(ft.n, 0);
+    assert_false(cc_order_maybe_placed(c));
+    assert_non_null(strstr(cc_last_error(c), "refused"));
+    assert_non_null(strstr(cc_last_error(c), "the order was not placed"));
+    cc_client_free(c);
+}
+
+/* Rate budget: the 4th request within 10 s waits for the window to open. */
+static void test_client_budget(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+    struct cc_order_info oi;
+
+    cc_client_set_retry(c, 1, 1.0, 1.0);
+    assert_int_equal(cc_client_set_budget(c, 3, 10.0, 1000, 180.0), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(ft.n, 0);
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(ft.n, 1);
+    assert_true(ft.slept[0] >= 10.0 && ft.slept[0] < 10.1);
+    /* two more fit in the window that started at the 4th request; the 7th waits again */
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(ft.n, 1);
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(ft.n, 2);
+    assert_true(ft.slept[1] >= 10.0 && ft.slept[1] < 10.1);
+    assert_int_equal(cc_client_requests(c), 7);
+
+    /* the long window alone: 2 per 60 s */
+    ft.n = 0;
+    assert_int_equal(cc_client_set_budget(c, 100, 5.0, 2, 60.0), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(ft.n, 2);
+    assert_true(ft.slept[0] >= 60.0 && ft.slept[0] < 60.1);
+    assert_true(ft.slept[1] >= 60.0 && ft.slept[1] < 60.1);
+    cc_client_free(c);
+}
+
+/* Every request counts against the budget, retries included. */
+static void test_client_budget_with_retries(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+    struct cc_order_info oi;
+    double total = 0;
+
+    cc_client_set_retry(c, 6, 0.1, 0.1);
+    assert_int_equal(cc_client_set_budget(c, 2, 5.0, 1000, 180.0), 0);
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 6);
+    for (int i = 0; i < ft.n && i < 64; i++)
+        total += ft.slept[i];
+    /* 6 requests at 2 per 5 s need at least two full windows */
+    assert_true(total >= 10.0);
+    cc_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map_status),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_order_result),
+        cmocka_unit_test(test_parse_order_info),
+        cmocka_unit_test(test_parse_order_list),
+        cmocka_unit_test(test_check_pem),
+        cmocka_unit_test(test_client_new),
+        cmocka_unit_test_setup_teardown(test_client_get_retries, setup_refusing, teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_put_retries_unsent, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_post_never_retried, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_budget, setup_refusing, teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_budget_with_retries, setup_refusing,
+                                        teardown_refusing),
+    };
+    int r;
+
+    if (http_global_init() < 0)
+        return 1;
+    r = cmocka_run_group_tests(tests, NULL, NULL);
+    http_global_cleanup();
+    return r;
+}
