@@ -60,8 +60,8 @@ pass "list and download retried"
 
 # --- timeouts: a slow answer to a GET is retried
 n0=$(infos)
-cc_fault GET "$INFO_PREFIX$order" slow:3 1
-cc_drv 0 --timeout 1 info "$order"
+cc_fault GET "$INFO_PREFIX$order" slow:4 1
+cc_drv 0 --timeout 2 info "$order"
 out_has "st=ISSUED"
 out_has "requests=2"
 # The sandbox logs the slow request when its delay is over; wait for that (not an assertion)
@@ -120,10 +120,10 @@ out_has "requests=1"
 pass "429 on the POST: not placed; 503: maybe placed; neither retried"
 
 o0=$(orders) p0=$(posts)
-cc_fault POST "$POST_PATH" slow:3 1
-cc_drv 20 --timeout 1 place $CC_PRODUCT "$work/order.json"
+cc_fault POST "$POST_PATH" slow:4 1
+cc_drv 20 --timeout 2 place $CC_PRODUCT "$work/order.json"
 out_has "maybe_placed=1"
-out_has "timed out after 1 s"
+out_has "timed out after 2 s"
 out_has "requests=1"
 posts_are() { [[ $(posts) == "$1" ]]; }
 pkio_wait_until 60 "the sandbox to finish the slow POST" posts_are $((p0 + 1))

@@ -24,6 +24,7 @@ require_cmd python3 openssl curl
 export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 
 CC_DEFAULT_KEY=sandbox-0123456789abcdef
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CC_PRODUCT=pkio_organisation_person_prof
 
 cc_start_sandbox()
@@ -97,6 +98,7 @@ body = {
 }
 open(sys.argv[2], "w").write(json.dumps(body))
 EOF
+    # shellcheck disable=SC2034 # used by the scripts that source this file
     CC_CSR=$d/csr.pem
 }
 

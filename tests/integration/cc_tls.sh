@@ -4,6 +4,7 @@
 # is reported as not placed; unreadable CA bundles and non-HTTPS URLs are configuration errors.
 source "$PKIO_SRC/tests/integration/cc_lib.sh"
 
+# shellcheck disable=SC2119 # no sandbox options
 cc_start_sandbox
 work=$(pkio_tmpdir)
 cc_make_order_body "$work/order.json"
