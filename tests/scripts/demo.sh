@@ -6,7 +6,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 bash "$src/tests/scripts/deps.sh" demo
 
-build=$src/build
+build=$src/build-demo
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPKIO_TESTS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 agent=$build/agent/pkio-agent

@@ -11,7 +11,7 @@ bash "$src/tests/scripts/deps.sh" test
 run_suite() { # build-dir cmake-args...
     local dir=$1
     shift
-    cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPKIO_TESTS=ON "$@" >/dev/null
     cmake --build "$dir" -j "$jobs"
     (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 600)
 }
