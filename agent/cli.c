@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cli.h"
 
+#include "certcentral.h"
+#include "config.h"
+#include "http.h"
 #include "pa_err.h"
 #include "secret.h"
 #include "tok.h"
@@ -43,6 +46,10 @@ static const char *hint(int err)
         return "use a key generated on the token by 'pkio-agent keygen'";
     case PA_E_CONFIG:
         return "fix the file named above (secret files must be mode 0600)";
+    case PA_E_REQUEST:
+        return "fix the request file; nothing was sent";
+    case PA_E_CA_UNAVAILABLE:
+        return "try again later; 'pkio-agent order-status' shows an order's state";
     default:
         return NULL;
     }
@@ -66,7 +73,51 @@ int cli_fail(int err, const char *detail, const char *fmt, ...)
 
 const char *cli_module(const struct cli *cli)
 {
-    return cli->module ? cli->module : PKIO_DEFAULT_MODULE;
+    if (cli->module)
+        return cli->module;
+    if (cli->cfg && cli->cfg->token_module)
+        return cli->cfg->token_module;
+    return PKIO_DEFAULT_MODULE;
+}
+
+const char *cli_state_dir(const struct cli *cli)
+{
+    if (cli->state_dir)
+        return cli->state_dir;
+    return cli->cfg->state_dir;
+}
+
+int cli_load_config(struct cli *cli)
+{
+    char err[512] = "";
+    int r = cfg_load(cli->config, &cli->cfg, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "configuration");
+    return 0;
+}
+
+int cli_cc_client(const struct cli *cli, struct cc_client **ret)
+{
+    struct http_opts opts = {
+        .ca_bundle = cli->cfg->api_ca_bundle,
+        .connect_timeout_s = cli->cfg->api_connect_timeout_s,
+        .timeout_s = cli->cfg->api_timeout_s,
+        .max_body = 4u << 20,
+        .user_agent = NULL,
+    };
+    struct secret *key = NULL;
+    char err[512] = "";
+    int r;
+
+    r = cfg_api_key(cli->cfg, &key, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "CertCentral API key");
+    r = cc_client_new(cli->cfg->api_url, key, &opts, ret);
+    secret_free(key);
+    if (r < 0)
+        return cli_fail(r, NULL, "CertCentral client for %s", cli->cfg->api_url);
+    return 0;
 }
 
 void cli_print_json(json_object *obj)

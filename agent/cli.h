@@ -10,6 +10,8 @@
 
 #include <json-c/json.h>
 
+struct cc_client;
+struct cfg;
 struct tok_ctx;
 struct tok_token;
 struct tok_uri;
@@ -21,6 +23,7 @@ struct cli {
     const char *state_dir; /* --state-dir */
     bool json;             /* --json */
     int verbose;           /* -v count */
+    struct cfg *cfg;       /* loaded once by main(), before the command runs */
 };
 
 /* A command: returns 0 or a negative PA_E_* code that it has already reported. */
@@ -40,6 +43,14 @@ int cli_fail(int err, const char *detail, const char *fmt, ...)
 
 /* The module to use: --module, else config token.module, else the built-in default. */
 const char *cli_module(const struct cli *cli);
+/* The state directory: --state-dir, else the config's state_dir. */
+const char *cli_state_dir(const struct cli *cli);
+
+/* Load the configuration (--config, else the default file); reports errors once. */
+int cli_load_config(struct cli *cli);
+
+/* A CertCentral client from the configuration (API key from key file or environment). */
+int cli_cc_client(const struct cli *cli, struct cc_client **ret);
 
 /*
  * Open the module, select exactly one token matching uri_text (a command-line URI: pin-value
@@ -62,5 +73,9 @@ int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_csr(struct cli *cli, int argc, char **argv);
 int cmd_install(struct cli *cli, int argc, char **argv);
 int cmd_delete_key(struct cli *cli, int argc, char **argv);
+int cmd_validate(struct cli *cli, int argc, char **argv);
+int cmd_order(struct cli *cli, int argc, char **argv);
+int cmd_order_status(struct cli *cli, int argc, char **argv);
+int cmd_download(struct cli *cli, int argc, char **argv);
 
 #endif

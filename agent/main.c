@@ -3,6 +3,8 @@
  * main.c - pkio-agent's entry point: global options, then the command table. Wiring only.
  */
 #include "cli.h"
+#include "config.h"
+#include "http.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -17,6 +19,10 @@ static const struct cli_command commands[] = {
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},
     {"install", cmd_install, "install --key URI --cert FILE [--trust FILE] [--json]"},
     {"delete-key", cmd_delete_key, "delete-key --key URI [--json]"},
+    {"validate", cmd_validate, "validate --request FILE [--csr FILE] [--json]"},
+    {"order", cmd_order, "order --request FILE --csr FILE [--json]"},
+    {"order-status", cmd_order_status, "order-status ORDER_ID [--json]"},
+    {"download", cmd_download, "download CERT_ID [--format pem_noroot|pem_all] [-o FILE] [--json]"},
 };
 
 static void usage(FILE *f)
@@ -80,8 +86,15 @@ int main(int argc, char **argv)
             int cargc = argc - optind;
             char **cargv = argv + optind;
 
-            optind = 1; /* getopt restarts for the command's own options */
-            r = commands[i].run(&cli, cargc, cargv);
+            optind = 0; /* getopt re-initialises (permuting again) for the command's options */
+            r = cli_load_config(&cli);
+            if (r == 0 && http_global_init() < 0)
+                r = cli_fail(PA_E_INTERNAL, NULL, "libcurl initialisation");
+            if (r == 0) {
+                r = commands[i].run(&cli, cargc, cargv);
+                http_global_cleanup();
+            }
+            cfg_free(cli.cfg);
             return pa_err_exit_code(r);
         }
     }

@@ -158,11 +158,6 @@ static const struct req_field req_f_billing[] = {
     {NULL, RT_STRING, 0, NULL},
 };
 
-static const struct req_field req_f_container[] = {
-    {"id", RT_INT, 0, NULL},
-    {NULL, RT_STRING, 0, NULL},
-};
-
 static const struct req_field req_f_organization[] = {
     {"id", RT_INT, 0, NULL},
     {"contacts", RT_ARRAY, 0, NULL},
@@ -177,9 +172,6 @@ static const struct req_field req_f_root[] = {
     {"payment_method", RT_STRING, 0, NULL},
     {"credit_card", RT_OBJECT, RF_SECRET, req_f_card},
     {"billing_address", RT_OBJECT, 0, req_f_billing},
-    {"comments", RT_STRING, 0, NULL},
-    {"skip_approval", RT_BOOL, 0, NULL},
-    {"container", RT_OBJECT, 0, req_f_container},
     {"organization", RT_OBJECT, RF_ORG, req_f_organization},
     {NULL, RT_STRING, 0, NULL},
 };
@@ -803,6 +795,7 @@ static void req_rules_card(struct req_chk *k, json_object *cc)
     if (v && !req_digits(json_object_get_string(v), 3, 4))
         req_err(k, "credit_card.cvv", "must be 3 or 4 digits");
     (void)req_need_text(k, cc, base, "cardholder_name");
+    (void)req_need(k, cc, base, "set_as_default", RT_BOOL); /* required in DigiCert's table */
 }
 
 static void req_rules_payment(struct req_chk *k, json_object *root)

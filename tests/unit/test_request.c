@@ -46,7 +46,7 @@ static const char base_prof[] =
 #define CARD_NUMBER "4111111111111111"
 #define CARD_OBJ                                                                                   \
     "{\"number\":\"" CARD_NUMBER "\",\"expiration_month\":\"12\",\"expiration_year\":\"2099\","    \
-    "\"cvv\":\"123\",\"cardholder_name\":\"Johanna de Vries\"}"
+    "\"cvv\":\"123\",\"cardholder_name\":\"Johanna de Vries\",\"set_as_default\":false}"
 #define BILLING_OBJ                                                                                \
     "{\"address\":\"Herengracht 100\",\"city\":\"Amsterdam\",\"zip\":\"1017 AB\","                 \
     "\"country\":\"NL\"}"
@@ -939,7 +939,7 @@ static void test_card(void **state)
     struct tm tm;
 
     (void)state;
-    card_expect("comments", "\"ok\"", NULL, NULL);
+    card_expect("certificate.individual.city", "\"Utrecht\"", NULL, NULL);
     card_expect("credit_card.number", "\"5555555555554444\"", NULL, NULL);
     card_expect("credit_card.number", "\"378282246310005\"", NULL, NULL);
     card_expect("credit_card.cvv", "\"1234\"", NULL, NULL);
@@ -957,6 +957,7 @@ static void test_card(void **state)
                 "must be 12 to 19 digits");
     card_expect("credit_card.number", "4111111111111111", "credit_card.number", "must be a string");
     card_expect("credit_card.number", DEL, "credit_card.number", "is required");
+    card_expect("credit_card.set_as_default", DEL, "credit_card.set_as_default", "is required");
     card_expect("credit_card.expiration_month", "\"13\"", "credit_card.expiration_month",
                 "must be two digits, \"01\" to \"12\"");
     card_expect("credit_card.expiration_month", "\"00\"", "credit_card.expiration_month",
@@ -1004,7 +1005,8 @@ static void test_card_data_not_in_messages(void **state)
     static const char *const secrets[] = {"4111111111111112", "98765", "4111", "9876", NULL};
     char *j = edit(base_prof, "payment_method", "\"card\"", "credit_card",
                    "{\"number\":\"4111111111111112\",\"expiration_month\":\"98765\","
-                   "\"expiration_year\":\"98765\",\"cvv\":\"98765\",\"cardholder_name\":\"\","
+                   "\"expiration_year\":\"98765\",\"cvv\":\"98765\",\"cardholder_name\":\"\",\"set_"
+                   "as_default\":false,"
                    "\"9876543210\":1}",
                    NULL);
     struct req_errors errs = {0};
@@ -1039,13 +1041,10 @@ static void test_unknown_fields(void **state)
     expect1("certificate.csr_pem", "\"x\"", "certificate.csr_pem", "unknown field");
     expect1("organization", "{\"id\":1}", "organization",
             "not used by product pkio_organisation_person_prof");
-    ok1("comments", "\"for the registration officer\"");
-    ok1("skip_approval", "true");
-    ok1("container", "{\"id\":5}");
-    expect1("comments", "5", "comments", "must be a string");
-    expect1("skip_approval", "\"true\"", "skip_approval", "must be a boolean");
-    expect1("container", "{\"id\":\"5\"}", "container.id", "must be an integer");
-    expect1("container", "{\"name\":\"x\"}", "container.name", "unknown field");
+    /* Fields other CertCentral products take are not in this product's table: refused. */
+    expect1("comments", "\"for the registration officer\"", "comments", "unknown field");
+    expect1("skip_approval", "true", "skip_approval", "unknown field");
+    expect1("container", "{\"id\":5}", "container", "unknown field");
     /* a dotted key is a key, not a path, even if it spells the CSR field's path */
     j = strdup(base_prof);
     assert_non_null(j);
@@ -1242,10 +1241,10 @@ static void test_merge_defaults(void **state)
         "{\"order_defaults\":{\"payment_method\":\"balance\",\"csa_agreed_to\":true,"
         "\"cs_provisioning_method\":\"token\",\"certificate\":{\"signature_hash\":\"sha256\","
         "\"profile_option\":\"encryption\",\"individual\":{\"country\":\"NL\"}},"
-        "\"ship_info\":{\"method\":\"EXPEDITED\",\"country\":\"NL\"},\"comments\":\"default\"}}");
+        "\"ship_info\":{\"method\":\"EXPEDITED\",\"country\":\"NL\",\"addr2\":\"default\"}}}");
     char *j = edit(base_prof, "payment_method", DEL, "csa_agreed_to", DEL, "cs_provisioning_method",
                    DEL, "certificate.signature_hash", DEL, "certificate.individual.country", DEL,
-                   "ship_info.country", DEL, "comments", "\"mine\"", NULL);
+                   "ship_info.country", DEL, "ship_info.addr2", "\"mine\"", NULL);
     struct req *req = load(j);
     struct req_errors errs = {0};
     json_object *o;
@@ -1259,7 +1258,7 @@ static void test_merge_defaults(void **state)
     /* request values win, at every depth */
     assert_string_equal(str_at(o, "certificate", "profile_option", NULL), "authentication");
     assert_string_equal(str_at(o, "ship_info", "method", NULL), "STANDARD");
-    assert_string_equal(str_at(o, "comments", NULL, NULL), "mine");
+    assert_string_equal(str_at(o, "ship_info", "addr2", NULL), "mine");
     /* missing values come from the defaults, also inside objects */
     assert_string_equal(str_at(o, "payment_method", NULL, NULL), "balance");
     assert_string_equal(str_at(o, "cs_provisioning_method", NULL, NULL), "token");

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cmd_ca.c - the CertCentral commands: validate, order, order-status, download.
+ */
+#include "certcentral.h"
+#include "cli.h"
+#include "config.h"
+#include "csr.h"
+#include "fsutil.h"
+#include "pa_err.h"
+#include "request.h"
+#include "secret.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_JSON = 0x100, OPT_REQUEST, OPT_CSR, OPT_FORMAT };
+
+#define CSR_MAX (64 * 1024)
+
+/* Parse a positive decimal id. */
+static int parse_id(const char *s, long *ret)
+{
+    char *end = NULL;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || !*s || *end || v <= 0)
+        return PA_E_USAGE;
+    *ret = v;
+    return 0;
+}
+
+/* All validation errors on one line, and as JSON when asked. */
+static int report_invalid(const struct cli *cli, const char *file, const struct req_errors *errs)
+{
+    char line[2048];
+    size_t pos = 0;
+
+    line[0] = '\0';
+    for (size_t i = 0; i < errs->n && pos + 1 < sizeof(line); i++) {
+        int w = snprintf(line + pos, sizeof(line) - pos, "%s%s: %s", i ? "; " : "", errs->v[i].path,
+                         errs->v[i].msg);
+        if (w < 0)
+            break;
+        pos += (size_t)w;
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        for (size_t i = 0; i < errs->n; i++) {
+            json_object *e = json_object_new_object();
+
+            json_object_object_add(e, "path", json_object_new_string(errs->v[i].path));
+            json_object_object_add(e, "message", json_object_new_string(errs->v[i].msg));
+            json_object_array_add(a, e);
+        }
+        json_object_object_add(o, "valid", json_object_new_boolean(0));
+        json_object_object_add(o, "errors", a);
+        cli_print_json(o);
+    }
+    return cli_fail(PA_E_REQUEST, line, "request %s: %zu problem%s", file, errs->n,
+                    errs->n == 1 ? "" : "s");
+}
+
+/*
+ * Load a request, merge the configured defaults, add the CSR (if any) and validate. On
+ * success *ret holds the request ready to send. Reports every failure once.
+ */
+static int prepare_request(const struct cli *cli, const char *file, const char *csr_file,
+                           struct req **ret)
+{
+    struct req_errors errs = {0};
+    struct req *req = NULL;
+    char err[512] = "", *csr = NULL;
+    size_t csr_len = 0;
+    int r;
+
+    r = req_load_file(file, &req, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "request %s", file);
+    r = req_merge_defaults(req, cli->cfg);
+    if (r < 0) {
+        cli_fail(r, NULL, "merging order_defaults into %s", file);
+        goto out;
+    }
+    if (csr_file) {
+        r = fs_read_file(csr_file, CSR_MAX, &csr, &csr_len);
+        if (r < 0) {
+            cli_fail(r, NULL, "reading CSR %s", csr_file);
+            goto out;
+        }
+        r = csr_check_pem(csr, NULL, err, sizeof(err));
+        if (r < 0) {
+            cli_fail(r, err, "CSR %s", csr_file);
+            goto out;
+        }
+        r = req_set_csr(req, cli->cfg, csr);
+        if (r < 0) {
+            cli_fail(r, NULL, "adding the CSR to %s", file);
+            goto out;
+        }
+    }
+    r = req_validate(req, cli->cfg, csr_file != NULL, &errs);
+    if (r == PA_E_REQUEST) {
+        report_invalid(cli, file, &errs);
+        goto out;
+    }
+    if (r < 0) {
+        cli_fail(r, NULL, "validating %s", file);
+        goto out;
+    }
+    *ret = req;
+    req = NULL;
+out:
+    req_errors_clear(&errs);
+    free(csr);
+    req_free(req);
+    return r;
+}
+
+int cmd_validate(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"request", required_argument, NULL, OPT_REQUEST},
+        {"csr", required_argument, NULL, OPT_CSR},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *request = NULL, *csr = NULL;
+    struct req *req = NULL;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_REQUEST) {
+            request = optarg;
+        } else if (c == OPT_CSR) {
+            csr = optarg;
+        } else if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage("validate --request FILE [--csr FILE] [--json]");
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "validate");
+        }
+    }
+    if (!request || optind != argc)
+        return cli_fail(PA_E_USAGE, "--request FILE is required", "validate");
+    r = prepare_request(cli, request, csr, &req);
+    if (r < 0)
+        return r;
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "valid", json_object_new_boolean(1));
+        json_object_object_add(o, "product", json_object_new_string(cli->cfg->api_product));
+        cli_print_json(o);
+    } else {
+        printf("%s: valid %s order%s\n", request, cli->cfg->api_product,
+               csr ? " (with CSR)" : " (CSR not checked: add --csr FILE)");
+    }
+    req_free(req);
+    return 0;
+}
+
+int cmd_order(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"request", required_argument, NULL, OPT_REQUEST},
+        {"csr", required_argument, NULL, OPT_CSR},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *request = NULL, *csr = NULL;
+    struct cc_order_result res;
+    struct cc_client *cc = NULL;
+    struct req *req = NULL;
+    char *body = NULL;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_REQUEST) {
+            request = optarg;
+        } else if (c == OPT_CSR) {
+            csr = optarg;
+        } else if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage("order --request FILE --csr FILE [--json]");
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "order");
+        }
+    }
+    if (!request || !csr || optind != argc)
+        return cli_fail(PA_E_USAGE, "--request FILE and --csr FILE are required", "order");
+    /* Nothing leaves the machine unless the whole order is valid. */
+    r = prepare_request(cli, request, csr, &req);
+    if (r < 0)
+        return r;
+    body = req_to_json(req);
+    if (!body) {
+        r = cli_fail(PA_E_NOMEM, NULL, "order");
+        goto out;
+    }
+    r = cli_cc_client(cli, &cc);
+    if (r < 0)
+        goto out;
+    r = cc_place_order(cc, cli->cfg->api_product, body, &res);
+    if (r < 0) {
+        if (cc_order_maybe_placed(cc))
+            cli_fail(r, cc_last_error(cc),
+                     "the order may have been placed; check CertCentral (or 'pkio-agent "
+                     "enroll'/'resume', which look it up) before ordering again; order");
+        else
+            cli_fail(r, cc_last_error(cc), "order");
+        goto out;
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "order_id", json_object_new_int64(res.id));
+        json_object_object_add(o, "certificate_id",
+                               res.certificate_id ? json_object_new_int64(res.certificate_id)
+                                                  : NULL);
+        json_object_object_add(o, "request_status", json_object_new_string(res.request_status));
+        cli_print_json(o);
+    } else {
+        printf("order %ld placed", res.id);
+        if (res.request_status[0])
+            printf(" (request %s)", res.request_status);
+        if (res.certificate_id)
+            printf("; certificate id %ld", res.certificate_id);
+        putchar('\n');
+    }
+out:
+    if (body && req_has_card(req))
+        secret_wipe(body, strlen(body));
+    free(body);
+    cc_client_free(cc);
+    req_free(req);
+    return r;
+}
+
+int cmd_order_status(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cc_order_info info;
+    struct cc_client *cc = NULL;
+    long id = 0;
+    int c, r;
+
+    memset(&info, 0, sizeof(info));
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage("order-status ORDER_ID [--json]");
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "order-status");
+        }
+    }
+    if (optind + 1 != argc || parse_id(argv[optind], &id) < 0)
+        return cli_fail(PA_E_USAGE, "one numeric ORDER_ID", "order-status");
+    r = cli_cc_client(cli, &cc);
+    if (r < 0)
+        return r;
+    r = cc_order_info(cc, id, &info);
+    if (r < 0) {
+        cli_fail(r, cc_last_error(cc), "order %ld", id);
+        goto out;
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "order_id", json_object_new_int64(info.id));
+        json_object_object_add(o, "status", json_object_new_string(info.status));
+        json_object_object_add(o, "state",
+                               json_object_new_string(info.st == CC_ST_ISSUED    ? "issued"
+                                                      : info.st == CC_ST_WAITING ? "waiting"
+                                                      : info.st == CC_ST_FAILED  ? "failed"
+                                                                                 : "unknown"));
+        json_object_object_add(o, "reason", json_object_new_string(info.reason));
+        json_object_object_add(o, "certificate_id",
+                               info.certificate_id ? json_object_new_int64(info.certificate_id)
+                                                   : NULL);
+        cli_print_json(o);
+    } else {
+        printf("order %ld: %s", info.id, info.status);
+        if (info.reason[0] && strcmp(info.reason, info.status) != 0)
+            printf(" (%s)", info.reason);
+        if (info.certificate_id)
+            printf("; certificate id %ld", info.certificate_id);
+        putchar('\n');
+    }
+    /* The exit status says it too, for scripts: issued 0, waiting 13, ended badly 10. */
+    switch (info.st) {
+    case CC_ST_ISSUED:
+        r = 0;
+        break;
+    case CC_ST_WAITING:
+        r = PA_E_PENDING;
+        break;
+    case CC_ST_FAILED:
+        r = PA_E_CA_REJECTED;
+        break;
+    case CC_ST_UNKNOWN:
+    default:
+        r = cli_fail(PA_E_CA_PROTOCOL, info.status,
+                     "order %ld has a status pkio-agent does "
+                     "not know",
+                     id);
+        break;
+    }
+out:
+    cc_order_info_clear(&info);
+    cc_client_free(cc);
+    return r;
+}
+
+int cmd_download(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"output", required_argument, NULL, 'o'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *format = "pem_noroot", *output = NULL;
+    struct cc_client *cc = NULL;
+    char *pem = NULL;
+    size_t len = 0;
+    long id = 0;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        if (c == OPT_FORMAT) {
+            format = optarg;
+            if (strcmp(format, "pem_noroot") != 0 && strcmp(format, "pem_all") != 0)
+                return cli_fail(PA_E_USAGE, "pem_noroot or pem_all", "--format");
+        } else if (c == 'o') {
+            output = optarg;
+        } else if (c == OPT_JSON) {
+            cli->json = true;
+        } else if (c == 'h') {
+            cli_usage("download CERT_ID [--format pem_noroot|pem_all] [-o FILE] [--json]");
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "download");
+        }
+    }
+    if (optind + 1 != argc || parse_id(argv[optind], &id) < 0)
+        return cli_fail(PA_E_USAGE, "one numeric CERT_ID", "download");
+    r = cli_cc_client(cli, &cc);
+    if (r < 0)
+        return r;
+    r = cc_download(cc, id, format, &pem, &len);
+    if (r < 0) {
+        cli_fail(r, cc_last_error(cc), "certificate %ld", id);
+        goto out;
+    }
+    if (output) {
+        r = fs_write_atomic(output, pem, len, 0644);
+        if (r < 0) {
+            cli_fail(r, NULL, "writing %s", output);
+            goto out;
+        }
+    }
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "certificate_id", json_object_new_int64(id));
+        json_object_object_add(o, "format", json_object_new_string(format));
+        json_object_object_add(o, "pem", json_object_new_string_len(pem, (int)len));
+        if (output)
+            json_object_object_add(o, "output", json_object_new_string(output));
+        cli_print_json(o);
+    } else if (!output) {
+        fwrite(pem, 1, len, stdout);
+    }
+out:
+    free(pem);
+    cc_client_free(cc);
+    return r;
+}
