@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's first command: build pkio-agent and run its main job on the embedded default — a
-# fresh SoftHSM2 token in a private directory (_demo/ in the source tree).
+# fresh SoftHSM2 token in a private directory (_demo/ in the source tree) and the bundled
+# CertCentral sandbox: key on the token, CSR, order, poll, download, certificate on the token.
 # Installs the Debian packages it lacks first.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,6 +37,28 @@ echo "== SHA-256 CSR signed on the token (RSASSA-PSS) =="
 "$agent" --module "$module" csr --key "$key?pin-source=$demo/pin" \
     --request "$src/tests/data/requests/valid-prof.json" --pss -o "$demo/demo.csr"
 openssl req -in "$demo/demo.csr" -noout -verify -subject 2>&1
+echo "== the bundled CertCentral sandbox (HTTPS on 127.0.0.1) =="
+sb=$demo/sandbox
+mkdir -p "$sb"
+url=$(bash "$src/tests/sandbox/start.sh" "$sb")
+trap 'bash "$src/tests/sandbox/stop.sh" "$sb" >/dev/null 2>&1 || true' EXIT
+(umask 077 && printf 'sandbox-0123456789abcdef' >"$demo/api-key")
+cat >"$demo/config.json" <<CONF
+{"api": {"url": "$url", "key_file": "$demo/api-key", "ca_bundle": "$sb/tls-ca.pem"},
+ "token": {"module": "$module"}, "trust": {"anchors": "$sb/root.pem"}}
+CONF
+pa() { "$agent" --config "$demo/config.json" "$@"; }
+echo "$url"
+echo "== order placed (validated first, CSR in certificate.csr) =="
+order=$(pa order --request "$src/tests/data/requests/valid-prof.json" --csr "$demo/demo.csr" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["order_id"])')
+echo "order $order"
+echo "== polling until issued =="
+until pa order-status "$order"; do sleep 0.2; done
+cert=$(pa order-status "$order" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate_id"])')
+echo "== certificate $cert downloaded, chain verified, written to the token next to its key =="
+pa download "$cert" -o "$demo/issued.pem"
+pa install --key "$key?pin-source=$demo/pin" --cert "$demo/issued.pem" --trust "$sb/root.pem"
 echo "== what the token holds =="
 pkcs11-tool --module "$module" --token-label demo-token -O 2>/dev/null
 echo "demo done: token files in $demo"
