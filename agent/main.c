@@ -14,6 +14,13 @@
 #include <string.h>
 
 static const struct cli_command commands[] = {
+    {"enroll", cmd_enroll,
+     "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces ID] "
+     "[--json]"},
+    {"resume", cmd_resume, "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"},
+    {"status", cmd_status, "status [JOB] [--json]"},
+    {"cancel", cmd_cancel, "cancel JOB [--pin-source FILE] [--json]"},
+    {"audit", cmd_audit, "audit verify [--json]"},
     {"tokens", cmd_tokens, "tokens [--json]"},
     {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},

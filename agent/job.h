@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * job.h - enrollment job records: one JSON file per enrollment in STATE_DIR/jobs/, written
+ * atomically (temp, fsync, rename, fsync dir), mode 0600, holding no secret (no PIN, no API key,
+ * no card data). The record is the only state that outlives a process: every step writes it
+ * before acting and after, so a kill between any two steps leaves a record that says what to do.
+ */
+#ifndef PKIO_JOB_H
+#define PKIO_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum job_state {
+    JOB_NEW,       /* record created, token bound, no key yet */
+    JOB_KEY_READY, /* key pair generated on the token and custody-checked */
+    JOB_CSR_READY, /* CSR built and verified; request validated */
+    JOB_ORDERING,  /* about to POST the order: after a kill here, look the order up first */
+    JOB_ORDERED,   /* order id known; polling (order_status says what CertCentral says) */
+    JOB_ISSUED,    /* certificate downloaded and verified (cert_pem holds leaf + chain) */
+    JOB_INSTALLED, /* leaf and chain written to the token and read back */
+    JOB_DONE,      /* finished (for a re-key: the old certificate revoked too) */
+    JOB_FAILED,    /* terminal: last_error says why */
+    JOB_CANCELED,  /* terminal: canceled by the officer */
+    JOB_STATE__MAX
+};
+
+struct job_event {
+    time_t at;
+    enum job_state state;
+    char *note; /* may be NULL */
+};
+
+struct job {
+    char id[33]; /* 32 hex chars: 16 random bytes */
+    enum job_state state;
+    time_t created, updated;
+    /* The token the job is bound to: serial AND label (tpm2-pkcs11 serials are all zero). */
+    char token_serial[17], token_label[33], token_model[17], token_manufacturer[33];
+    /* The key. */
+    char key_type[16];           /* "rsa:2048" ... */
+    char key_label[65];
+    char key_id_hex[129];        /* CKA_ID, hex; empty before keygen */
+    char spki_sha256[65];        /* SHA-256 of the public key's DER SubjectPublicKeyInfo */
+    bool custody_ok;             /* custody attributes checked and good */
+    char *csr_pem;               /* NULL before the CSR */
+    char csr_sha256[65];         /* SHA-256 of the CSR's DER */
+    bool pss;                    /* CSR signed with RSASSA-PSS */
+    /* The order. */
+    char *product;               /* e.g. pkio_organisation_person_prof */
+    char *request_path;          /* the request file as given (re-read until ordered) */
+    char request_sha256[65];     /* of the request file's bytes: a changed file is refused */
+    time_t order_attempt_at;     /* when the POST was (about to be) sent; 0 = never */
+    long order_id;               /* 0 = unknown */
+    long certificate_id;         /* 0 = unknown */
+    char order_status[32];       /* CertCentral's last word, e.g. "needs_approval" */
+    time_t next_poll;            /* 0 = now */
+    double poll_interval_s;      /* current interval (grows up to poll.max_s) */
+    char *cert_pem;              /* issued leaf + chain (PEM), once downloaded */
+    char cert_serial[65];        /* leaf serial, hex */
+    /* Re-keying. */
+    long replaces_certificate_id; /* 0 = not a re-key */
+    long replaces_order_id;
+    bool old_revoked;
+    char *last_error;            /* one line; NULL when none */
+    struct job_event *history;
+    size_t nhistory;
+};
+
+const char *job_state_name(enum job_state s);
+int job_state_parse(const char *name, enum job_state *ret);
+/* Terminal states: done, failed, canceled. */
+bool job_state_terminal(enum job_state s);
+
+/* A new job in state NEW with a random id and created = updated = now. */
+int job_new(struct job **ret);
+void job_free(struct job *j);
+
+/*
+ * Move to state `to`, appending a history event with the note (printf-style, may be NULL).
+ * Refuses (PA_E_INTERNAL) transitions the state machine does not allow: forward steps, any
+ * state to FAILED/CANCELED, FAILED back to the state it failed in when resumed (see job.c).
+ */
+int job_transition(struct job *j, enum job_state to, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Record a note in history without changing state (e.g. "waiting: needs_approval"). */
+int job_note(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Replace last_error (NULL clears). */
+int job_set_error(struct job *j, const char *msg);
+/* Replace a malloc'd string field: *field = strdup(value) (NULL clears). */
+int job_set_str(char **field, const char *value);
+
+/* Create STATE_DIR and STATE_DIR/jobs (0700) if missing; refuse a group/world-writable dir. */
+int job_dir_prepare(const char *state_dir, char *errbuf, size_t errlen);
+/* Save atomically to STATE_DIR/jobs/ID.json, mode 0600; sets updated = now. */
+int job_save(const char *state_dir, struct job *j);
+/* Load one job by id (or a unique prefix of at least 6 chars). PA_E_JOB if absent/corrupt. */
+int job_load(const char *state_dir, const char *id, struct job **ret, char *errbuf,
+             size_t errlen);
+/* All jobs, oldest first. *ret is an array of job pointers (free each, then the array). */
+int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errbuf,
+             size_t errlen);
+void job_list_free(struct job **list, size_t n);
+
+/*
+ * Take the job's lock (STATE_DIR/jobs/ID.lock, flock exclusive, non-blocking), so two
+ * processes never drive one job. PA_E_JOB when another process holds it. *ret_fd >= 0.
+ */
+int job_lock(const char *state_dir, const char *id, int *ret_fd);
+void job_unlock(int fd);
+
+/* JSON (de)serialisation, pure (fuzzed). job_parse validates every field's type and range. */
+char *job_to_json(const struct job *j);
+int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_t errlen);
+
+#endif
