@@ -1066,7 +1066,7 @@ static int ectx_init(struct ectx *e, struct cli *cli, const struct enroll_opts *
     e->o = o;
     e->lock_fd = -1;
     e->state_dir = cli_state_dir(cli);
-    e->tty = isatty(STDERR_FILENO);
+    e->tty = isatty(STDERR_FILENO) || getenv("PKIO_PROGRESS"); /* PKIO_PROGRESS: logs, demos */
     clock_gettime(CLOCK_MONOTONIC, &e->t0);
     r = job_dir_prepare(e->state_dir, err, sizeof(err));
     if (r < 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's first command: build pkio-agent and run its main job on the embedded default — a
 # fresh SoftHSM2 token in a private directory (_demo/ in the source tree) and the bundled
-# CertCentral sandbox: key on the token, CSR, order, poll, download, certificate on the token.
+# CertCentral sandbox: `pkio-agent enroll` from key generation to the certificate on the token.
 # Installs the Debian packages it lacks first.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,38 +27,28 @@ module=/usr/lib/softhsm/libsofthsm2.so
 (umask 077 && printf '1234\n' >"$demo/pin")
 softhsm2-util --init-token --free --label demo-token --so-pin 12345678 --pin 1234 >/dev/null
 
-echo "== tokens present =="
-"$agent" --module "$module" tokens
-echo "== key pair generated on the token =="
-key=$("$agent" --module "$module" keygen --token "pkcs11:token=demo-token?pin-source=$demo/pin" \
-    --key-type rsa:2048 --label demo-key)
-echo "$key"
-echo "== SHA-256 CSR signed on the token (RSASSA-PSS) =="
-"$agent" --module "$module" csr --key "$key?pin-source=$demo/pin" \
-    --request "$src/tests/data/requests/valid-prof.json" --pss -o "$demo/demo.csr"
-openssl req -in "$demo/demo.csr" -noout -verify -subject 2>&1
 echo "== the bundled CertCentral sandbox (HTTPS on 127.0.0.1) =="
 sb=$demo/sandbox
 mkdir -p "$sb"
 url=$(bash "$src/tests/sandbox/start.sh" "$sb")
 trap 'bash "$src/tests/sandbox/stop.sh" "$sb" >/dev/null 2>&1 || true' EXIT
+echo "$url"
 (umask 077 && printf 'sandbox-0123456789abcdef' >"$demo/api-key")
 cat >"$demo/config.json" <<CONF
 {"api": {"url": "$url", "key_file": "$demo/api-key", "ca_bundle": "$sb/tls-ca.pem"},
- "token": {"module": "$module"}, "trust": {"anchors": "$sb/root.pem"}}
+ "token": {"module": "$module"}, "trust": {"anchors": "$sb/root.pem"},
+ "poll": {"initial_s": 0.5, "max_s": 2}, "state_dir": "$demo/state"}
 CONF
 pa() { "$agent" --config "$demo/config.json" "$@"; }
-echo "$url"
-echo "== order placed (validated first, CSR in certificate.csr) =="
-order=$(pa order --request "$src/tests/data/requests/valid-prof.json" --csr "$demo/demo.csr" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["order_id"])')
-echo "order $order"
-echo "== polling until issued =="
-until pa order-status "$order"; do sleep 0.2; done
-cert=$(pa order-status "$order" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate_id"])')
-echo "== certificate $cert downloaded, chain verified, written to the token next to its key =="
-pa download "$cert" -o "$demo/issued.pem"
-pa install --key "$key?pin-source=$demo/pin" --cert "$demo/issued.pem" --trust "$sb/root.pem"
+
+echo "== tokens present =="
+pa tokens
+echo "== enroll: key on the token, CSR, order, poll, download, verify, write back =="
+PKIO_PROGRESS=1 pa enroll --token "pkcs11:token=demo-token?pin-source=$demo/pin" \
+    --request "$src/tests/data/requests/valid-prof.json" --pss
+echo "== the job record and the audit log =="
+pa status
+pa audit verify
 echo "== what the token holds =="
 pkcs11-tool --module "$module" --token-label demo-token -O 2>/dev/null
-echo "demo done: token files in $demo"
+echo "demo done: token, job records and audit log in $demo"
