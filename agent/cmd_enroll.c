@@ -110,6 +110,7 @@ int cmd_enroll(struct cli *cli, int argc, char **argv)
                         "enroll");
     if (o.pss && (o.key_type == TOK_KEY_EC_P256 || o.key_type == TOK_KEY_EC_P384))
         return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "enroll");
+    enroll_handle_stop_signals();
     return enroll_start(cli, &o, NULL);
 }
 
@@ -153,6 +154,7 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
     }
     if (!((all && optind == argc) || (!all && optind == argc - 1)))
         return cli_fail(PA_E_USAGE, "name one JOB, or --all", "resume");
+    enroll_handle_stop_signals();
     if (!all)
         return enroll_resume(cli, argv[optind], &o);
     r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));

@@ -51,6 +51,25 @@ struct ectx {
     bool tty;
 };
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+void enroll_handle_stop_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: sleeps end early */
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+}
+
 void enroll_crash_point(const char *name)
 {
     const char *at = getenv("PKIO_TEST_CRASH_AT");
@@ -746,6 +765,8 @@ static int step_poll(struct ectx *e)
         struct cc_order_info info;
         time_t now = time(NULL);
 
+        if (stop_requested)
+            return PA_E_PENDING;
         if (!waited && e->job->next_poll > now) {
             if (e->o->no_wait)
                 return PA_E_PENDING;
@@ -953,6 +974,11 @@ static int drive(struct ectx *e)
     int r = 0;
 
     while (r == 0) {
+        if (stop_requested && !job_state_terminal(e->job->state)) {
+            (void)job_note(e->job, "stopped on request; resume continues here");
+            (void)save(e);
+            return PA_E_PENDING; /* the record says where to go on */
+        }
         switch (e->job->state) {
         case JOB_NEW:
             r = step_keygen(e);
@@ -1014,9 +1040,12 @@ static void report(struct ectx *e, int r)
     if (r == 0 && j->state == JOB_DONE)
         printf("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n", j->id,
                j->cert_serial, j->token_label, j->token_serial, j->key_label);
-    else if (r == PA_E_PENDING)
+    else if (r == PA_E_PENDING && j->state == JOB_ORDERED)
         printf("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n", j->id,
                j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
+    else if (r == PA_E_PENDING)
+        printf("job %s: stopped at '%s'; 'pkio-agent resume %s' continues\n", j->id,
+               job_state_name(j->state), j->id);
 }
 
 static int sha256_file(const char *path, char out[65])

@@ -40,6 +40,12 @@ int enroll_resume(struct cli *cli, const char *job_id, const struct enroll_opts 
 /* `cancel`: cancel the job's pending order (if any) and remove its key from the token. */
 int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts *o);
 
+/*
+ * SIGTERM/SIGINT stop a running enroll/resume once the current step is safe: the record is saved
+ * and the command returns PA_E_PENDING. Call before enroll_start/enroll_resume.
+ */
+void enroll_handle_stop_signals(void);
+
 /* Test hook: when PKIO_TEST_CRASH_AT names this point, the process kills itself (SIGKILL). */
 void enroll_crash_point(const char *name);
 
