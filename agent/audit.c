@@ -191,6 +191,10 @@ static int audit_parse_line(const char *line, size_t len, long *ret_seq,
         audit_msg(errbuf, errlen, "empty line");
         goto out;
     }
+    if (line[0] != '{' || line[len - 1] != '}') {
+        audit_msg(errbuf, errlen, "bad JSON: not one object from the first byte to the last");
+        goto out;
+    }
     if (memchr(line, '\0', len) || memchr(line, '\n', len)) {
         audit_msg(errbuf, errlen, "bad JSON: contains a NUL or newline byte");
         goto out;
@@ -228,11 +232,9 @@ static int audit_parse_line(const char *line, size_t len, long *ret_seq,
             audit_msg(errbuf, errlen, "unknown member");
             goto out;
         }
-        r = audit_check_member(&audit_members[i], val, errbuf, errlen);
-        if (r < 0)
+        if (audit_check_member(&audit_members[i], val, errbuf, errlen) < 0)
             goto out;
     }
-    r = PA_E_JOB;
     for (size_t i = 0; i < AUDIT_NMEMBERS; i++) {
         if (audit_members[i].required &&
             !json_object_object_get_ex(root, audit_members[i].name, NULL)) {
@@ -667,17 +669,17 @@ int audit_verify(const char *state_dir, long *ret_lines, long *ret_bad_line, cha
         r = PA_E_IO;
         goto out;
     }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        audit_msg(errbuf, errlen, "%s: not a regular file", path);
+        r = PA_E_IO;
+        goto out;
+    }
     while (flock(fd, LOCK_SH) < 0) {
         if (errno != EINTR) {
             audit_msg(errbuf, errlen, "%s: cannot lock: %s", path, strerror(errno));
             r = PA_E_IO;
             goto out;
         }
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        audit_msg(errbuf, errlen, "%s: not a regular file", path);
-        r = PA_E_IO;
-        goto out;
     }
     buf = malloc(cap);
     if (!buf)

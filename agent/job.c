@@ -52,7 +52,8 @@
 #define JOB_MAX_POLL_S  31536000.0   /* one year */
 #define JOB_ID_LEN      32
 #define JOB_PREFIX_MIN  6
-#define JOB_JSON_FLAGS  (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define JOB_JSON_FLAGS                                                                             \
+    (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* ---------------------------------------------------------------------------------------- */
 /* States and transitions                                                                   */
@@ -189,7 +190,8 @@ static void job_one_line(char *s, size_t max)
 }
 
 /* A malloc'd one-line copy of the formatted note (NULL fmt: *ret = NULL). */
-static int job_format_note(char **ret, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int job_format_note(char **ret, const char *fmt,
+                                                                 va_list ap)
 {
     char *s = NULL;
 
@@ -479,8 +481,8 @@ static int job_check_field(const struct job *j, const struct job_field *f, char 
         return 0;
     case JK_LONG:
         memcpy(&l, p, sizeof(l));
-        if (l < 0) {
-            job_msg(errbuf, errlen, "%s: negative", f->name);
+        if (l < 0 || l == LONG_MAX) {
+            job_msg(errbuf, errlen, "%s: out of range", f->name);
             return PA_E_JOB;
         }
         return 0;
@@ -697,7 +699,7 @@ static int job_json_int(json_object *v, int64_t min, int64_t max, int64_t *ret, 
     }
     errno = 0;
     x = json_object_get_int64(v);
-    if (errno != 0 || x < min || x > max) {
+    if (errno != 0 || x < min || x > max || x == INT64_MAX) {
         job_msg(errbuf, errlen, "%s: out of range", name);
         return PA_E_JOB;
     }
@@ -750,7 +752,8 @@ static int job_field_from_json(struct job *j, const struct job_field *f, json_ob
         memcpy(p, &t, sizeof(t));
         return 0;
     case JK_LONG:
-        r = job_json_int(v, 0, LONG_MAX, &x, errbuf, errlen, f->name);
+        /* json-c saturates larger numbers to INT64_MAX: that value itself is refused */
+        r = job_json_int(v, 0, (int64_t)LONG_MAX - 1, &x, errbuf, errlen, f->name);
         if (r < 0)
             return r;
         l = (long)x;
@@ -1155,9 +1158,13 @@ static int job_load_file(const char *state_dir, const char *id, struct job **ret
     path = job_path(state_dir, name);
     if (!path)
         goto out;
+    errno = 0;
     r = fs_read_file(path, JOB_MAX_FILE, &buf, &len);
     if (r < 0) {
-        if (r == PA_E_IO && errno == ENOENT) {
+        if (r == PA_E_IO && errno == 0) {
+            job_msg(errbuf, errlen, "%s: not a regular file", path);
+            r = PA_E_JOB;
+        } else if (r == PA_E_IO && errno == ENOENT) {
             job_msg(errbuf, errlen, "no job %s", id);
             r = PA_E_JOB;
         } else if (r == PA_E_IO && errno == EFBIG) {
