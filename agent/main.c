@@ -21,6 +21,10 @@ static const struct cli_command commands[] = {
     {"status", cmd_status, "status [JOB] [--json]"},
     {"cancel", cmd_cancel, "cancel JOB [--pin-source FILE] [--json]"},
     {"audit", cmd_audit, "audit verify [--json]"},
+    {"watch", cmd_watch,
+     "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "
+     "[--pin-source FILE] [--ignore SERIAL]..."},
+    {"queue", cmd_queue, "queue add --request FILE [--serial S] [--token URI] | queue list"},
     {"tokens", cmd_tokens, "tokens [--json]"},
     {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},

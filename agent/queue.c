@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "queue.h"
+
+#include "fsutil.h"
+#include "pa_err.h"
+
+#include <json-c/json.h>
+#include <openssl/rand.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define QUEUE_REQ_MAX (256 * 1024)
+
+static int path_of(char *buf, size_t len, const char *state_dir, const char *sub, const char *name)
+{
+    int n = snprintf(buf, len, "%s/queue%s%s%s%s", state_dir, sub ? "/" : "", sub ? sub : "",
+                     name ? "/" : "", name ? name : "");
+
+    return n < 0 || (size_t)n >= len ? PA_E_CONFIG : 0;
+}
+
+int queue_dir_prepare(const char *state_dir)
+{
+    char p[4096];
+
+    if (path_of(p, sizeof(p), state_dir, NULL, NULL) < 0)
+        return PA_E_CONFIG;
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return PA_E_IO;
+    if (path_of(p, sizeof(p), state_dir, "taken", NULL) < 0)
+        return PA_E_CONFIG;
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return PA_E_IO;
+    return 0;
+}
+
+void queue_entry_clear(struct queue_entry *e)
+{
+    if (!e)
+        return;
+    free(e->request);
+    free(e->serial);
+    free(e->token_uri);
+    memset(e, 0, sizeof(*e));
+}
+
+void queue_list_free(struct queue_entry *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        queue_entry_clear(&v[i]);
+    free(v);
+}
+
+int queue_add(const char *state_dir, const char *request, const char *serial, const char *token_uri,
+              char *ret_id, char *errbuf, size_t errlen)
+{
+    unsigned char rnd[16];
+    char id[33], reqpath[4096], entpath[4096], name[64];
+    json_object *o = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    r = queue_dir_prepare(state_dir);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "cannot create %s/queue: %s", state_dir, strerror(errno));
+        return r;
+    }
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return PA_E_INTERNAL;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    r = fs_read_file(request, QUEUE_REQ_MAX, &buf, &len);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "cannot read %s: %s", request, strerror(errno));
+        return PA_E_REQUEST;
+    }
+    /* The request may hold card data: the copy is private to the queue (0600). */
+    snprintf(name, sizeof(name), "%s.request.json", id);
+    r = path_of(reqpath, sizeof(reqpath), state_dir, NULL, name);
+    if (r == 0)
+        r = fs_write_atomic(reqpath, buf, len, 0600);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "cannot write %s", reqpath);
+        return r;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "format", json_object_new_int(1));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "request", json_object_new_string(reqpath));
+    json_object_object_add(o, "serial", serial ? json_object_new_string(serial) : NULL);
+    json_object_object_add(o, "token_uri", token_uri ? json_object_new_string(token_uri) : NULL);
+    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
+    /* Entries sort by name: creation time first, so the oldest is taken first. */
+    snprintf(name, sizeof(name), "%012lld-%s.json", (long long)time(NULL), id);
+    r = path_of(entpath, sizeof(entpath), state_dir, NULL, name);
+    if (r == 0) {
+        const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+        r = fs_write_atomic(entpath, txt, strlen(txt), 0600);
+    }
+    json_object_put(o);
+    if (r < 0) {
+        (void)unlink(reqpath);
+        snprintf(errbuf, errlen, "cannot write %s", entpath);
+        return r;
+    }
+    if (ret_id)
+        memcpy(ret_id, id, sizeof(id));
+    return 0;
+}
+
+static char *opt_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return strdup(json_object_get_string(v));
+}
+
+static int load_entry(const char *path, struct queue_entry *ret)
+{
+    json_object *o = NULL, *v;
+    char *buf = NULL, *id;
+    size_t len = 0;
+    int r = fs_read_file(path, 64 * 1024, &buf, &len);
+
+    if (r < 0)
+        return r;
+    o = json_tokener_parse(buf);
+    free(buf);
+    memset(ret, 0, sizeof(*ret));
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return PA_E_JOB;
+    }
+    id = opt_str(o, "id");
+    ret->request = opt_str(o, "request");
+    ret->serial = opt_str(o, "serial");
+    ret->token_uri = opt_str(o, "token_uri");
+    if (json_object_object_get_ex(o, "created", &v))
+        ret->created = (time_t)json_object_get_int64(v);
+    if (id && strlen(id) == 32)
+        memcpy(ret->id, id, 33);
+    free(id);
+    json_object_put(o);
+    if (!ret->request || !ret->id[0]) {
+        queue_entry_clear(ret);
+        return PA_E_JOB;
+    }
+    return 0;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int entry_filter(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+
+    return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".json") == 0 &&
+           !strstr(d->d_name, ".request.json") && !strstr(d->d_name, ".tmp.");
+}
+
+/* Entry file names, oldest first. */
+static int scan(const char *state_dir, struct dirent ***ret, int *ret_n)
+{
+    char dir[4096];
+    int n;
+
+    if (path_of(dir, sizeof(dir), state_dir, NULL, NULL) < 0)
+        return PA_E_CONFIG;
+    n = scandir(dir, ret, entry_filter, by_name);
+    if (n < 0) {
+        if (errno == ENOENT) {
+            *ret = NULL;
+            *ret_n = 0;
+            return 0;
+        }
+        return PA_E_IO;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int queue_list(const char *state_dir, struct queue_entry **ret, size_t *ret_n)
+{
+    struct dirent **names = NULL;
+    struct queue_entry *v = NULL;
+    size_t k = 0;
+    int n = 0, r;
+
+    r = scan(state_dir, &names, &n);
+    if (r < 0)
+        return r;
+    v = calloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    if (!v)
+        r = PA_E_NOMEM;
+    for (int i = 0; i < n; i++) {
+        char p[4096];
+
+        if (r == 0 && path_of(p, sizeof(p), state_dir, NULL, names[i]->d_name) == 0 &&
+            load_entry(p, &v[k]) == 0)
+            k++;
+        free(names[i]);
+    }
+    free(names);
+    if (r < 0) {
+        queue_list_free(v, k);
+        return r;
+    }
+    *ret = v;
+    *ret_n = k;
+    return 0;
+}
+
+int queue_take(const char *state_dir, const char *serial, struct queue_entry *ret)
+{
+    struct dirent **names = NULL;
+    int n = 0, r, pick = -1;
+
+    r = scan(state_dir, &names, &n);
+    if (r < 0)
+        return r;
+    /* Two passes: an entry bound to this serial wins over a first-come one. */
+    for (int pass = 0; pass < 2 && pick < 0; pass++) {
+        for (int i = 0; i < n && pick < 0; i++) {
+            struct queue_entry e;
+            char p[4096], taken[4096];
+
+            if (path_of(p, sizeof(p), state_dir, NULL, names[i]->d_name) < 0 ||
+                load_entry(p, &e) < 0)
+                continue;
+            if ((pass == 0 && e.serial && strcmp(e.serial, serial) == 0) ||
+                (pass == 1 && !e.serial)) {
+                if (path_of(taken, sizeof(taken), state_dir, "taken", names[i]->d_name) == 0 &&
+                    rename(p, taken) == 0) {
+                    *ret = e;
+                    pick = i;
+                    continue;
+                }
+            }
+            queue_entry_clear(&e);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return pick >= 0 ? 0 : PA_E_TOKEN_NOT_FOUND;
+}

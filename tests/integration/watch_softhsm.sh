@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The hands-free station on SoftHSM2 against the sandbox: with `pkio-agent watch` running and
+# requests queued, tokens initialised afterwards get their certificates with no command typed;
+# two tokens at once, each with its own job and one order; a token pulled mid-job parks the job
+# and the job completes when the same token returns; an ignored token (the officer's own) is
+# left alone; SIGTERM stops the daemon cleanly; the kiosk screen (tmux) says what happens, in
+# Dutch by default. SoftHSM2 has no insertion events, so the daemon runs with its explicit
+# periodic-rescan fallback (--detect rescan); the PC/SC and udev paths have their own tests.
+source "$PKIO_SRC/tests/lib/common.sh"
+source "$PKIO_SRC/tests/lib/softhsm.sh"
+source "$PKIO_SRC/tests/integration/cc_lib.sh"
+source "$PKIO_SRC/tests/integration/enroll_lib.sh"
+require_cmd openssl python3 curl pkcs11-tool tmux
+
+tokdir=$(pkio_tmpdir)
+softhsm_setup "$tokdir" officer         # the officer's own token, present from the start
+officer_serial=$TOKEN_SERIAL
+enroll_setup "$SOFTHSM_MODULE"
+req=$PKIO_SRC/tests/data/requests/valid-prof.json
+pin=$TOKEN_PIN_FILE
+
+jobs_done() { pa status --json | python3 -c 'import json,sys; print(sum(j["state"]=="done" for j in json.load(sys.stdin)["jobs"]))'; }
+# Conditions for pkio_wait_until (evaluated on every try, unlike "$(...)" in its arguments).
+done_at_least() { [[ $(jobs_done) -ge $1 ]]; }
+state_is() { [[ $(job_state_of "$1") == "$2" ]]; }
+job_state_of() { # serial -> state of its job ("" if none)
+    pa status --json | python3 -c 'import json,sys; s=[j["state"] for j in json.load(sys.stdin)["jobs"] if j["token_serial"]==sys.argv[1]]; print(s[-1] if s else "")' "$1"
+}
+
+pa queue add --request "$req" >/dev/null
+pa queue add --request "$req" >/dev/null
+pa queue add --request "$req" >/dev/null
+[[ $(pa queue list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["queue"]))') -eq 3 ]] || fail "queue"
+
+pkio_spawn watch "$PKIO_AGENT" --config "$CFG" watch --detect rescan --rescan 0.3 \
+    --pin-source "$pin" --ignore "$officer_serial" --retry 0.5
+watch_pid=$PKIO_SPAWN_PID
+pkio_wait_until 20 "watch ready" grep -q "ready" "$PKIO_ROOT/watch.log"
+
+# --- two tokens at once, no command typed ---------------------------------------------------------
+s1=$(softhsm_add_token "$tokdir" person-1)
+s2=$(softhsm_add_token "$tokdir" person-2)
+pkio_wait_until 90 "both tokens enrolled" done_at_least 2
+for s in "$s1" "$s2"; do
+    [[ $(job_state_of "$s") == done ]] || fail "token $s not enrolled"
+done
+token_cert_matches_key person-1
+token_cert_matches_key person-2
+[[ -z $(job_state_of "$officer_serial") ]] || fail "the ignored officer token was enrolled"
+[[ $(cc_state "len(s['orders'])") -eq 2 && $(cc_state "max(s['orders_per_key'].values())") -eq 1 ]] ||
+    fail "expected two orders, one per key: $(cc_state "s['orders_per_key']")"
+pass "watch: two tokens initialised while it runs are enrolled from the queue; officer token ignored"
+
+# --- a token pulled mid-job parks the job; it completes when the same token returns ----------------
+cc_sandbox_post /__sandbox/behavior '{"behavior":"never"}' >/dev/null
+s3=$(softhsm_add_token "$tokdir" person-3)
+pkio_wait_until 60 "job ordered" state_is "$s3" ordered
+tokpath=$(dirname "$(grep -l "person-3" "$tokdir"/tokens/*/token.object | head -1)")
+mv "$tokpath" "$PKIO_ROOT/pulled"
+cc_sandbox_post /__sandbox/behavior '{"behavior":"issue","issue_after_polls":0}' >/dev/null
+pkio_wait_until 60 "job parked at issued (token gone)" state_is "$s3" issued
+sleep 1
+[[ $(job_state_of "$s3") == issued ]] || fail "job moved without its token: $(job_state_of "$s3")"
+mv "$PKIO_ROOT/pulled" "$tokpath"
+pkio_wait_until 60 "job done after the token returned" state_is "$s3" done
+token_cert_matches_key person-3
+pass "token pulled: the job parks; the same token back: the job completes"
+
+# --- SIGTERM: the daemon stops cleanly -------------------------------------------------------------
+kill -TERM "$watch_pid"
+pkio_wait_until 30 "watch stopped" sh -c "! kill -0 $watch_pid 2>/dev/null"
+wait "$watch_pid" 2>/dev/null && rc=0 || rc=$?
+[[ $rc -eq 0 ]] || fail "watch exited $rc on SIGTERM"
+expect_exit 0 -- pa audit verify
+pass "SIGTERM: watch exits 0; audit intact"
+
+# --- the kiosk screen ------------------------------------------------------------------------------
+for l in person-1 person-2 person-3; do softhsm_delete_token "$l" >/dev/null; done # people leave
+sess=pkio-kiosk-$$
+tmux new-session -d -s "$sess" -x 100 -y 30 \
+    "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --pin-source $pin --ignore $officer_serial --idle-timeout 600"
+pkio_on_exit "tmux kill-session -t $sess 2>/dev/null || true"
+screen() { tmux capture-pane -p -t "$sess"; }
+pkio_wait_until 20 "kiosk asks for a token" sh -c "tmux capture-pane -p -t $sess | grep -q 'Plaats uw token'"
+tmux send-keys -t "$sess" C-c C-z q Enter
+sleep 0.5
+screen | grep -q "Plaats uw token" || fail "the kiosk left its screen after Ctrl-C/Ctrl-Z: $(screen)"
+softhsm_add_token "$tokdir" person-4 >/dev/null
+pkio_wait_until 20 "kiosk says no request is queued" sh -c "tmux capture-pane -p -t $sess | grep -q 'Geen aanvraag klaar'"
+pa queue add --request "$req" >/dev/null
+pkio_on_exit "true" # (the daemon picks the new request up on its next retry)
+pkio_wait_until 90 "kiosk says done" sh -c "tmux capture-pane -p -t $sess | grep -q 'Klaar - u kunt het token verwijderen'"
+screen | grep -q "person-4" || fail "kiosk does not name the token: $(screen)"
+pass "kiosk: Dutch status per token ('Plaats uw token' ... 'Klaar - u kunt het token verwijderen'), no escape by keyboard"
