@@ -10,7 +10,7 @@ demo_pkgs=(softhsm2 python3 curl procps)
 test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0
            libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-swtpm0 dbus dbus-daemon dbus-bin
            opensc-pkcs11 gnutls-bin valgrind binutils time tmux umockdev udev systemd
-           dpkg-dev strace man-db adduser)
+           dpkg-dev strace man-db adduser jq)
 
 case "${1:-test}" in
 build) want=("${build_pkgs[@]}") ;;
