@@ -236,8 +236,9 @@ static int token_open(struct ectx *e)
         return r;
     }
     /* A job is bound to its token: never touch another one. */
-    if (e->job && e->job->token_serial[0] && (strcmp(now.serial, e->job->token_serial) != 0 ||
-                                    strcmp(now.label, e->job->token_label) != 0)) {
+    if (e->job && e->job->token_serial[0] &&
+        (strcmp(now.serial, e->job->token_serial) != 0 ||
+         strcmp(now.label, e->job->token_label) != 0)) {
         cli_fail(PA_E_TOKEN_GONE, NULL,
                  "job %s belongs to token '%s' (serial %s), not to '%s' (serial %s)", e->job->id,
                  e->job->token_label, e->job->token_serial, now.label, now.serial);
@@ -300,7 +301,12 @@ static int step_keygen(struct ectx *e)
     if (r < 0)
         return r;
     snprintf(label, sizeof(label), KEY_LABEL_PREFIX "%.16s", e->job->id);
-    /* A kill between keygen and saving leaves a key with our label: adopt it, never make two. */
+    /* A kill between keygen and saving leaves a key with our label: adopt it, never make two;
+     * a kill inside keygen may leave half a pair or mismatched ids: repair that first. */
+    r = tok_reconcile_label(e->tok, label);
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "keys labelled %s on token '%s'", label,
+                        e->job->token_label);
     r = tok_find_key_by_label(e->tok, label, id, &id_len);
     if (r == 0) {
         adopted = true;

@@ -14,6 +14,7 @@
 #include "pa_err.h"
 
 #include <openssl/err.h>
+#include <openssl/ui.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,21 @@ static int engine_load(struct tok_ctx *ctx)
     return 0;
 }
 
+/*
+ * The engine must never ask for a PIN by itself: that would bypass the PIN-flag checks and the
+ * one-C_Login rule (it happens when the engine gets a module instance of its own that is not
+ * logged in, as with p11-kit-client). A UI whose reader always fails makes it give up instead.
+ */
+static int ui_refuse(UI *ui, UI_STRING *uis)
+{
+    (void)ui;
+    (void)uis;
+    return 0;
+}
+
 int tok_signing_key(struct tok_token *t, const unsigned char *id, size_t id_len, EVP_PKEY **ret)
 {
+    UI_METHOD *no_prompt = NULL;
     struct tok_info info = t->info;
     EVP_PKEY *pkey;
     char *uri;
@@ -62,10 +76,19 @@ int tok_signing_key(struct tok_token *t, const unsigned char *id, size_t id_len,
     /* tok_uri_for_key() writes "token=;serial=..": drop the empty token attribute. */
     if (strncmp(uri, "pkcs11:token=;", 14) == 0)
         memmove(uri + 7, uri + 14, strlen(uri + 14) + 1);
-    pkey = ENGINE_load_private_key(t->ctx->engine, uri, NULL, NULL);
+    no_prompt = UI_create_method("pkio-agent: no PIN prompts from the engine");
+    if (!no_prompt || UI_method_set_reader(no_prompt, ui_refuse) != 0) {
+        UI_destroy_method(no_prompt);
+        free(uri);
+        return PA_E_NOMEM;
+    }
+    pkey = ENGINE_load_private_key(t->ctx->engine, uri, no_prompt, NULL);
+    UI_destroy_method(no_prompt);
     free(uri);
     if (!pkey) {
-        p11_set_detail("the pkcs11 engine could not load the key");
+        p11_set_detail("the pkcs11 engine could not load the key (a module that gives the engine "
+                       "its own, not logged-in instance, such as p11-kit-client, is not "
+                       "supported)");
         ERR_clear_error();
         return PA_E_TOKEN;
     }

@@ -531,3 +531,68 @@ int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_l
     }
     return any ? 0 : PA_E_TOKEN_NOT_FOUND;
 }
+
+/* Handles of the objects of a class carrying this label (at most max). */
+static int find_by_label(struct tok_token *t, CK_OBJECT_CLASS cls, const char *label,
+                         CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *ret_n)
+{
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)(uintptr_t)label, strlen(label)},
+    };
+    CK_RV rv;
+
+    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, tmpl, 2);
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    rv = P11CALL(t->ctx, C_FindObjects, t->session, out, max, ret_n);
+    (void)P11CALL(t->ctx, C_FindObjectsFinal, t->session);
+    return p11_err(rv);
+}
+
+int tok_reconcile_label(struct tok_token *t, const char *label)
+{
+    CK_OBJECT_HANDLE priv[2], pub[8];
+    CK_ULONG npriv = 0, npub = 0;
+    unsigned char *id = NULL;
+    CK_ULONG id_len = 0;
+    int r;
+
+    r = find_by_label(t, CKO_PRIVATE_KEY, label, priv, 2, &npriv);
+    if (r == 0)
+        r = find_by_label(t, CKO_PUBLIC_KEY, label, pub, 8, &npub);
+    if (r < 0)
+        return r;
+    if (npriv > 1) {
+        p11_set_detail("several private keys are labelled '%s'", label);
+        return PA_E_TOKEN_AMBIGUOUS;
+    }
+    if (npriv == 0) {
+        /* Half a key pair from an interrupted generation: it will never be used. */
+        for (CK_ULONG i = 0; i < npub; i++) {
+            CK_RV rv = P11CALL(t->ctx, C_DestroyObject, t->session, pub[i]);
+
+            if (rv != CKR_OK)
+                return p11_err(rv);
+        }
+        return 0;
+    }
+    r = get_attr(t, priv[0], CKA_ID, &id, &id_len);
+    if (r < 0)
+        return r;
+    /* Interrupted between the two C_SetAttributeValue(CKA_ID): give the public half its id. */
+    for (CK_ULONG i = 0; i < npub && r == 0; i++) {
+        unsigned char *pid = NULL;
+        CK_ULONG plen = 0;
+
+        r = get_attr(t, pub[i], CKA_ID, &pid, &plen);
+        if (r == 0 && (plen != id_len || memcmp(pid, id, id_len) != 0)) {
+            CK_ATTRIBUTE set = {CKA_ID, id, id_len};
+
+            r = p11_err(P11CALL(t->ctx, C_SetAttributeValue, t->session, pub[i], &set, 1));
+        }
+        free(pid);
+    }
+    free(id);
+    return r;
+}

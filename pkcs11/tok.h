@@ -189,6 +189,13 @@ int tok_store_cert(struct tok_token *t, X509 *cert, const unsigned char *id, siz
 int tok_list_certs(struct tok_token *t, const unsigned char *id, size_t id_len,
                    STACK_OF(X509) * *ret);
 
+/*
+ * Repair what an interrupted key generation can leave under a label that belongs to one job:
+ * public keys without a private key are deleted; public keys whose CKA_ID differs from the
+ * (single) private key's get its id.
+ */
+int tok_reconcile_label(struct tok_token *t, const char *label);
+
 /* Delete the private and public key with this id (and nothing else). */
 int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_len);
 

@@ -104,6 +104,28 @@ token_cert_matches_key enr-h
 pass "token pulled: resume says which token is missing, the job waits; back in: it completes"
 : "$serial_h"
 
+# --- interrupted inside key generation: half a pair, or ids set on one half only -----------------
+# (SoftHSM2 completes each call, so the states a token in the middle of C_GenerateKeyPair or
+# between the two C_SetAttributeValue calls would leave are made with pkcs11-tool after a kill
+# at the after-keygen point.)
+P() { pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin "$TOKEN_PIN" "$@"; }
+softhsm_add_token "$tokdir" enr-half >/dev/null
+PKIO_TEST_CRASH_AT=after-keygen expect_exit nonzero -- pa enroll --token "$(uri enr-half)" --request "$req"
+hid=$(P --token-label enr-half -O --type privkey 2>/dev/null | awk '/ID:/ {print $2}')
+P --token-label enr-half --delete-object --type privkey --id "$hid" >/dev/null 2>&1 || fail "cannot delete the private half"
+expect_exit 0 -- pa resume --all --pin-source "$pin"
+[[ $(token_count enr-half privkey) -eq 1 && $(token_count enr-half pubkey) -eq 1 ]] ||
+    fail "half key pair left behind: $(P --token-label enr-half -O 2>/dev/null | grep -c Object) objects"
+token_cert_matches_key enr-half
+softhsm_add_token "$tokdir" enr-ids >/dev/null
+PKIO_TEST_CRASH_AT=after-keygen expect_exit nonzero -- pa enroll --token "$(uri enr-ids)" --request "$req"
+pid_=$(P --token-label enr-ids -O --type pubkey 2>/dev/null | awk '/ID:/ {print $2}')
+P --token-label enr-ids --set-id 0102030405 --type pubkey --id "$pid_" >/dev/null 2>&1 ||
+    fail "cannot change the public key's id"
+expect_exit 0 -- pa resume --all --pin-source "$pin"
+token_cert_matches_key enr-ids
+pass "interrupted keygen: a lone public half is removed, a public half with another id is realigned"
+
 # --- re-key: the old certificate is revoked only after the new one is on the new token -----------
 softhsm_add_token "$tokdir" enr-new >/dev/null
 cc_sandbox_post /__sandbox/behavior '{"behavior":"never"}' >/dev/null
