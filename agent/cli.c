@@ -134,8 +134,8 @@ void cli_usage(const char *synopsis)
 }
 
 /* Get the PIN for a token: pin-source file, then the PIN pad, then a no-echo prompt. */
-static int get_pin(const struct tok_uri *u, const struct tok_info *info, struct secret **ret,
-                   bool *ret_pinpad)
+static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct tok_info *info,
+                   struct secret **ret, bool *ret_pinpad)
 {
     char prompt[128];
     int r;
@@ -153,6 +153,12 @@ static int get_pin(const struct tok_uri *u, const struct tok_info *info, struct 
     }
     if (u->pin_value)
         return secret_from_mem(u->pin_value->buf, u->pin_value->len, ret);
+    if (cli->pin_fd >= 0) {
+        r = secret_from_fd(cli->pin_fd, PIN_MAX, ret);
+        if (r < 0)
+            return cli_fail(r, "nothing to read", "PIN descriptor %d", cli->pin_fd);
+        return 0;
+    }
     if (info->protected_auth_path) {
         fprintf(stderr, "Enter the PIN on the reader's PIN pad for token '%s'.\n", info->label);
         *ret_pinpad = true;
@@ -229,7 +235,7 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
         if (r == 0)
             r = tok_login_precheck(&info); /* refuse before even asking for a PIN */
         if (r == 0 && info.login_required)
-            r = get_pin(&u, &info, &pin, &pinpad);
+            r = get_pin(cli, &u, &info, &pin, &pinpad);
         else if (r < 0)
             cli_fail(r, tok_detail(), "login to token '%s'", info.label);
         if (r < 0)

@@ -24,6 +24,7 @@ struct cli {
     bool json;             /* --json */
     int verbose;           /* -v count */
     struct cfg *cfg;       /* loaded once by main(), before the command runs */
+    int pin_fd;            /* --pin-fd: read the PIN from this descriptor (a supervisor's pipe) */
 };
 
 /* A command: returns 0 or a negative PA_E_* code that it has already reported. */

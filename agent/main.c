@@ -10,6 +10,7 @@
 #include "secret.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ static const struct cli_command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
-               "[-v] COMMAND [ARGS]\n\ncommands:\n");
+               "[--pin-fd FD] [-v] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s\n", commands[i].synopsis);
     fprintf(f, "\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
@@ -49,12 +50,17 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"module", required_argument, NULL, 'm'},    {"config", required_argument, NULL, 'c'},
-        {"state-dir", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"module", required_argument, NULL, 'm'},
+        {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"pin-fd", required_argument, NULL, 'p'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
-    struct cli cli = {0};
+    struct cli cli = {.pin_fd = -1};
     int c, r;
 
     secret_harden_process();
@@ -73,6 +79,17 @@ int main(int argc, char **argv)
         case 'j':
             cli.json = true;
             break;
+        case 'p': {
+            char *end = NULL;
+            long fd = strtol(optarg, &end, 10);
+
+            if (!*optarg || *end || fd < 3 || fd > 1024) {
+                fprintf(stderr, "pkio-agent: --pin-fd: a descriptor number from 3 up\n");
+                return pa_err_exit_code(PA_E_USAGE);
+            }
+            cli.pin_fd = (int)fd;
+            break;
+        }
         case 'v':
             cli.verbose++;
             break;

@@ -259,3 +259,29 @@ int queue_take(const char *state_dir, const char *serial, struct queue_entry *re
     free(names);
     return pick >= 0 ? 0 : PA_E_TOKEN_NOT_FOUND;
 }
+
+int queue_untake(const char *state_dir, const char *id)
+{
+    char dir[4096], from[4096], to[4096];
+    struct dirent *d;
+    DIR *dp;
+    int r = PA_E_TOKEN_NOT_FOUND;
+
+    if (path_of(dir, sizeof(dir), state_dir, "taken", NULL) < 0)
+        return PA_E_CONFIG;
+    dp = opendir(dir);
+    if (!dp)
+        return PA_E_IO;
+    while ((d = readdir(dp)) != NULL) {
+        const char *dash = strchr(d->d_name, '-');
+
+        if (!dash || strncmp(dash + 1, id, 32) != 0 || strcmp(dash + 33, ".json") != 0)
+            continue;
+        if (path_of(from, sizeof(from), state_dir, "taken", d->d_name) == 0 &&
+            path_of(to, sizeof(to), state_dir, NULL, d->d_name) == 0)
+            r = rename(from, to) == 0 ? 0 : PA_E_IO;
+        break;
+    }
+    closedir(dp);
+    return r;
+}

@@ -39,4 +39,7 @@ void queue_entry_clear(struct queue_entry *e);
  */
 int queue_take(const char *state_dir, const char *serial, struct queue_entry *ret);
 
+/* Put a taken entry back (its enrollment never started, e.g. the PIN was refused). */
+int queue_untake(const char *state_dir, const char *id);
+
 #endif

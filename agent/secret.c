@@ -190,3 +190,36 @@ out:
         close(fd);
     return r;
 }
+
+int secret_from_fd(int fd, size_t max_len, struct secret **ret)
+{
+    struct secret *s = NULL;
+    size_t len = 0;
+    int r;
+
+    r = secret_alloc(max_len + 2, &s);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    while (len < max_len + 1) {
+        ssize_t n = read(fd, s->buf + len, 1);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || s->buf[len] == '\n')
+            break;
+        len++;
+    }
+    close(fd);
+    s->buf[len] = '\0';
+    s->len = len;
+    if (len && s->buf[len - 1] == '\r')
+        s->buf[--s->len] = '\0';
+    if (s->len == 0 || s->len > max_len) {
+        secret_free(s);
+        return PA_E_PIN_UNAVAILABLE;
+    }
+    *ret = s;
+    return 0;
+}

@@ -28,6 +28,12 @@ int secret_from_mem(const char *s, size_t len, struct secret **ret);
  */
 int secret_from_file(const char *path, size_t max_len, struct secret **ret);
 
+/*
+ * Read a secret from an open file descriptor (a pipe from a supervising process): the first
+ * line, at most max_len bytes. The descriptor is closed. PA_E_PIN_UNAVAILABLE when empty.
+ */
+int secret_from_fd(int fd, size_t max_len, struct secret **ret);
+
 /* Prompt on the controlling terminal without echo. PA_E_PIN_UNAVAILABLE without a terminal. */
 int secret_prompt(const char *prompt, size_t max_len, struct secret **ret);
 

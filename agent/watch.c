@@ -17,6 +17,7 @@
 #include "pa_err.h"
 #include "queue.h"
 #include "request.h"
+#include "secret.h"
 #include "tok.h"
 
 #include <errno.h>
@@ -54,11 +55,16 @@ enum {
 struct wtoken {
     char serial[17], label[33];
     bool present;
-    pid_t child;     /* 0 = none running */
-    int last_exit;   /* exit status of the last child, -1 none */
-    time_t retry_at; /* when to try again after a child that stopped early; 0 = on arrival */
-    time_t left_at;  /* when it was removed */
-    char note[160];  /* what the kiosk says when no job explains it */
+    pid_t child;       /* 0 = none running */
+    int last_exit;     /* exit status of the last child, -1 none */
+    time_t retry_at;   /* when to try again after a child that stopped early; 0 = on arrival */
+    time_t left_at;    /* when it was removed */
+    bool pinpad;       /* the token has a protected authentication path */
+    bool pin_blocked;  /* locked, final try, must change, or no PIN set: never prompt */
+    char queued[33];   /* queue entry an enroll child took (returned if it never started) */
+    bool want_request; /* present, never enrolled, waiting for a queued request */
+    bool pin_failed;   /* the last PIN was rejected: nothing more until it is re-inserted */
+    char note[160];    /* what the kiosk says when no job explains it */
 };
 
 struct watch {
@@ -178,7 +184,7 @@ static char *pin_source_of(const struct watch *w, const char *entry_uri)
 }
 
 /* Run the same binary for one job; its output goes to the journal, or a log in kiosk mode. */
-static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[])
+static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int pin_rfd)
 {
     const char *argv[24];
     size_t n = 0;
@@ -193,6 +199,10 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[])
     argv[n++] = cli_state_dir(w->cli);
     argv[n++] = "--module";
     argv[n++] = cli_module(w->cli);
+    if (pin_rfd >= 0) { /* the PIN typed on the kiosk travels by pipe, never by argv */
+        argv[n++] = "--pin-fd";
+        argv[n++] = "3";
+    }
     for (size_t i = 0; cmd[i] && n < 23; i++)
         argv[n++] = cmd[i];
     argv[n] = NULL;
@@ -221,6 +231,8 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[])
             if (fd >= 0)
                 dup2(fd, STDIN_FILENO);
         }
+        if (pin_rfd >= 0 && dup2(pin_rfd, 3) < 0)
+            _exit(127);
         {
             char *av[24];
 
@@ -235,15 +247,69 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[])
     return 0;
 }
 
+static const char *say(const struct watch *w, const char *nl, const char *en)
+{
+    return w->dutch ? nl : en;
+}
+
+static void render(struct watch *w);
+
+/*
+ * The PIN for a job on a kiosk: typed on the kiosk's terminal, without echo, and handed to the
+ * job's process through a pipe. Returns the pipe's read end, -1 when no PIN is to be typed here
+ * (a PIN file or the PIN pad serves), or -2 when the job must not start (say why in t->note).
+ */
+static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source)
+{
+    struct secret *pin = NULL;
+    char prompt[96];
+    int fds[2], r;
+
+    if (!w->kiosk || pin_source || t->pinpad)
+        return -1;
+    if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
+        snprintf(t->note, sizeof(t->note), "%s",
+                 say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
+                     "PIN blocked or on its last try - call an officer"));
+        return -2;
+    }
+    snprintf(t->note, sizeof(t->note), "%s",
+             say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
+    render(w);
+    snprintf(prompt, sizeof(prompt), "  PIN (%s): ", t->label);
+    r = secret_prompt(prompt, 256, &pin);
+    if (r < 0) {
+        snprintf(t->note, sizeof(t->note), "%s",
+                 say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
+                     "No PIN entered - remove the token and insert it again"));
+        return -2;
+    }
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        secret_free(pin);
+        return -2;
+    }
+    /* A PIN is far smaller than a pipe's buffer: this never blocks. */
+    if (write(fds[1], pin->buf, pin->len) != (ssize_t)pin->len || write(fds[1], "\n", 1) != 1) {
+        close(fds[0]);
+        fds[0] = -2;
+    }
+    close(fds[1]);
+    secret_free(pin);
+    t->note[0] = '\0';
+    return fds[0];
+}
+
 static void start_job(struct watch *w, struct wtoken *t)
 {
     struct queue_entry e;
     struct job *j;
     bool unfinished = false;
-    char uri[256], *pin = NULL;
+    char uri[512], *pin = NULL;
+    int pin_fd;
 
-    if (t->child || ignored(w, t->serial))
+    if (t->child || ignored(w, t->serial) || !t->present || t->pin_failed)
         return;
+    t->want_request = false;
     j = job_of(w, t, &unfinished);
     if (j && unfinished) {
         const char *cmd[] = {"resume", j->id, "--pin-source", NULL, NULL};
@@ -253,9 +319,12 @@ static void start_job(struct watch *w, struct wtoken *t)
             cmd[3] = pin;
         else
             cmd[2] = NULL;
-        if (spawn(w, t, cmd) == 0)
+        pin_fd = kiosk_pin(w, t, pin);
+        if (pin_fd != -2 && spawn(w, t, cmd, pin_fd) == 0)
             fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n",
                     t->label, t->serial, j->id);
+        if (pin_fd >= 0)
+            close(pin_fd);
         job_free(j);
         free(pin);
         return;
@@ -265,9 +334,10 @@ static void start_job(struct watch *w, struct wtoken *t)
         return;
     }
     if (queue_take(cli_state_dir(w->cli), t->serial, &e) < 0) {
+        t->want_request = true;
         snprintf(t->note, sizeof(t->note), "%s",
-                 w->dutch ? "Geen aanvraag klaar voor dit token - roep een medewerker"
-                          : "No request queued for this token - call an officer");
+                 say(w, "Geen aanvraag klaar voor dit token - roep een medewerker",
+                     "No request queued for this token - call an officer"));
         return;
     }
     pin = pin_source_of(w, e.token_uri);
@@ -282,14 +352,23 @@ static void start_job(struct watch *w, struct wtoken *t)
                  pin ? pin : "");
         free(base);
     }
-    {
+    pin_fd = kiosk_pin(w, t, pin);
+    if (pin_fd == -2) {
+        (void)queue_untake(cli_state_dir(w->cli), e.id); /* nothing lost: back in the queue */
+    } else {
         const char *cmd[] = {"enroll", "--token", uri, "--request", e.request, NULL};
 
-        if (spawn(w, t, cmd) == 0)
+        if (spawn(w, t, cmd, pin_fd) == 0) {
+            memcpy(t->queued, e.id, sizeof(t->queued));
             fprintf(stderr,
                     "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s\n",
                     t->label, t->serial, e.id);
+        } else {
+            (void)queue_untake(cli_state_dir(w->cli), e.id);
+        }
     }
+    if (pin_fd >= 0)
+        close(pin_fd);
     free(pin);
     queue_entry_clear(&e);
 }
@@ -324,8 +403,11 @@ static void scan(struct watch *w)
         if (!t)
             continue;
         t->present = true;
+        t->pinpad = list[i].protected_auth_path;
+        t->pin_blocked = tok_login_precheck(&list[i]) < 0;
         if (t->left_at) { /* arrived (or came back) */
             t->left_at = 0;
+            t->pin_failed = false;
             t->retry_at = 0;
             start_job(w, t);
         }
@@ -352,16 +434,28 @@ static void reap(struct watch *w)
                 continue;
             t->child = 0;
             t->last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
-            if (t->last_exit != 0 && !w->stopping)
+            if (t->queued[0]) {
+                bool unfinished = false;
+                struct job *j = job_of(w, t, &unfinished);
+
+                /* The enrollment never started (no job): its request goes back to the queue. */
+                if (!j)
+                    (void)queue_untake(cli_state_dir(w->cli), t->queued);
+                job_free(j);
+                t->queued[0] = '\0';
+            }
+            if (t->last_exit == 6 || t->last_exit == 7) {
+                t->pin_failed = true;
+                /* A rejected or blocked PIN is never tried again by itself. */
+                snprintf(t->note, sizeof(t->note), "%s",
+                         say(w, "PIN onjuist of geblokkeerd - roep een medewerker",
+                             "PIN wrong or blocked - call an officer"));
+            } else if (t->last_exit != 0 && !w->stopping) {
+                /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
                 t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
+            }
         }
     }
-}
-
-static const char *say(const struct watch *w, const char *nl, const char *en)
-{
-    return w->dutch ? nl : en;
 }
 
 /* The kiosk line for one token. */
@@ -581,7 +675,7 @@ static int watch_loop(struct watch *w)
             }
             /* A request added: tokens waiting for one get it now. */
             for (size_t i = 0; queued && !w->stopping && i < w->ntokens; i++)
-                if (w->tokens[i].present && !w->tokens[i].child && w->tokens[i].note[0])
+                if (w->tokens[i].want_request)
                     start_job(w, &w->tokens[i]);
         }
         if (!w->stopping && detect_poll(w->det, what, sizeof(what)) > 0)

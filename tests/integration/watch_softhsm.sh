@@ -75,20 +75,50 @@ expect_exit 0 -- pa audit verify
 pass "SIGTERM: watch exits 0; audit intact"
 
 # --- the kiosk screen ------------------------------------------------------------------------------
+# A private tmux server: a shared one would hand our session its own (another test's) environment.
+tmux() { command tmux -S "$PKIO_ROOT/tmux.sock" "$@"; }
+screen_has() { tmux capture-pane -p -t "$sess" | grep -q "$1"; }
 for l in person-1 person-2 person-3; do softhsm_delete_token "$l" >/dev/null; done # people leave
 sess=pkio-kiosk-$$
 tmux new-session -d -s "$sess" -x 100 -y 30 \
     "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --pin-source $pin --ignore $officer_serial --idle-timeout 600"
-pkio_on_exit "tmux kill-session -t $sess 2>/dev/null || true"
+pkio_on_exit "tmux -S '$PKIO_ROOT/tmux.sock' kill-server 2>/dev/null || true"
 screen() { tmux capture-pane -p -t "$sess"; }
-pkio_wait_until 20 "kiosk asks for a token" sh -c "tmux capture-pane -p -t $sess | grep -q 'Plaats uw token'"
+pkio_wait_until 20 "kiosk asks for a token" screen_has 'Plaats uw token'
 tmux send-keys -t "$sess" C-c C-z q Enter
 sleep 0.5
 screen | grep -q "Plaats uw token" || fail "the kiosk left its screen after Ctrl-C/Ctrl-Z: $(screen)"
 softhsm_add_token "$tokdir" person-4 >/dev/null
-pkio_wait_until 20 "kiosk says no request is queued" sh -c "tmux capture-pane -p -t $sess | grep -q 'Geen aanvraag klaar'"
+pkio_wait_until 20 "kiosk says no request is queued" screen_has 'Geen aanvraag klaar'
 pa queue add --request "$req" >/dev/null
 pkio_on_exit "true" # (the daemon picks the new request up on its next retry)
-pkio_wait_until 90 "kiosk says done" sh -c "tmux capture-pane -p -t $sess | grep -q 'Klaar - u kunt het token verwijderen'"
+pkio_wait_until 90 "kiosk says done" screen_has 'Klaar - u kunt het token verwijderen'
 screen | grep -q "person-4" || fail "kiosk does not name the token: $(screen)"
 pass "kiosk: Dutch status per token ('Plaats uw token' ... 'Klaar - u kunt het token verwijderen'), no escape by keyboard"
+
+# --- the kiosk asks for the PIN itself (no PIN file, no PIN pad) and never retries a wrong one ----
+tmux kill-session -t "$sess"
+softhsm_delete_token person-4 >/dev/null
+sess=pkio-kiosk2-$$
+tmux new-session -d -s "$sess" -x 100 -y 30 \
+    "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --ignore $officer_serial --retry 0.5"
+pkio_on_exit "tmux -S '$PKIO_ROOT/tmux.sock' kill-server 2>/dev/null || true"
+pkio_wait_until 20 "kiosk asks for a token" screen_has 'Plaats uw token'
+pa queue add --request "$req" >/dev/null
+softhsm_add_token "$tokdir" person-5 >/dev/null
+pkio_wait_until 30 "kiosk asks for the PIN" screen_has 'Voer de PIN van uw token in'
+tmux send-keys -t "$sess" "$TOKEN_PIN" Enter
+pkio_wait_until 90 "kiosk says done" screen_has 'Klaar - u kunt het token verwijderen'
+screen | grep -q "$TOKEN_PIN" && fail "the PIN was echoed on the kiosk: $(screen)"
+token_cert_matches_key person-5
+softhsm_delete_token person-5 >/dev/null
+pa queue add --request "$req" >/dev/null
+softhsm_add_token "$tokdir" person-6 >/dev/null
+pkio_wait_until 30 "kiosk asks for the PIN again" screen_has 'Voer de PIN van uw token in'
+tmux send-keys -t "$sess" "9999" Enter
+pkio_wait_until 30 "kiosk says the PIN was wrong" screen_has 'PIN onjuist of geblokkeerd'
+sleep 2 # longer than --retry: a rejected PIN must not be asked for or tried again by itself
+screen | grep -q "Voer de PIN" && fail "the kiosk asked for the PIN again after a rejection"
+[[ $(pa queue list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["queue"]))') -eq 1 ]] ||
+    fail "the request of the enrollment that never started was not returned to the queue"
+pass "kiosk PIN entry: typed without echo, handed over by pipe; a wrong PIN is not retried and the request goes back to the queue"
