@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,26 +348,38 @@ static void *pcsc_thread(void *arg)
     struct detect *d = arg;
     char msg[DETECT_MSG_MAX];
     LONG rv = SCARD_S_SUCCESS;
+    long long spin_start = now_ms();
+    unsigned spins = 0;
 
     for (;;) {
+        bool relist = false;
+
         if (pcsc_should_stop(d))
             break;
         rv = SCardGetStatusChange(d->ctx, INFINITE, d->rs, d->nrs);
         if (pcsc_should_stop(d))
             break;
-        if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT) {
-            rv = SCARD_S_SUCCESS;
-            continue;
-        }
         msg[0] = '\0';
-        if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_READER_UNAVAILABLE)
-            rv = pcsc_relist(d, msg, sizeof(msg));
-        else if (rv == SCARD_S_SUCCESS && pcsc_digest(d, msg, sizeof(msg)))
+        if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT)
+            rv = SCARD_S_SUCCESS;
+        else if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_READER_UNAVAILABLE)
+            relist = true;
+        else if (rv == SCARD_S_SUCCESS)
+            relist = pcsc_digest(d, msg, sizeof(msg));
+        if (rv == SCARD_S_SUCCESS && relist)
             rv = pcsc_relist(d, msg, sizeof(msg));
         if (rv != SCARD_S_SUCCESS)
             break;
         if (msg[0])
             pcsc_notify(d, msg);
+        /* Guard against a library that keeps returning without news: never spin. */
+        if (msg[0] || relist || now_ms() - spin_start > 10000) {
+            spin_start = now_ms();
+            spins = 0;
+        } else if (++spins > 100) {
+            rv = SCARD_F_UNKNOWN_ERROR;
+            break;
+        }
     }
     pthread_mutex_lock(&d->mu);
     d->exited = true;
@@ -435,6 +448,8 @@ static void pcsc_stop(struct detect *d)
 static int pcsc_start(struct detect *d)
 {
     char msg[DETECT_MSG_MAX];
+    sigset_t all, old;
+    bool started;
     LONG rv;
     int r = 0;
 
@@ -458,7 +473,15 @@ static int pcsc_start(struct detect *d)
             r = PA_E_NOMEM;
         goto out;
     }
-    if (pthread_create(&d->thread, NULL, pcsc_thread, d) != 0) {
+    /* The waiter takes no signals: they stay with the caller's thread (and its poll()). */
+    sigfillset(&all);
+    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0) {
+        r = PA_E_INTERNAL;
+        goto out;
+    }
+    started = pthread_create(&d->thread, NULL, pcsc_thread, d) == 0;
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
         r = PA_E_INTERNAL;
         goto out;
     }
@@ -603,9 +626,17 @@ static unsigned udev_drain(struct detect *d, char *msg, size_t msglen)
     unsigned n = 0;
 
     for (;;) {
-        struct udev_device *dev = udev_monitor_receive_device(d->mon);
+        struct udev_device *dev;
         const char *action;
 
+        errno = 0;
+        dev = udev_monitor_receive_device(d->mon);
+        if (!dev && errno == ENOBUFS) {
+            /* The socket overflowed: events were lost, so enumerate anyway. */
+            copy_msg(msg, msglen, "udev: events lost, rescanning");
+            n++;
+            continue;
+        }
         if (!dev)
             break;
         action = udev_device_get_action(dev);

@@ -639,7 +639,10 @@ static int watch_loop(struct watch *w)
             running |= w->tokens[i].child != 0;
         if (w->stopping && !running)
             break;
-        if (poll(p, w->inofd >= 0 ? 3 : 2, next_timeout_ms(w)) < 0 && errno != EINTR)
+        if (w->stopping)
+            p[1].fd = -1; /* events no longer matter, and an unread one would spin poll() */
+        if (poll(p, w->inofd >= 0 ? 3 : 2, w->stopping ? -1 : next_timeout_ms(w)) < 0 &&
+            errno != EINTR)
             break;
         if (p[0].revents & POLLIN) {
             unsigned char sig;

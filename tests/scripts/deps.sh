@@ -10,7 +10,8 @@ demo_pkgs=(softhsm2 python3 curl procps)
 test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0
            libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-swtpm0 dbus dbus-daemon dbus-bin
            opensc-pkcs11 gnutls-bin valgrind binutils time tmux umockdev udev systemd
-           dpkg-dev strace man-db adduser jq)
+           dpkg-dev strace man-db adduser jq pcscd vsmartcard-vpcd vsmartcard-vpicc
+           python3-virtualsmartcard python3-pycryptodome libumockdev-dev util-linux)
 
 case "${1:-test}" in
 build) want=("${build_pkgs[@]}") ;;
