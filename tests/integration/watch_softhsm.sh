@@ -93,7 +93,7 @@ pkio_wait_until 20 "kiosk says no request is queued" screen_has 'Geen aanvraag k
 pa queue add --request "$req" >/dev/null
 pkio_on_exit "true" # (the daemon picks the new request up on its next retry)
 pkio_wait_until 90 "kiosk says done" screen_has 'Klaar - u kunt het token verwijderen'
-screen | grep -q "person-4" || fail "kiosk does not name the token: $(screen)"
+pkio_wait_until 10 "kiosk names the token" screen_has "person-4"
 pass "kiosk: Dutch status per token ('Plaats uw token' ... 'Klaar - u kunt het token verwijderen'), no escape by keyboard"
 
 # --- the kiosk asks for the PIN itself (no PIN file, no PIN pad) and never retries a wrong one ----
