@@ -39,16 +39,8 @@ static int parse_id(const char *s, long *ret)
 static int report_invalid(const struct cli *cli, const char *file, const struct req_errors *errs)
 {
     char line[2048];
-    size_t pos = 0;
 
-    line[0] = '\0';
-    for (size_t i = 0; i < errs->n && pos + 1 < sizeof(line); i++) {
-        int w = snprintf(line + pos, sizeof(line) - pos, "%s%s: %s", i ? "; " : "", errs->v[i].path,
-                         errs->v[i].msg);
-        if (w < 0)
-            break;
-        pos += (size_t)w;
-    }
+    req_errors_format(errs, line, sizeof(line));
     if (cli->json) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 

@@ -462,7 +462,6 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
     struct req_errors errs = {0};
     struct req *req = NULL;
     char line[1024];
-    size_t pos = 0;
     int r;
 
     r = load_request(e, &req);
@@ -474,14 +473,7 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
     if (r == 0)
         r = req_validate(req, e->cli->cfg, true, &errs);
     if (r == PA_E_REQUEST) {
-        line[0] = '\0';
-        for (size_t i = 0; i < errs.n && pos + 1 < sizeof(line); i++) {
-            int w = snprintf(line + pos, sizeof(line) - pos, "%s%s: %s", i ? "; " : "",
-                             errs.v[i].path, errs.v[i].msg);
-            if (w < 0)
-                break;
-            pos += (size_t)w;
-        }
+        req_errors_format(&errs, line, sizeof(line));
         cli_fail(r, line, "request %s: %zu problem%s", e->job->request_path, errs.n,
                  errs.n == 1 ? "" : "s");
     } else if (r < 0) {

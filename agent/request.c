@@ -1308,3 +1308,20 @@ bool req_has_card(const struct req *req)
            json_object_is_type(pm, json_type_string) &&
            strcmp(json_object_get_string(pm), "card") == 0;
 }
+
+void req_errors_format(const struct req_errors *errs, char *buf, size_t len)
+{
+    size_t pos = 0;
+
+    if (!len)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < errs->n && pos + 1 < len; i++) {
+        int w = snprintf(buf + pos, len - pos, "%s%s: %s", i ? "; " : "", errs->v[i].path,
+                         errs->v[i].msg);
+
+        if (w < 0)
+            break;
+        pos += (size_t)w;
+    }
+}

@@ -85,6 +85,8 @@ int req_validate(const struct req *req, const struct cfg *cfg, bool with_csr,
 
 /** Free and reset an error list; accepts NULL. */
 void req_errors_clear(struct req_errors *errs);
+/* All errors on one line: "path: message; path: message" (truncated to fit). */
+void req_errors_format(const struct req_errors *errs, char *buf, size_t len);
 
 /**
  * The body as compact JSON; caller frees (and, if req_has_card(), wipes it with secret_wipe
