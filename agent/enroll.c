@@ -24,6 +24,7 @@
 #include "writeback.h"
 
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <errno.h>
@@ -503,22 +504,24 @@ static int step_order(struct ectx *e)
         r = cc(e, &c);
     if (r < 0)
         goto out;
-    /* Record the attempt durably before anything leaves: a kill from here on is recovered by
-     * looking the order up, never by ordering again blindly. */
-    e->job->order_attempt_at = time(NULL);
-    if (e->job->state != JOB_ORDERING)
-        r = job_transition(e->job, JOB_ORDERING, "placing the order");
-    else
-        r = job_note(e->job, "placing the order");
-    if (r == 0)
-        r = save(e);
-    if (r < 0)
-        goto out;
-    enroll_crash_point("before-post");
-    progress(e, "placing the order at CertCentral…");
-    r = cc_place_order(c, e->cli->cfg->api_product, body, &res);
-    enroll_crash_point("after-post");
-    if (r < 0) {
+    for (unsigned attempt = 0;; attempt++) {
+        /* Record the attempt durably before anything leaves: a kill from here on is recovered
+         * by looking the order up, never by ordering again blindly. */
+        e->job->order_attempt_at = time(NULL);
+        if (e->job->state != JOB_ORDERING)
+            r = job_transition(e->job, JOB_ORDERING, "placing the order");
+        else
+            r = job_note(e->job, "placing the order");
+        if (r == 0)
+            r = save(e);
+        if (r < 0)
+            goto out;
+        enroll_crash_point("before-post");
+        progress(e, "placing the order at CertCentral…");
+        r = cc_place_order(c, e->cli->cfg->api_product, body, &res);
+        enroll_crash_point("after-post");
+        if (r == 0)
+            break;
         if (cc_order_maybe_placed(c)) {
             (void)job_note(e->job, "order may have been placed: %s", cc_last_error(c));
             (void)save(e);
@@ -526,12 +529,28 @@ static int step_order(struct ectx *e)
                      "the order of job %s may have been placed; 'pkio-agent resume %s' looks it "
                      "up before anything else",
                      e->job->id, e->job->id);
-        } else {
-            e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
-            (void)job_note(e->job, "order not placed: %s", cc_last_error(c));
-            (void)save(e);
-            cli_fail(r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
+            (void)audit(e, "order", "failed", cc_last_error(c));
+            goto out;
         }
+        e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
+        (void)job_note(e->job, "order not placed: %s", cc_last_error(c));
+        (void)save(e);
+        /* Not placed, and only for now (429, 503, no connection): wait and send it again, a
+         * few times. A refusal (4xx) or a maybe-placed order is never sent again here. */
+        if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested && !e->o->no_wait) {
+            unsigned short rnd = 0;
+            double d;
+
+            /* Jitter from the CSPRNG: processes sharing a key must not retry in step. */
+            (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+            d = cc_backoff_delay(attempt, 5.0, 60.0, (double)rnd / 65536.0);
+            struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+
+            progress(e, "CertCentral busy (%s); trying again in %.0fs", cc_last_error(c), d);
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        cli_fail(r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
         (void)audit(e, "order", "failed", cc_last_error(c));
         goto out;
     }

@@ -53,6 +53,16 @@ expect_exit 0 -- pa enroll --token "$(uri enr-c)" --request "$req"
     fail "the 429 and the 500 were not retried: $(cc_state "s['requests']")"
 pass "429 and 500 on order info during enroll are retried; the job completes"
 
+softhsm_add_token "$tokdir" enr-r >/dev/null
+creates_before=$(cc_state "s['requests']['by_endpoint'].get('order_create', 0)")
+cc_fault POST /services/v2/order/certificate/ 429 1 >/dev/null
+expect_exit 0 -- pa enroll --token "$(uri enr-r)" --request "$req"
+job_r=$(pa status --json | python3 -c 'import json,sys; print([j["id"] for j in json.load(sys.stdin)["jobs"] if j["token_label"]=="enr-r"][0])')
+[[ $(orders_for_job "$job_r") -eq 1 ]] || fail "429 on the order: $(orders_for_job "$job_r") orders"
+[[ $(cc_state "s['requests']['by_endpoint'].get('order_create', 0)") -eq $((creates_before + 2)) ]] ||
+    fail "the refused order was not sent exactly once more"
+pass "429 on the order POST (certainly not placed): sent again after a backoff, one order"
+
 softhsm_add_token "$tokdir" enr-d >/dev/null
 cc_fault POST /services/v2/order/certificate/ lost 1 >/dev/null
 expect_exit 12 -- pa enroll --token "$(uri enr-d)" --request "$req"
