@@ -10,18 +10,18 @@
 
 /* One event. Every field but event and outcome may be NULL / 0 (then omitted). */
 struct audit_event {
-    const char *event;        /* "keygen", "csr", "order", "issued", "installed", "revoke", ... */
-    const char *outcome;      /* "ok", "failed", "refused", ... */
+    const char *event;   /* "keygen", "csr", "order", "issued", "installed", "revoke", ... */
+    const char *outcome; /* "ok", "failed", "refused", ... */
     const char *job_id;
     const char *token_serial;
     const char *token_label;
-    const char *key_id;       /* CKA_ID hex */
-    const char *custody;      /* e.g. "sensitive,always_sensitive,never_extractable,local" */
+    const char *key_id;  /* CKA_ID hex */
+    const char *custody; /* e.g. "sensitive,always_sensitive,never_extractable,local" */
     const char *csr_sha256;
     long order_id;
     long certificate_id;
     const char *cert_serial;
-    const char *detail;       /* one line */
+    const char *detail; /* one line */
 };
 
 /*

@@ -120,6 +120,14 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret)
     return 0;
 }
 
+int cli_key_type(const char *s, enum tok_key_type *ret)
+{
+    if (tok_key_type_parse(s, ret) < 0)
+        return cli_fail(PA_E_USAGE, "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384",
+                        "--key-type %s", s);
+    return 0;
+}
+
 void cli_print_json(json_object *obj)
 {
     json_object_object_add(obj, "version", json_object_new_int(1));

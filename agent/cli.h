@@ -10,6 +10,8 @@
 
 #include <json-c/json.h>
 
+#include "tok.h"
+
 struct cc_client;
 struct cfg;
 struct tok_ctx;
@@ -61,6 +63,9 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret);
  */
 int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
                    struct tok_ctx **ret_ctx, struct tok_token **ret_tok, struct tok_uri *ret_uri);
+
+/* Parse a --key-type value; reports a usage error once. */
+int cli_key_type(const char *s, enum tok_key_type *ret);
 
 /* Print a JSON object (with "version": 1 added) on stdout and release it. */
 void cli_print_json(json_object *obj);

@@ -79,9 +79,8 @@ int cmd_enroll(struct cli *cli, int argc, char **argv)
             o.request = optarg;
             break;
         case OPT_KEY_TYPE:
-            if (tok_key_type_parse(optarg, &o.key_type) < 0)
-                return cli_fail(PA_E_USAGE, "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384",
-                                "--key-type %s", optarg);
+            if (cli_key_type(optarg, &o.key_type) < 0)
+                return PA_E_USAGE;
             break;
         case OPT_PSS:
             o.pss = true;

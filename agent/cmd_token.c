@@ -194,9 +194,8 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
             token = optarg;
             break;
         case OPT_KEY_TYPE:
-            if (tok_key_type_parse(optarg, &type) < 0)
-                return cli_fail(PA_E_USAGE, "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384",
-                                "--key-type %s", optarg);
+            if (cli_key_type(optarg, &type) < 0)
+                return PA_E_USAGE;
             break;
         case OPT_LABEL:
             label = optarg;

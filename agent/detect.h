@@ -16,11 +16,11 @@
 #include <stddef.h>
 
 struct detect_opts {
-    bool use_pcsc;          /* watch PC/SC (if pcscd is reachable) */
-    bool use_udev;          /* watch udev for smart-card readers */
-    double rescan_s;        /* periodic rescan interval when no event source works (> 0), or
-                               when force_rescan is set; 0 = never */
-    bool force_rescan;      /* also rescan periodically even with event sources */
+    bool use_pcsc;     /* watch PC/SC (if pcscd is reachable) */
+    bool use_udev;     /* watch udev for smart-card readers */
+    double rescan_s;   /* periodic rescan interval when no event source works (> 0), or
+                          when force_rescan is set; 0 = never */
+    bool force_rescan; /* also rescan periodically even with event sources */
 };
 
 struct detect;

@@ -39,31 +39,31 @@ struct job {
     /* The token the job is bound to: serial AND label (tpm2-pkcs11 serials are all zero). */
     char token_serial[17], token_label[33], token_model[17], token_manufacturer[33];
     /* The key. */
-    char key_type[16];           /* "rsa:2048" ... */
+    char key_type[16]; /* "rsa:2048" ... */
     char key_label[65];
-    char key_id_hex[129];        /* CKA_ID, hex; empty before keygen */
-    char spki_sha256[65];        /* SHA-256 of the public key's DER SubjectPublicKeyInfo */
-    bool custody_ok;             /* custody attributes checked and good */
-    char *csr_pem;               /* NULL before the CSR */
-    char csr_sha256[65];         /* SHA-256 of the CSR's DER */
-    bool pss;                    /* CSR signed with RSASSA-PSS */
+    char key_id_hex[129]; /* CKA_ID, hex; empty before keygen */
+    char spki_sha256[65]; /* SHA-256 of the public key's DER SubjectPublicKeyInfo */
+    bool custody_ok;      /* custody attributes checked and good */
+    char *csr_pem;        /* NULL before the CSR */
+    char csr_sha256[65];  /* SHA-256 of the CSR's DER */
+    bool pss;             /* CSR signed with RSASSA-PSS */
     /* The order. */
-    char *product;               /* e.g. pkio_organisation_person_prof */
-    char *request_path;          /* the request file as given (re-read until ordered) */
-    char request_sha256[65];     /* of the request file's bytes: a changed file is refused */
-    time_t order_attempt_at;     /* when the POST was (about to be) sent; 0 = never */
-    long order_id;               /* 0 = unknown */
-    long certificate_id;         /* 0 = unknown */
-    char order_status[32];       /* CertCentral's last word, e.g. "needs_approval" */
-    time_t next_poll;            /* 0 = now */
-    double poll_interval_s;      /* current interval (grows up to poll.max_s) */
-    char *cert_pem;              /* issued leaf + chain (PEM), once downloaded */
-    char cert_serial[65];        /* leaf serial, hex */
+    char *product;           /* e.g. pkio_organisation_person_prof */
+    char *request_path;      /* the request file as given (re-read until ordered) */
+    char request_sha256[65]; /* of the request file's bytes: a changed file is refused */
+    time_t order_attempt_at; /* when the POST was (about to be) sent; 0 = never */
+    long order_id;           /* 0 = unknown */
+    long certificate_id;     /* 0 = unknown */
+    char order_status[32];   /* CertCentral's last word, e.g. "needs_approval" */
+    time_t next_poll;        /* 0 = now */
+    double poll_interval_s;  /* current interval (grows up to poll.max_s) */
+    char *cert_pem;          /* issued leaf + chain (PEM), once downloaded */
+    char cert_serial[65];    /* leaf serial, hex */
     /* Re-keying. */
     long replaces_certificate_id; /* 0 = not a re-key */
     long replaces_order_id;
     bool old_revoked;
-    char *last_error;            /* one line; NULL when none */
+    char *last_error; /* one line; NULL when none */
     struct job_event *history;
     size_t nhistory;
 };
@@ -96,11 +96,9 @@ int job_dir_prepare(const char *state_dir, char *errbuf, size_t errlen);
 /* Save atomically to STATE_DIR/jobs/ID.json, mode 0600; sets updated = now. */
 int job_save(const char *state_dir, struct job *j);
 /* Load one job by id (or a unique prefix of at least 6 chars). PA_E_JOB if absent/corrupt. */
-int job_load(const char *state_dir, const char *id, struct job **ret, char *errbuf,
-             size_t errlen);
+int job_load(const char *state_dir, const char *id, struct job **ret, char *errbuf, size_t errlen);
 /* All jobs, oldest first. *ret is an array of job pointers (free each, then the array). */
-int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errbuf,
-             size_t errlen);
+int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errbuf, size_t errlen);
 void job_list_free(struct job **list, size_t n);
 
 /*
