@@ -1244,6 +1244,19 @@ static int expect_json(struct cc_client *c, const struct http_response *resp, co
     return PA_E_CA_PROTOCOL;
 }
 
+/* GET url (retried as idempotent) and require 200; with want_json also a JSON content type. */
+static int get_checked(struct cc_client *c, const char *url, bool want_json,
+                       struct http_response *resp)
+{
+    int r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, resp);
+
+    if (r < 0)
+        return r;
+    if (resp->status != 200)
+        return fail_status(c, resp, url);
+    return want_json ? expect_json(c, resp, url) : 0;
+}
+
 int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
                    struct cc_order_result *ret)
 {
@@ -1310,14 +1323,7 @@ int cc_order_info(struct cc_client *c, long order_id, struct cc_order_info *ret)
     r = make_url(c, url, sizeof(url), "/order/certificate/%ld", order_id);
     if (r < 0)
         return r;
-    r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
-    if (r < 0)
-        goto out;
-    if (resp.status != 200) {
-        r = fail_status(c, &resp, url);
-        goto out;
-    }
-    r = expect_json(c, &resp, url);
+    r = get_checked(c, url, true, &resp);
     if (r < 0)
         goto out;
     r = parse_order_info_ex(resp.body, resp.body_len, ret, &pe);
@@ -1382,14 +1388,7 @@ int cc_list_orders(struct cc_client *c, const char *product, const char *created
                      created_since ? created_since : "");
         if (r < 0)
             goto out;
-        r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
-        if (r < 0)
-            goto out;
-        if (resp.status != 200) {
-            r = fail_status(c, &resp, url);
-            goto out;
-        }
-        r = expect_json(c, &resp, url);
+        r = get_checked(c, url, true, &resp);
         if (r < 0)
             goto out;
         r = parse_order_list_ex(resp.body, resp.body_len, &page, &page_n, &total, &pe);
@@ -1440,13 +1439,9 @@ int cc_download(struct cc_client *c, long certificate_id, const char *format, ch
                  format);
     if (r < 0)
         return r;
-    r = exchange(c, "GET", url, NULL, RP_IDEMPOTENT, &resp);
+    r = get_checked(c, url, false, &resp);
     if (r < 0)
         goto out;
-    if (resp.status != 200) {
-        r = fail_status(c, &resp, url);
-        goto out;
-    }
     if (!media_is(resp.content_type, "application/x-pem-file") &&
         !((media_is(resp.content_type, "text/plain") ||
            media_is(resp.content_type, "application/octet-stream")) &&

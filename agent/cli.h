@@ -13,6 +13,7 @@
 #include "tok.h"
 
 struct cc_client;
+struct req;
 struct cfg;
 struct tok_ctx;
 struct tok_token;
@@ -63,6 +64,14 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret);
  */
 int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
                    struct tok_ctx **ret_ctx, struct tok_token **ret_tok, struct tok_uri *ret_uri);
+
+/*
+ * Load a request file, merge the configured order_defaults, add the CSR from csr_file (checked:
+ * PEM, signature, SHA-256) when not NULL, and validate it. Every problem is reported once, on
+ * one line with field paths (and as JSON with --json). *ret is ready to send (req_free).
+ */
+int cli_prepare_request(const struct cli *cli, const char *file, const char *csr_file,
+                        struct req **ret);
 
 /* Parse a --key-type value; reports a usage error once. */
 int cli_key_type(const char *s, enum tok_key_type *ret);

@@ -5,7 +5,6 @@
 #include "certcentral.h"
 #include "cli.h"
 #include "config.h"
-#include "csr.h"
 #include "fsutil.h"
 #include "pa_err.h"
 #include "request.h"
@@ -19,8 +18,6 @@
 
 enum { OPT_JSON = 0x100, OPT_REQUEST, OPT_CSR, OPT_FORMAT };
 
-#define CSR_MAX (64 * 1024)
-
 /* Parse a positive decimal id. */
 static int parse_id(const char *s, long *ret)
 {
@@ -33,86 +30,6 @@ static int parse_id(const char *s, long *ret)
         return PA_E_USAGE;
     *ret = v;
     return 0;
-}
-
-/* All validation errors on one line, and as JSON when asked. */
-static int report_invalid(const struct cli *cli, const char *file, const struct req_errors *errs)
-{
-    char line[2048];
-
-    req_errors_format(errs, line, sizeof(line));
-    if (cli->json) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
-
-        for (size_t i = 0; i < errs->n; i++) {
-            json_object *e = json_object_new_object();
-
-            json_object_object_add(e, "path", json_object_new_string(errs->v[i].path));
-            json_object_object_add(e, "message", json_object_new_string(errs->v[i].msg));
-            json_object_array_add(a, e);
-        }
-        json_object_object_add(o, "valid", json_object_new_boolean(0));
-        json_object_object_add(o, "errors", a);
-        cli_print_json(o);
-    }
-    return cli_fail(PA_E_REQUEST, line, "request %s: %zu problem%s", file, errs->n,
-                    errs->n == 1 ? "" : "s");
-}
-
-/*
- * Load a request, merge the configured defaults, add the CSR (if any) and validate. On
- * success *ret holds the request ready to send. Reports every failure once.
- */
-static int prepare_request(const struct cli *cli, const char *file, const char *csr_file,
-                           struct req **ret)
-{
-    struct req_errors errs = {0};
-    struct req *req = NULL;
-    char err[512] = "", *csr = NULL;
-    size_t csr_len = 0;
-    int r;
-
-    r = req_load_file(file, &req, err, sizeof(err));
-    if (r < 0)
-        return cli_fail(r, err, "request %s", file);
-    r = req_merge_defaults(req, cli->cfg);
-    if (r < 0) {
-        cli_fail(r, NULL, "merging order_defaults into %s", file);
-        goto out;
-    }
-    if (csr_file) {
-        r = fs_read_file(csr_file, CSR_MAX, &csr, &csr_len);
-        if (r < 0) {
-            cli_fail(r, NULL, "reading CSR %s", csr_file);
-            goto out;
-        }
-        r = csr_check_pem(csr, NULL, err, sizeof(err));
-        if (r < 0) {
-            cli_fail(r, err, "CSR %s", csr_file);
-            goto out;
-        }
-        r = req_set_csr(req, cli->cfg, csr);
-        if (r < 0) {
-            cli_fail(r, NULL, "adding the CSR to %s", file);
-            goto out;
-        }
-    }
-    r = req_validate(req, cli->cfg, csr_file != NULL, &errs);
-    if (r == PA_E_REQUEST) {
-        report_invalid(cli, file, &errs);
-        goto out;
-    }
-    if (r < 0) {
-        cli_fail(r, NULL, "validating %s", file);
-        goto out;
-    }
-    *ret = req;
-    req = NULL;
-out:
-    req_errors_clear(&errs);
-    free(csr);
-    req_free(req);
-    return r;
 }
 
 int cmd_validate(struct cli *cli, int argc, char **argv)
@@ -144,7 +61,7 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
     }
     if (!request || optind != argc)
         return cli_fail(PA_E_USAGE, "--request FILE is required", "validate");
-    r = prepare_request(cli, request, csr, &req);
+    r = cli_prepare_request(cli, request, csr, &req);
     if (r < 0)
         return r;
     if (cli->json) {
@@ -194,7 +111,7 @@ int cmd_order(struct cli *cli, int argc, char **argv)
     if (!request || !csr || optind != argc)
         return cli_fail(PA_E_USAGE, "--request FILE and --csr FILE are required", "order");
     /* Nothing leaves the machine unless the whole order is valid. */
-    r = prepare_request(cli, request, csr, &req);
+    r = cli_prepare_request(cli, request, csr, &req);
     if (r < 0)
         return r;
     body = req_to_json(req);

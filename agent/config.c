@@ -397,34 +397,6 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
     return 0;
 }
 
-/* False if any number below v does not fit a double (json-c turns 1e999 into inf). */
-static bool cfg_numbers_finite(json_object *v)
-{
-    size_t n;
-
-    switch (json_object_get_type(v)) {
-    case json_type_double:
-        return isfinite(json_object_get_double(v));
-    case json_type_object: {
-        json_object_object_foreach(v, key, val)
-        {
-            (void)key;
-            if (!cfg_numbers_finite(val))
-                return false;
-        }
-        return true;
-    }
-    case json_type_array:
-        n = json_object_array_length(v);
-        for (size_t i = 0; i < n; i++)
-            if (!cfg_numbers_finite(json_object_array_get_idx(v, i)))
-                return false;
-        return true;
-    default:
-        return true;
-    }
-}
-
 /* Line and column (1-based) of byte offset off in buf. */
 static void cfg_line_col(const char *buf, size_t off, unsigned long *line, unsigned long *col)
 {
@@ -496,7 +468,7 @@ int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret
         r = PA_E_CONFIG;
         goto out;
     }
-    if (!cfg_numbers_finite(root)) {
+    if (!req_json_finite(root)) {
         cfg_err(errbuf, errlen, "%s: a number is out of range", c.name);
         r = PA_E_CONFIG;
         goto out;

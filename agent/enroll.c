@@ -1123,23 +1123,9 @@ static int ectx_init(struct ectx *e, struct cli *cli, const struct enroll_opts *
 /* Validate the request (without the CSR) before anything touches the token or the network. */
 static int precheck_request(struct cli *cli, const char *path)
 {
-    struct req_errors errs = {0};
     struct req *req = NULL;
-    char err[512] = "";
-    int r = req_load_file(path, &req, err, sizeof(err));
+    int r = cli_prepare_request(cli, path, NULL, &req);
 
-    if (r < 0)
-        return cli_fail(r, err, "request %s", path);
-    r = req_merge_defaults(req, cli->cfg);
-    if (r == 0)
-        r = req_validate(req, cli->cfg, false, &errs);
-    if (r == PA_E_REQUEST)
-        cli_fail(r, errs.n ? errs.v[0].msg : NULL, "request %s: %s%s", path,
-                 errs.n ? errs.v[0].path : "",
-                 errs.n > 1 ? " (and more: 'pkio-agent validate')" : "");
-    else if (r < 0)
-        cli_fail(r, NULL, "request %s", path);
-    req_errors_clear(&errs);
     req_free(req);
     return r;
 }

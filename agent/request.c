@@ -957,7 +957,7 @@ static void req_wipe_strings(json_object *v)
 }
 
 /* False if any number below v does not fit a double (json-c turns 1e999 into inf). */
-static bool req_numbers_finite(json_object *v)
+bool req_json_finite(struct json_object *v)
 {
     size_t n;
 
@@ -968,7 +968,7 @@ static bool req_numbers_finite(json_object *v)
         json_object_object_foreach(v, key, val)
         {
             (void)key;
-            if (!req_numbers_finite(val))
+            if (!req_json_finite(val))
                 return false;
         }
         return true;
@@ -976,7 +976,7 @@ static bool req_numbers_finite(json_object *v)
     case json_type_array:
         n = json_object_array_length(v);
         for (size_t i = 0; i < n; i++)
-            if (!req_numbers_finite(json_object_array_get_idx(v, i)))
+            if (!req_json_finite(json_object_array_get_idx(v, i)))
                 return false;
         return true;
     default:
@@ -1033,7 +1033,7 @@ static int req_parse(const char *name, const char *buf, size_t len, struct req *
         req_msg(errbuf, errlen, "%s: must contain a JSON object", name);
         goto out;
     }
-    if (!req_numbers_finite(root)) {
+    if (!req_json_finite(root)) {
         req_msg(errbuf, errlen, "%s: a number is out of range", name);
         goto out;
     }

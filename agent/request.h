@@ -14,6 +14,7 @@
 
 struct cfg;
 struct req; /* opaque */
+struct json_object;
 
 #define REQ_MAX_SIZE   (256 * 1024) /* largest request file / buffer */
 #define REQ_MAX_ERRORS 64           /* req_validate stops collecting after this many */
@@ -85,6 +86,9 @@ int req_validate(const struct req *req, const struct cfg *cfg, bool with_csr,
 
 /** Free and reset an error list; accepts NULL. */
 void req_errors_clear(struct req_errors *errs);
+/* False if any number inside v does not fit a double (json-c reads 1e999 as inf); also used by
+ * the configuration parser. */
+bool req_json_finite(struct json_object *v);
 /* All errors on one line: "path: message; path: message" (truncated to fit). */
 void req_errors_format(const struct req_errors *errs, char *buf, size_t len);
 

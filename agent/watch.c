@@ -802,7 +802,6 @@ int cmd_queue(struct cli *cli, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *request = NULL, *serial = NULL, *token = NULL;
-    struct req_errors errs = {0};
     struct req *req = NULL;
     struct tok_uri u;
     char err[512] = "", id[33];
@@ -866,16 +865,9 @@ int cmd_queue(struct cli *cli, int argc, char **argv)
         tok_uri_clear(&u);
     }
     /* A queued request must be valid now, not when a token arrives at an unattended kiosk. */
-    r = req_load_file(request, &req, err, sizeof(err));
-    if (r == 0)
-        r = req_merge_defaults(req, cli->cfg);
-    if (r == 0)
-        r = req_validate(req, cli->cfg, false, &errs);
-    if (r < 0) {
-        cli_fail(r, errs.n ? errs.v[0].msg : err, "request %s%s%s", request, errs.n ? ": " : "",
-                 errs.n ? errs.v[0].path : "");
+    r = cli_prepare_request(cli, request, NULL, &req);
+    if (r < 0)
         goto out;
-    }
     r = job_dir_prepare(cli_state_dir(cli), err, sizeof(err));
     if (r == 0)
         r = queue_add(cli_state_dir(cli), request, serial, token, id, err, sizeof(err));
@@ -892,7 +884,6 @@ int cmd_queue(struct cli *cli, int argc, char **argv)
         printf("queued %s for %s\n", id, serial ? serial : "the first blank token");
     }
 out:
-    req_errors_clear(&errs);
     req_free(req);
     return r;
 }
