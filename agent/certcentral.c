@@ -28,6 +28,9 @@
 #define CC_HINT_MAYBE      "the order may have been placed; run resume/status before ordering again"
 #define CC_HINT_NOT_PLACED "the order was not placed"
 
+/* exchange(): the before-send hook stopped the request; never leaves this file. */
+#define PA_E_STOPPED_BEFORE_SEND (-1000)
+
 enum retry_policy {
     RP_NONE,        /* never retried (the order POST) */
     RP_IDEMPOTENT,  /* GET: retried on 429, 5xx and network failures */
@@ -61,6 +64,9 @@ struct cc_client {
 
     unsigned page_size;
     unsigned long requests;
+    cc_before_send_fn *before_send; /* set during cc_place_order only */
+    void *before_send_arg;
+    int before_send_rc;
     bool maybe_placed;    /* of the last cc_place_order */
     bool last_maybe_sent; /* of the last failed exchange */
     char last_error[512];
@@ -1186,6 +1192,11 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
         double delay = -1;
 
         budget_wait(c);
+        if (c->before_send) {
+            c->before_send_rc = c->before_send(c->before_send_arg);
+            if (c->before_send_rc < 0)
+                return PA_E_STOPPED_BEFORE_SEND;
+        }
         c->requests++;
         r = http_request(&c->opts, method, url, c->key, body, resp);
         budget_record(c);
@@ -1258,7 +1269,7 @@ static int get_checked(struct cc_client *c, const char *url, bool want_json,
 }
 
 int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
-                   struct cc_order_result *ret)
+                   cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret)
 {
     struct http_response resp = {0};
     struct cc_order_result res;
@@ -1277,7 +1288,14 @@ int cc_place_order(struct cc_client *c, const char *product, const char *json_bo
     r = make_url(c, url, sizeof(url), "/order/certificate/%s", product);
     if (r < 0)
         return r;
+    c->before_send = before_send;
+    c->before_send_arg = arg;
     r = exchange(c, "POST", url, json_body, RP_NONE, &resp);
+    c->before_send = NULL;
+    if (r == PA_E_STOPPED_BEFORE_SEND) {
+        r = c->before_send_rc;
+        goto out;
+    }
     if (r < 0) {
         c->maybe_placed = r != PA_E_CA_AUTH && c->last_maybe_sent;
         if (r == PA_E_CA_PROTOCOL) /* the answer was too large: it did arrive */
@@ -1520,14 +1538,16 @@ out:
 }
 
 int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *reason,
-                          const char *comments)
+                          const char *comments, struct cc_revoke_result *ret)
 {
     struct http_response resp = {0};
     struct json_object *root = NULL;
+    struct cc_revoke_result res;
     char url[CC_URL_MAX];
     char *body = NULL;
     int r;
 
+    memset(&res, 0, sizeof(res));
     c->last_error[0] = '\0';
     if (certificate_id <= 0)
         return PA_E_INTERNAL;
@@ -1552,13 +1572,35 @@ int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *
         const char *st = NULL;
 
         if (get_id(root, "id", false, &req_id, NULL) > 0 &&
-            get_str(root, "status", false, &st, NULL) > 0 && strcmp(st, "approved") != 0)
+            get_str(root, "status", false, &st, NULL) > 0 && strcmp(st, "approved") != 0) {
+            res.pending = true;
+            res.request_id = req_id;
+            copy_str(res.request_status, sizeof(res.request_status), st);
             set_error(c, "revocation request %ld awaits approval in CertCentral (%s)", req_id, st);
+        }
     }
+    if (ret)
+        *ret = res;
     r = 0;
 out:
     json_object_put(root);
     http_response_clear(&resp);
     free(body);
     return r;
+}
+
+int cc_find_order_by_certificate(struct cc_client *c, const char *product, long certificate_id,
+                                 long *ret_order_id)
+{
+    (void)c;
+    (void)product;
+    (void)certificate_id;
+    (void)ret_order_id;
+    return PA_E_INTERNAL; /* TODO(helper): implement */
+}
+
+int cc_ping(struct cc_client *c)
+{
+    (void)c;
+    return PA_E_INTERNAL; /* TODO(helper): implement */
 }

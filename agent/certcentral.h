@@ -77,6 +77,13 @@ bool cc_order_maybe_placed(const struct cc_client *c);
 
 enum cc_status { CC_ST_ISSUED, CC_ST_WAITING, CC_ST_FAILED, CC_ST_UNKNOWN };
 
+/* The certificate holder as order info shows it (top-level "individual", else
+ * certificate.individual). Strings are NULL when absent. */
+struct cc_individual {
+    long id; /* CertCentral's individual id, 0 when not shown */
+    char *first_name, *last_name, *email;
+};
+
 struct cc_order_info {
     long id;
     char status[32]; /* CertCentral's order status, truncated to fit */
@@ -88,6 +95,10 @@ struct cc_order_info {
     char *date_created;  /* order date_created (or certificate.date_created); NULL if absent */
     char *product;       /* product.name_id; NULL if absent */
     char reason[160];    /* for humans: "needs approval in CertCentral", ... */
+    struct cc_individual individual; /* zero when the answer has none */
+    char valid_till[11];             /* certificate.valid_till (yyyy-mm-dd), "" if absent */
+    long revoke_request_id;          /* newest requests[] entry of type "revoke", 0 if none */
+    char revoke_request_status[16];  /* its status (pending, submitted, approved, rejected) */
 };
 
 struct cc_order_result {
@@ -97,13 +108,20 @@ struct cc_order_result {
 };
 
 /*
+ * Called once, right before the order POST leaves (after any rate-budget wait), so the caller can
+ * record the attempt durably at the moment it really happens. A negative return stops the POST
+ * (nothing is sent; cc_place_order returns that value and cc_order_maybe_placed() is false).
+ */
+typedef int cc_before_send_fn(void *arg);
+
+/*
  * Place an order: ONE POST of json_body to /order/certificate/<product>, never retried. product
- * is [a-z0-9_]+. Returns 0 (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has "code:
+ * is [a-z0-9_]+. before_send (may be NULL) is called with arg as described above. Returns 0 (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has "code:
  * message"), PA_E_CA_AUTH, PA_E_CA_UNAVAILABLE (network, 429, 5xx), PA_E_CA_PROTOCOL (2xx with an
  * unreadable answer), PA_E_CONFIG, PA_E_NOMEM. On failure see cc_order_maybe_placed().
  */
 int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
-                   struct cc_order_result *ret);
+                   cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret);
 
 /*
  * GET /order/certificate/<id>. 0 or PA_E_*. ret is zeroed first, so cc_order_info_clear is safe
@@ -133,13 +151,36 @@ int cc_download(struct cc_client *c, long certificate_id, const char *format, ch
 /* Cancel a pending order (PUT .../status {"status":"canceled","note":note}). 0 or PA_E_*. */
 int cc_cancel_order(struct cc_client *c, long order_id, const char *note);
 
+struct cc_revoke_result {
+    bool pending;            /* a revocation request was created and awaits an approver */
+    long request_id;         /* that request's id, 0 when revoked at once */
+    char request_status[16]; /* its status as answered, "" when revoked at once */
+};
+
 /*
  * Revoke one certificate (PUT /certificate/<id>/revoke). reason (e.g. "superseded") and comments
- * may be NULL. Returns 0 when revoked or when a revocation request was created; in the latter
- * case cc_last_error() says "revocation request N awaits approval in CertCentral".
+ * may be NULL; ret (may be NULL) says whether it was revoked at once or a request now waits.
+ * Returns 0 in both cases; a pending request is also described in cc_last_error() ("revocation
+ * request N awaits approval in CertCentral"). Not retried once it may have reached CertCentral:
+ * the caller settles a lost answer by reading the order (cc_order_info: status "revoked", or
+ * revoke_request_id) before sending again.
  */
 int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *reason,
-                          const char *comments);
+                          const char *comments, struct cc_revoke_result *ret);
+
+/*
+ * The order that holds certificate certificate_id: the order list (of product, NULL = all
+ * products, all dates) is searched for certificate.id. 0 with *ret_order_id set;
+ * PA_E_CA_REJECTED with cc_last_error() "no order holds certificate N" when none does.
+ */
+int cc_find_order_by_certificate(struct cc_client *c, const char *product, long certificate_id,
+                                 long *ret_order_id);
+
+/*
+ * One cheap authenticated GET (the order list with limit=1) to prove before anything is spent
+ * that CertCentral is reachable and accepts the API key. 0 or the PA_E_* of that GET.
+ */
+int cc_ping(struct cc_client *c);
 
 /*
  * Map an order status: issued -> ISSUED; pending, processing, needs_approval, waiting_pickup,

@@ -122,7 +122,7 @@ int cmd_order(struct cli *cli, int argc, char **argv)
     r = cli_cc_client(cli, &cc);
     if (r < 0)
         goto out;
-    r = cc_place_order(cc, cli->cfg->api_product, body, &res);
+    r = cc_place_order(cc, cli->cfg->api_product, body, NULL, NULL, &res);
     if (r < 0) {
         if (cc_order_maybe_placed(cc))
             cli_fail(r, cc_last_error(cc),

@@ -518,7 +518,7 @@ static int step_order(struct ectx *e)
             goto out;
         enroll_crash_point("before-post");
         progress(e, "placing the order at CertCentral…");
-        r = cc_place_order(c, e->cli->cfg->api_product, body, &res);
+        r = cc_place_order(c, e->cli->cfg->api_product, body, NULL, NULL, &res);
         enroll_crash_point("after-post");
         if (r == 0)
             break;
@@ -961,7 +961,7 @@ static int step_finish(struct ectx *e)
         /* Only now, with the new certificate safely on the new token, revoke the old one. */
         enroll_crash_point("before-revoke");
         snprintf(comment, sizeof(comment), "replaced by pkio-agent job %s", e->job->id);
-        r = cc_revoke_certificate(c, old, "superseded", comment);
+        r = cc_revoke_certificate(c, old, "superseded", comment, NULL);
         if (r < 0) {
             (void)audit(e, "revoke", "failed", cc_last_error(c));
             return cli_fail(r, cc_last_error(c), "revoking replaced certificate %ld", old);

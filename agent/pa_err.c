@@ -34,6 +34,8 @@ static const struct pa_err_row rows[] = {
     {PA_E_PENDING, 13, "certificate not issued yet"},
     {PA_E_JOB, 14, "enrollment job needs attention"},
     {PA_E_CERT, 9, "issued certificate failed verification"},
+    {PA_E_BUSY, 15, "token or job busy in another pkio-agent process"},
+    {PA_E_REFUSED, 16, "refused by a safety check"},
 };
 
 static const struct pa_err_row *find(int err)

@@ -36,6 +36,8 @@ enum pa_err {
     PA_E_PENDING = -22,         /* order placed, certificate not issued yet */
     PA_E_JOB = -23,             /* job record problem or undecidable recovery: officer needed */
     PA_E_CERT = -24,            /* issued certificate does not match the key or chain */
+    PA_E_BUSY = -25,            /* another pkio-agent process is working on this token or job */
+    PA_E_REFUSED = -26,         /* a safety check refused: other person, token not blank, ... */
 };
 
 /* Short English description of an error code; never NULL. */

@@ -196,6 +196,26 @@ int tok_list_certs(struct tok_token *t, const unsigned char *id, size_t id_len,
  */
 int tok_reconcile_label(struct tok_token *t, const char *label);
 
+/*
+ * What a token holds, counted by object class. Without a login only public objects are seen
+ * (most tokens keep private keys private), so callers that must know about private keys count
+ * again after tok_login(). A CA certificate is one with CKA_CERTIFICATE_CATEGORY = authority, or,
+ * where the token does not say, one whose basicConstraints says CA:TRUE.
+ */
+struct tok_contents {
+    unsigned private_keys, public_keys, secret_keys;
+    unsigned user_certs; /* certificates that are not CA certificates */
+    unsigned ca_certs;
+    bool logged_in; /* private objects were visible when counting */
+};
+/* Count the objects of the selected token (one C_FindObjects sweep per class). */
+int tok_token_contents(struct tok_token *t, struct tok_contents *ret);
+/*
+ * Blank, as pkio-agent defines it (docs/pkio-agent.8): no private, public or secret key and no
+ * certificate other than CA certificates. Data objects do not count. Pure.
+ */
+bool tok_contents_blank(const struct tok_contents *c);
+
 /* Delete the private and public key with this id (and nothing else). */
 int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_len);
 

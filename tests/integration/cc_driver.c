@@ -134,7 +134,7 @@ static int run(struct cc_client *c, int argc, char **argv)
 
         if (!body)
             return PA_E_IO;
-        r = cc_place_order(c, argv[1], body, &res);
+        r = cc_place_order(c, argv[1], body, NULL, NULL, &res);
         free(body);
         if (r == 0)
             printf("id=%ld certificate_id=%ld request_status=%s\n", res.id, res.certificate_id,
@@ -205,7 +205,7 @@ static int run(struct cc_client *c, int argc, char **argv)
         return cc_cancel_order(c, id, argv[2]);
     if (strcmp(cmd, "revoke") == 0 && argc == 4 && lnum(argv[1], &id) == 0) {
         r = cc_revoke_certificate(c, id, strcmp(argv[2], "-") ? argv[2] : NULL,
-                                  strcmp(argv[3], "-") ? argv[3] : NULL);
+                                  strcmp(argv[3], "-") ? argv[3] : NULL, NULL);
         if (r == 0)
             printf("note=%s\n", cc_last_error(c));
         return r;

@@ -576,8 +576,8 @@ static void test_client_new(void **state)
     assert_false(cc_order_maybe_placed(c));
     assert_int_equal(cc_client_requests(c), 0);
     /* argument checks happen before any request */
-    assert_int_equal(cc_place_order(c, "../x", "{}", &(struct cc_order_result){0}), PA_E_CONFIG);
-    assert_int_equal(cc_place_order(c, "", "{}", &(struct cc_order_result){0}), PA_E_CONFIG);
+    assert_int_equal(cc_place_order(c, "../x", "{}", NULL, NULL, &(struct cc_order_result){0}), PA_E_CONFIG);
+    assert_int_equal(cc_place_order(c, "", "{}", NULL, NULL, &(struct cc_order_result){0}), PA_E_CONFIG);
     assert_int_equal(
         cc_list_orders(c, "p", "2025-1-01", &(struct cc_order_info *){NULL}, &(size_t){0}),
         PA_E_USAGE);
@@ -636,7 +636,7 @@ static void test_client_post_never_retried(void **state)
     struct cc_order_result res = {0};
 
     cc_client_set_retry(c, 6, 1.0, 4.0);
-    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", &res),
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", NULL, NULL, &res),
                      PA_E_CA_UNAVAILABLE);
     assert_int_equal(cc_client_requests(c), 1);
     assert_int_equal(ft.n, 0);
