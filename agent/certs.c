@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "certs.h"
 
+#include "fsutil.h"
 #include "pa_err.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int certs_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *ret)
@@ -114,5 +117,33 @@ out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
+    return r;
+}
+
+int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errlen)
+{
+    STACK_OF(X509) *all = NULL;
+    char *pem = NULL;
+    size_t len = 0;
+    int r;
+
+    if (!anchors_pem_file) {
+        snprintf(errbuf, errlen, "trust.anchors is not set");
+        return PA_E_CONFIG;
+    }
+    r = fs_read_file(anchors_pem_file, 4 * 1024 * 1024, &pem, &len);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "cannot read trust anchors %s: %s", anchors_pem_file,
+                 strerror(errno));
+        return PA_E_CONFIG;
+    }
+    r = certs_parse_pem(pem, len, &all);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "trust anchors %s: not a PEM file of certificates",
+                 anchors_pem_file);
+        r = PA_E_CONFIG;
+    }
+    sk_X509_pop_free(all, X509_free);
+    free(pem);
     return r;
 }

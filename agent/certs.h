@@ -28,4 +28,10 @@ int certs_pick_leaf(STACK_OF(X509) * all, EVP_PKEY *key, X509 **ret_leaf,
 int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
                        char *errbuf, size_t errlen);
 
+/*
+ * Can the trust anchors be used? The file must be readable and hold only parsable PEM
+ * certificates (at least one). PA_E_CONFIG with a message in errbuf otherwise.
+ */
+int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errlen);
+
 #endif

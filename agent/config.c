@@ -71,6 +71,7 @@ static const struct cfg_key cfg_keys[] = {
     {"api.provisioning_field", CK_FIELD, offsetof(struct cfg, api_provisioning_field)},
     {"api.timeout_s", CK_SECONDS, offsetof(struct cfg, api_timeout_s)},
     {"api.connect_timeout_s", CK_SECONDS, offsetof(struct cfg, api_connect_timeout_s)},
+    {"api.order_settle_s", CK_SECONDS, offsetof(struct cfg, api_order_settle_s)},
     {"token.module", CK_PATH, offsetof(struct cfg, token_module)},
     {"token.uri", CK_URI, offsetof(struct cfg, token_uri)},
     {"order_defaults", CK_OBJECT, offsetof(struct cfg, order_defaults)},
@@ -159,6 +160,7 @@ int cfg_new_defaults(struct cfg **ret)
         goto out;
     cfg->api_timeout_s = 60;
     cfg->api_connect_timeout_s = 15;
+    cfg->api_order_settle_s = 600;
     cfg->poll_initial_s = 30;
     cfg->poll_max_s = 600;
     cfg->poll_timeout_s = 86400;

@@ -38,6 +38,7 @@ struct cfg {
     char *api_provisioning_field; /* api.provisioning_field: dotted JSON path */
     double api_timeout_s;         /* api.timeout_s, > 0 */
     double api_connect_timeout_s; /* api.connect_timeout_s, > 0, <= api_timeout_s */
+    double api_order_settle_s;    /* api.order_settle_s, > 0: see enroll's recovery */
 
     char *token_module; /* token.module: PKCS#11 module path */
     char *token_uri;    /* token.uri or NULL: default PKCS#11 token URI */

@@ -197,6 +197,72 @@ int csr_spki_sha256(EVP_PKEY *pkey, char ret_hex[65])
     return 0;
 }
 
+/* The base64 text of a CSR shown in any armour: between the BEGIN line and the END marker when
+ * there is armour, else all of it; every byte that is not base64 is dropped (line breaks, CR,
+ * blanks, tabs). NULL when out of memory. */
+static char *csr_base64_of(const char *text)
+{
+    const char *b = strstr(text, "-----BEGIN"), *e = NULL;
+    char *out, *o;
+
+    if (b) {
+        b = strstr(b + 10, "-----");
+        if (!b)
+            return strdup("");
+        b += 5;
+        e = strstr(b, "-----END");
+    }
+    if (!b)
+        b = text;
+    if (!e)
+        e = b + strlen(b);
+    out = malloc((size_t)(e - b) + 1);
+    if (!out)
+        return NULL;
+    o = out;
+    for (const char *p = b; p < e; p++)
+        if (isalnum((unsigned char)*p) || *p == '+' || *p == '/' || *p == '=')
+            *o++ = *p;
+    *o = '\0';
+    return out;
+}
+
+int csr_text_spki_sha256(const char *text, char ret_hex[65])
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    X509_REQ *req = NULL;
+    char *b64 = csr_base64_of(text ? text : "");
+    size_t n = b64 ? strlen(b64) : 0;
+    int len, r = PA_E_CSR;
+
+    if (!b64)
+        return PA_E_NOMEM;
+    if (n == 0 || n % 4 != 0)
+        goto out;
+    der = malloc(n / 4 * 3 + 1);
+    if (!der) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    len = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n);
+    if (len <= 0)
+        goto out;
+    /* EVP_DecodeBlock counts padding bytes as data: drop them. */
+    len -= (n >= 1 && b64[n - 1] == '=') + (n >= 2 && b64[n - 2] == '=');
+    p = der;
+    req = d2i_X509_REQ(NULL, &p, len);
+    if (!req || p != der + len || !X509_REQ_get0_pubkey(req))
+        goto out;
+    r = csr_spki_sha256(X509_REQ_get0_pubkey(req), ret_hex);
+out:
+    ERR_clear_error();
+    X509_REQ_free(req);
+    free(der);
+    free(b64);
+    return r;
+}
+
 /* Verify signature and key binding of a parsed request. */
 static int check_req(X509_REQ *req, EVP_PKEY *expect_pub, char *errbuf, size_t errlen)
 {

@@ -47,4 +47,12 @@ int csr_check_pem(const char *pem, EVP_PKEY *expect_pub, char *errbuf, size_t er
 /* SHA-256 of the DER SubjectPublicKeyInfo of a key, as 64 hex characters + NUL. */
 int csr_spki_sha256(EVP_PKEY *pkey, char ret_hex[65]);
 
+/*
+ * SHA-256 (hex) of the public key of a CSR shown as text in any of the ways a server may show it:
+ * PEM with any armour label ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"), base64 with or
+ * without line breaks or CRs, or bare base64 of the DER. PA_E_CSR when it is not a decodable
+ * PKCS#10 request (the caller treats that as "unknown", never as "another CSR").
+ */
+int csr_text_spki_sha256(const char *text, char ret_hex[65]);
+
 #endif

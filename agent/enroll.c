@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "job.h"
 #include "pa_err.h"
+#include "person.h"
 #include "request.h"
 #include "secret.h"
 #include "writeback.h"
@@ -36,8 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ_FILE_MAX     (256 * 1024)
-#define KEY_LABEL_PREFIX "pkio-"
+#define REQ_FILE_MAX      (256 * 1024)
+#define KEY_LABEL_PREFIX  "pkio-"
+#define TOKEN_LOCK_WAIT_S 5.0 /* a second process for one token waits this long, then "busy" */
 
 struct ectx {
     struct cli *cli;
@@ -45,6 +47,8 @@ struct ectx {
     const char *state_dir;
     struct job *job;
     int lock_fd;
+    int token_lock_fd;
+    bool stamp_failed;    /* the before-send hook could not record the attempt */
     struct cc_client *cc; /* created on first use */
     struct tok_ctx *tctx; /* the token stays open for the whole run once opened */
     struct tok_token *tok;
@@ -176,6 +180,23 @@ static int fail_job(struct ectx *e, int err, const char *event, const char *msg)
     (void)save(e);
     (void)audit(e, event, "failed", msg);
     return cli_fail(err, msg, "job %s", e->job->id);
+}
+
+/*
+ * A failure after the order exists: never a dead end that a new `enroll` would bypass with a
+ * second order. The job keeps its state (and its order and key); the error is recorded, and
+ * the same `enroll` (or `resume`) continues with the same order once the cause is fixed.
+ */
+static int hold_job(struct ectx *e, int err, const char *event, const char *msg)
+{
+    (void)job_set_error(e->job, msg);
+    (void)job_note(e->job, "stopped: %s", msg);
+    (void)save(e);
+    (void)audit(e, event, "failed", msg);
+    return cli_fail(err, msg,
+                    "job %s (order %ld kept; after fixing the cause, run the same enroll again or "
+                    "'pkio-agent resume %s': nothing is ordered twice)",
+                    e->job->id, e->job->order_id, e->job->id);
 }
 
 static int cc(struct ectx *e, struct cc_client **ret)
@@ -491,6 +512,98 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
     return r;
 }
 
+/* The product the job orders: recorded when it started, so a changed configuration never
+ * makes recovery look in the wrong place. */
+static const char *job_product(const struct ectx *e)
+{
+    return e->job->product ? e->job->product : e->cli->cfg->api_product;
+}
+
+/*
+ * cc_place_order's before-send hook: record the attempt durably at the moment the POST really
+ * leaves (after any rate-budget wait). A kill from here on is recovered by looking the order up,
+ * never by ordering again blindly.
+ */
+static int stamp_attempt(void *arg)
+{
+    struct ectx *e = arg;
+    int r;
+
+    e->job->order_attempt_at = time(NULL);
+    if (e->job->state != JOB_ORDERING)
+        r = job_transition(e->job, JOB_ORDERING, "placing the order");
+    else
+        r = job_note(e->job, "placing the order");
+    if (r == 0)
+        r = save(e);
+    e->stamp_failed = r < 0;
+    if (r == 0)
+        enroll_crash_point("before-post");
+    return r;
+}
+
+/* Sleep s seconds unless a stop is requested (the signal ends nanosleep early). */
+static void nap(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+
+    if (!stop_requested && s > 0)
+        nanosleep(&ts, NULL);
+}
+
+static int order_placed(struct ectx *e, const struct cc_order_result *res)
+{
+    int r;
+
+    e->job->order_id = res->id;
+    e->job->certificate_id = res->certificate_id;
+    snprintf(e->job->order_status, sizeof(e->job->order_status), "%s",
+             res->request_status[0] ? res->request_status : "pending");
+    e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
+    e->job->next_poll = time(NULL);
+    r = job_transition(e->job, JOB_ORDERED, "order %ld placed", res->id);
+    if (r == 0)
+        r = save(e);
+    if (r == 0)
+        r = audit(e, "order", "ok", NULL);
+    progress(e, "order %ld placed", res->id);
+    return r;
+}
+
+/* The POST failed: say whether it may have been placed. 1 = try again after a wait. */
+static int order_failed(struct ectx *e, struct cc_client *c, int r, unsigned attempt)
+{
+    if (cc_order_maybe_placed(c)) {
+        (void)job_note(e->job, "order may have been placed: %s", cc_last_error(c));
+        (void)save(e);
+        cli_fail(r, cc_last_error(c),
+                 "the order of job %s may have been placed; 'pkio-agent resume %s' looks it up "
+                 "before anything else",
+                 e->job->id, e->job->id);
+        (void)audit(e, "order", "failed", cc_last_error(c));
+        return r;
+    }
+    e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
+    (void)job_note(e->job, "order not placed: %s", cc_last_error(c));
+    (void)save(e);
+    /* Not placed, and only for now (429, 503, no connection): wait and send it again, a few
+     * times. A refusal (4xx) or a maybe-placed order is never sent again here. */
+    if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested && !e->o->no_wait) {
+        unsigned short rnd = 0;
+        double d;
+
+        /* Jitter from the CSPRNG: processes sharing a key must not retry in step. */
+        (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+        d = cc_backoff_delay(attempt + 1, 5.0, 60.0, (double)rnd / 65536.0);
+        progress(e, "CertCentral busy (%s); trying again in %.0fs", cc_last_error(c), d);
+        nap(d);
+        return 1;
+    }
+    cli_fail(r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
+    (void)audit(e, "order", "failed", cc_last_error(c));
+    return r;
+}
+
 static int step_order(struct ectx *e)
 {
     struct cc_order_result res;
@@ -502,210 +615,202 @@ static int step_order(struct ectx *e)
     r = order_body(e, &body, &card);
     if (r == 0)
         r = cc(e, &c);
-    if (r < 0)
-        goto out;
-    for (unsigned attempt = 0;; attempt++) {
-        /* Record the attempt durably before anything leaves: a kill from here on is recovered
-         * by looking the order up, never by ordering again blindly. */
-        e->job->order_attempt_at = time(NULL);
-        if (e->job->state != JOB_ORDERING)
-            r = job_transition(e->job, JOB_ORDERING, "placing the order");
-        else
-            r = job_note(e->job, "placing the order");
-        if (r == 0)
-            r = save(e);
-        if (r < 0)
-            goto out;
-        enroll_crash_point("before-post");
+    for (unsigned attempt = 0; r == 0; attempt++) {
         progress(e, "placing the order at CertCentral…");
-        r = cc_place_order(c, e->cli->cfg->api_product, body, NULL, NULL, &res);
+        r = cc_place_order(c, job_product(e), body, stamp_attempt, e, &res);
         enroll_crash_point("after-post");
-        if (r == 0)
+        if (r == 0) {
+            r = order_placed(e, &res);
             break;
-        if (cc_order_maybe_placed(c)) {
-            (void)job_note(e->job, "order may have been placed: %s", cc_last_error(c));
-            (void)save(e);
-            cli_fail(r, cc_last_error(c),
-                     "the order of job %s may have been placed; 'pkio-agent resume %s' looks it "
-                     "up before anything else",
-                     e->job->id, e->job->id);
-            (void)audit(e, "order", "failed", cc_last_error(c));
-            goto out;
         }
-        e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
-        (void)job_note(e->job, "order not placed: %s", cc_last_error(c));
-        (void)save(e);
-        /* Not placed, and only for now (429, 503, no connection): wait and send it again, a
-         * few times. A refusal (4xx) or a maybe-placed order is never sent again here. */
-        if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested && !e->o->no_wait) {
-            unsigned short rnd = 0;
-            double d;
-
-            /* Jitter from the CSPRNG: processes sharing a key must not retry in step. */
-            (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
-            d = cc_backoff_delay(attempt, 5.0, 60.0, (double)rnd / 65536.0);
-            struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-
-            progress(e, "CertCentral busy (%s); trying again in %.0fs", cc_last_error(c), d);
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        cli_fail(r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
-        (void)audit(e, "order", "failed", cc_last_error(c));
-        goto out;
+        if (e->stamp_failed)
+            break; /* nothing was sent; save() said why */
+        r = order_failed(e, c, r, attempt);
+        if (r == 1)
+            r = 0; /* go round again */
+        else
+            break;
     }
-    e->job->order_id = res.id;
-    e->job->certificate_id = res.certificate_id;
-    snprintf(e->job->order_status, sizeof(e->job->order_status), "%s",
-             res.request_status[0] ? res.request_status : "pending");
-    e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
-    e->job->next_poll = time(NULL);
-    r = job_transition(e->job, JOB_ORDERED, "order %ld placed", res.id);
-    if (r == 0)
-        r = save(e);
-    if (r == 0)
-        r = audit(e, "order", "ok", NULL);
-    progress(e, "order %ld placed", res.id);
-out:
     if (body && card)
         secret_wipe(body, strlen(body));
     free(body);
     return r;
 }
 
-static void strip_ws(char *s)
+/* Does this order carry the job's key? 1 yes, 0 no, -1 unknown: no CSR shown, or one that does
+ * not decode in any armour. Matching is by public key, never by text. */
+static int order_has_key(const struct cc_order_info *info, const char *spki_sha256)
 {
-    char *o = s;
+    char got[65];
 
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\n' && *s != '\r' && *s != '\t')
-            *o++ = *s;
-    *o = '\0';
+    if (!info->csr || csr_text_spki_sha256(info->csr, got) < 0)
+        return -1;
+    return strcmp(got, spki_sha256) == 0;
 }
 
-/* Does this order carry our CSR? -1 when CertCentral does not say. */
-static int order_has_csr(const struct cc_order_info *info, const char *csr_pem)
-{
-    char *a, *b;
-    int same;
+/* The person of the job's request, to skip orders that certainly name someone else. */
+struct req_person {
+    struct req *req;
+    struct person p;
+};
 
-    if (!info->csr)
-        return -1;
-    a = strdup(info->csr);
-    b = strdup(csr_pem);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return -1;
+static void req_person_load(struct ectx *e, struct req_person *rp)
+{
+    char err[256];
+
+    memset(rp, 0, sizeof(*rp));
+    if (!e->job->request_path ||
+        req_load_file(e->job->request_path, &rp->req, err, sizeof(err)) < 0)
+        return;
+    (void)req_individual(rp->req, &rp->p.first_name, &rp->p.last_name, NULL, &rp->p.id);
+    rp->p.email = req_individual_str(rp->req, "email");
+    if (rp->p.id < 0)
+        rp->p.id = 0;
+}
+
+struct recover_scan {
+    size_t matches, unknown;
+    long found, found_cert;
+};
+
+/* Look at each order in list: ours (by key), certainly not ours, or unknown. */
+static int recover_scan(struct ectx *e, struct cc_client *c, const struct cc_order_info *list,
+                        size_t n, struct recover_scan *sc)
+{
+    struct req_person rp;
+    int r = 0;
+
+    req_person_load(e, &rp);
+    memset(sc, 0, sizeof(*sc));
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct cc_order_info info;
+        struct person them;
+        int has;
+
+        r = cc_order_info(c, list[i].id, &info);
+        if (r < 0) {
+            cli_fail(r, cc_last_error(c), "order %ld", list[i].id);
+            break;
+        }
+        has = order_has_key(&info, e->job->spki_sha256);
+        them = (struct person){info.individual.id, info.individual.first_name,
+                               info.individual.last_name, info.individual.email};
+        if (has == 1) {
+            sc->matches++;
+            sc->found = info.id;
+            sc->found_cert = info.certificate_id;
+        } else if (has < 0 && person_compare(&rp.p, &them) != PERSON_DIFFERENT) {
+            sc->unknown++; /* might be ours: we cannot tell */
+        }
+        cc_order_info_clear(&info);
     }
-    strip_ws(a);
-    strip_ws(b);
-    same = strcmp(a, b) == 0;
-    free(a);
-    free(b);
-    return same;
+    req_free(rp.req);
+    return r;
+}
+
+static int recover_found(struct ectx *e, long found, long found_cert)
+{
+    int r;
+
+    e->job->order_id = found;
+    e->job->certificate_id = found_cert;
+    e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
+    e->job->next_poll = time(NULL);
+    r = job_transition(e->job, JOB_ORDERED, "order %ld found after the interruption", found);
+    if (r == 0)
+        r = save(e);
+    if (r == 0)
+        r = audit(e, "order", "recovered", NULL);
+    progress(e, "order %ld found; not ordering again", found);
+    return r;
+}
+
+/* One look at the product's orders since the attempt. 1 = none of ours (yet). */
+static int recover_once(struct ectx *e, struct cc_client *c)
+{
+    struct cc_order_info *list = NULL;
+    struct recover_scan sc;
+    size_t n = 0;
+    char since[16];
+    struct tm tm;
+    time_t t = e->job->order_attempt_at - 86400; /* date filters are days; be generous */
+    int r;
+
+    gmtime_r(&t, &tm);
+    strftime(since, sizeof(since), "%Y-%m-%d", &tm);
+    r = cc_list_orders(c, job_product(e), since, &list, &n);
+    if (r < 0)
+        return cli_fail(r, cc_last_error(c), "looking up the order of job %s", e->job->id);
+    r = recover_scan(e, c, list, n, &sc);
+    cc_order_list_free(list, n);
+    if (r < 0)
+        return r;
+    if (sc.matches > 1)
+        return cli_fail(PA_E_JOB,
+                        "more than one order carries this job's key; cancel the extra ones in "
+                        "CertCentral, then record the one to keep",
+                        "job %s", e->job->id);
+    if (sc.matches == 1)
+        return recover_found(e, sc.found, sc.found_cert);
+    if (sc.unknown > 0)
+        return cli_fail(PA_E_JOB,
+                        "CertCentral shows no readable CSR for recent orders that may be this "
+                        "job's, so pkio-agent cannot tell whether the interrupted order was "
+                        "placed; it will not order again. Check CertCentral, then cancel this job "
+                        "or record the order",
+                        "job %s", e->job->id);
+    return 1;
 }
 
 /*
- * ORDERING after a kill or a lost answer: find the order this job placed, by its CSR, among
- * the product's orders created since the attempt. Found: continue with it. Certainly none:
- * order (once). Undecidable: stop and say so.
+ * ORDERING after a kill or a lost answer: find the order this job placed, by its public key,
+ * among the product's orders created since the attempt. Found: continue with it. None, and the
+ * settle window (CertCentral may act on a request after the client gave up, and may list a new
+ * order only later) has passed: the attempt placed nothing, order (once). Undecidable: stop.
  */
 static int step_recover(struct ectx *e)
 {
-    struct cc_order_info *list = NULL, info;
+    const struct cfg *cfg = e->cli->cfg;
+    double window = cfg->api_order_settle_s;
     struct cc_client *c = NULL;
-    long found = 0, found_cert = 0, unknown = 0;
-    size_t n = 0, matches = 0;
-    char since[16];
-    struct tm tm;
-    time_t t;
     int r;
 
     if (!e->job->order_attempt_at)
         return step_order(e); /* the attempt never left the machine */
+    if (window < cfg->api_timeout_s + 1.0)
+        window = cfg->api_timeout_s + 1.0;
     r = cc(e, &c);
     if (r < 0)
         return r;
-    t = e->job->order_attempt_at - 86400; /* date filters are days; be generous */
-    gmtime_r(&t, &tm);
-    strftime(since, sizeof(since), "%Y-%m-%d", &tm);
     progress(e, "looking up the order placed before the interruption…");
-    r = cc_list_orders(c, e->cli->cfg->api_product, since, &list, &n);
-    if (r < 0)
-        return cli_fail(r, cc_last_error(c), "looking up the order of job %s", e->job->id);
-    for (size_t i = 0; i < n; i++) {
-        int has;
-
-        memset(&info, 0, sizeof(info));
-        r = cc_order_info(c, list[i].id, &info);
-        if (r < 0) {
-            cli_fail(r, cc_last_error(c), "order %ld", list[i].id);
-            cc_order_info_clear(&info);
-            goto out;
-        }
-        has = order_has_csr(&info, e->job->csr_pem);
-        if (has == 1) {
-            matches++;
-            found = info.id;
-            found_cert = info.certificate_id;
-        } else if (has < 0) {
-            unknown++;
-        }
-        cc_order_info_clear(&info);
-    }
-    if (matches > 1) {
-        r = cli_fail(PA_E_JOB,
-                     "more than one order carries this job's CSR; cancel the extra "
-                     "ones in CertCentral",
-                     "job %s", e->job->id);
-        goto out;
-    }
-    if (matches == 1) {
-        e->job->order_id = found;
-        e->job->certificate_id = found_cert;
-        e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
-        e->job->next_poll = time(NULL);
-        r = job_transition(e->job, JOB_ORDERED, "order %ld found after the interruption", found);
-        if (r == 0)
-            r = save(e);
-        if (r == 0)
-            r = audit(e, "order", "recovered", NULL);
-        progress(e, "order %ld found; not ordering again", found);
-        goto out;
-    }
-    if (unknown > 0) {
-        r = cli_fail(PA_E_JOB,
-                     "CertCentral does not show the CSR of recent orders, so pkio-agent cannot "
-                     "tell whether the interrupted order was placed; check CertCentral, then "
-                     "cancel this job or record the order",
-                     "job %s", e->job->id);
-        goto out;
-    }
-    /* No order with our CSR exists. An answer in flight cannot arrive after the client's total
-     * timeout; past that, the attempt certainly did not create an order. */
-    {
-        double window = e->cli->cfg->api_timeout_s + 1.0;
+    for (;;) {
         double age = difftime(time(NULL), e->job->order_attempt_at);
 
-        if (age < window) {
-            struct timespec ts = {(time_t)(window - age) + 1, 0};
-
-            progress(e, "waiting %lds before deciding that the interrupted order was not placed",
-                     (long)ts.tv_sec);
-            cc_order_list_free(list, n);
-            list = NULL;
-            nanosleep(&ts, NULL);
-            return step_recover(e); /* once more, now past the window */
+        r = recover_once(e, c);
+        if (r != 1)
+            return r;
+        if (age >= window)
+            break;
+        if (e->o->no_wait || stop_requested) {
+            (void)job_note(e->job,
+                           "no order found yet; looking again until %.0fs after the "
+                           "attempt before ordering",
+                           window);
+            (void)save(e);
+            return PA_E_PENDING;
         }
+        progress(e,
+                 "no order found yet; looking again (up to %.0fs after the attempt) before "
+                 "deciding that it was not placed",
+                 window - age);
+        nap(window - age < 5.0 ? window - age + 0.5 : 5.0);
     }
     e->job->order_attempt_at = 0;
-    (void)job_note(e->job, "no order carries this CSR: the interrupted attempt was not placed");
+    (void)job_note(e->job, "no order carries this key %.0fs after the attempt: it was not placed",
+                   window);
     r = save(e);
     if (r == 0)
         r = step_order(e);
-out:
-    cc_order_list_free(list, n);
     return r;
 }
 
@@ -734,12 +839,12 @@ static int download_and_verify(struct ectx *e)
     if (r == 0)
         r = certs_pick_leaf(all, pub, &leaf, &chain);
     if (r < 0) {
-        r = fail_job(e, PA_E_CERT, "issued", "the issued certificate does not carry the token key");
+        r = hold_job(e, PA_E_CERT, "issued", "the issued certificate does not carry the token key");
         goto out;
     }
     r = certs_verify_chain(leaf, chain, e->cli->cfg->trust_anchors, err, sizeof(err));
     if (r < 0) {
-        r = fail_job(e, r, "issued", err);
+        r = hold_job(e, r, "issued", err);
         goto out;
     }
     {
@@ -911,7 +1016,7 @@ out:
 }
 
 /* Note the link in the replaced certificate's job, if it is one of ours. */
-static void link_old_job(struct ectx *e, long old_cert)
+static void link_old_job(struct ectx *e, long old_cert, const char *what)
 {
     struct job **list = NULL;
     size_t n = 0;
@@ -922,62 +1027,175 @@ static void link_old_job(struct ectx *e, long old_cert)
     for (size_t i = 0; i < n; i++) {
         if (list[i]->certificate_id == old_cert && strcmp(list[i]->id, e->job->id) != 0) {
             int fd = -1;
+            struct job *fresh = NULL;
 
-            if (job_lock(e->state_dir, list[i]->id, &fd) == 0) {
-                (void)job_note(list[i], "certificate %ld revoked (superseded): replaced by job %s",
-                               old_cert, e->job->id);
-                (void)job_save(e->state_dir, list[i]);
-                job_unlock(fd);
+            /* Load again under its lock: never save a copy read before someone else wrote. */
+            if (job_lock(e->state_dir, list[i]->id, &fd) == 0 &&
+                job_load(e->state_dir, list[i]->id, &fresh, err, sizeof(err)) == 0) {
+                (void)job_note(fresh, "certificate %ld %s: replaced by job %s", old_cert, what,
+                               e->job->id);
+                (void)job_save(e->state_dir, fresh);
             }
+            job_free(fresh);
+            job_unlock(fd);
         }
     }
     job_list_free(list, n);
 }
 
-static int step_finish(struct ectx *e)
+/* The order of a certificate: from our own job records first, else from CertCentral's list. */
+static int order_of_certificate(struct ectx *e, struct cc_client *c, long cert, long *ret)
 {
-    struct cc_client *c = NULL;
-    long old = e->job->replaces_certificate_id;
-    char comment[128];
+    struct job **list = NULL;
+    size_t n = 0;
+    char err[256];
     int r;
 
-    if ((e->job->replaces_certificate_id || e->job->replaces_order_id) && !e->job->old_revoked) {
-        r = cc(e, &c);
-        if (r < 0)
-            return r;
-        if (!old) {
-            struct cc_order_info info;
+    *ret = 0;
+    if (job_list(e->state_dir, &list, &n, err, sizeof(err)) == 0)
+        for (size_t i = 0; i < n && !*ret; i++)
+            if (list[i]->certificate_id == cert && list[i]->order_id)
+                *ret = list[i]->order_id;
+    job_list_free(list, n);
+    if (*ret)
+        return 0;
+    r = cc_find_order_by_certificate(c, NULL, cert, ret);
+    if (r < 0)
+        return cli_fail(r, cc_last_error(c), "finding the order of certificate %ld", cert);
+    return 0;
+}
 
-            memset(&info, 0, sizeof(info));
-            r = cc_order_info(c, e->job->replaces_order_id, &info);
-            old = info.certificate_id;
-            cc_order_info_clear(&info);
-            if (r < 0 || !old)
-                return cli_fail(r < 0 ? r : PA_E_CA_PROTOCOL, cc_last_error(c),
-                                "finding the certificate of replaced order %ld",
-                                e->job->replaces_order_id);
-            e->job->replaces_certificate_id = old;
-        }
-        /* Only now, with the new certificate safely on the new token, revoke the old one. */
-        enroll_crash_point("before-revoke");
-        snprintf(comment, sizeof(comment), "replaced by pkio-agent job %s", e->job->id);
-        r = cc_revoke_certificate(c, old, "superseded", comment, NULL);
-        if (r < 0) {
-            (void)audit(e, "revoke", "failed", cc_last_error(c));
-            return cli_fail(r, cc_last_error(c), "revoking replaced certificate %ld", old);
-        }
-        e->job->old_revoked = true;
-        (void)job_note(e->job, "replaced certificate %ld revoked (superseded)%s%s", old,
-                       cc_last_error(c)[0] ? ": " : "", cc_last_error(c));
-        r = save(e);
-        if (r == 0)
-            r = audit(e, "revoke", "ok", cc_last_error(c)[0] ? cc_last_error(c) : NULL);
-        if (r < 0)
-            return r;
-        link_old_job(e, old);
-        progress(e, "replaced certificate %ld revoked", old);
+/*
+ * What CertCentral says now about the replaced certificate: 1 when that settles the revoke
+ * (revoked, a revocation request waits for approval, or, after our own attempt, an approver
+ * rejected it), 0 when nothing is there yet. Reading before (re)sending is what makes a lost
+ * answer harmless: "already revoked" is success, a pending request is not sent twice.
+ */
+static int revoke_settled(struct ectx *e, struct cc_client *c)
+{
+    struct cc_order_info info;
+    const char *rs;
+    int r = cc_order_info(c, e->job->replaces_order_id, &info);
+
+    if (r < 0) {
+        cc_order_info_clear(&info);
+        return cli_fail(r, cc_last_error(c), "reading order %ld of the replaced certificate",
+                        e->job->replaces_order_id);
     }
-    r = job_transition(e->job, JOB_DONE, "done");
+    rs = info.revoke_request_status;
+    r = 1;
+    if (strcmp(info.status, "revoked") == 0 || strcmp(rs, "approved") == 0) {
+        e->job->old_revoked = true;
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "revoked");
+    } else if (strcmp(rs, "pending") == 0 || strcmp(rs, "submitted") == 0) {
+        e->job->revoke_request_id = info.revoke_request_id;
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "pending");
+    } else if (strcmp(rs, "rejected") == 0 && e->job->revoke_attempt_at) {
+        e->job->revoke_request_id = info.revoke_request_id;
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "rejected");
+    } else {
+        r = 0;
+    }
+    cc_order_info_clear(&info);
+    return r;
+}
+
+/* Record the settled revoke in the job, the audit log and the replaced job. */
+static int revoke_record(struct ectx *e)
+{
+    long old = e->job->replaces_certificate_id;
+    char what[96];
+    int r;
+
+    if (strcmp(e->job->revoke_status, "revoked") == 0)
+        snprintf(what, sizeof(what), "revoked (superseded)");
+    else
+        snprintf(what, sizeof(what), "revocation request %ld %s", e->job->revoke_request_id,
+                 strcmp(e->job->revoke_status, "pending") == 0 ? "awaits approval in CertCentral"
+                                                               : "was rejected by an approver");
+    (void)job_note(e->job, "replaced certificate %ld: %s", old, what);
+    r = save(e);
+    if (r == 0)
+        r = audit(e, "revoke", strcmp(e->job->revoke_status, "revoked") == 0 ? "ok" : "pending",
+                  what);
+    if (r == 0)
+        link_old_job(e, old, what);
+    progress(e, "replaced certificate %ld: %s", old, what);
+    return r;
+}
+
+/* Find the replaced certificate's order and id (jobs started before both were recorded). */
+static int revoke_target(struct ectx *e, struct cc_client *c)
+{
+    struct cc_order_info info;
+    int r = 0;
+
+    if (!e->job->replaces_order_id)
+        r = order_of_certificate(e, c, e->job->replaces_certificate_id, &e->job->replaces_order_id);
+    if (r < 0 || e->job->replaces_certificate_id)
+        return r;
+    r = cc_order_info(c, e->job->replaces_order_id, &info);
+    e->job->replaces_certificate_id = info.certificate_id;
+    cc_order_info_clear(&info);
+    if (r < 0 || !e->job->replaces_certificate_id)
+        return cli_fail(r < 0 ? r : PA_E_CA_PROTOCOL, cc_last_error(c),
+                        "finding the certificate of replaced order %ld", e->job->replaces_order_id);
+    return 0;
+}
+
+/* Revoke the replaced certificate once, whatever is lost or killed on the way. */
+static int revoke_old(struct ectx *e)
+{
+    struct cc_revoke_result res;
+    struct cc_client *c = NULL;
+    char comment[128];
+    int r = cc(e, &c);
+
+    if (r == 0)
+        r = revoke_target(e, c);
+    if (r == 0)
+        r = revoke_settled(e, c); /* a previous attempt, or someone else, may have done it */
+    if (r != 0)
+        return r < 0 ? r : revoke_record(e);
+    e->job->revoke_attempt_at = time(NULL);
+    r = save(e);
+    if (r < 0)
+        return r;
+    /* Only now, with the new certificate safely on the new token, revoke the old one. */
+    enroll_crash_point("before-revoke");
+    snprintf(comment, sizeof(comment), "replaced by pkio-agent job %s", e->job->id);
+    r = cc_revoke_certificate(c, e->job->replaces_certificate_id, "superseded", comment, &res);
+    enroll_crash_point("after-revoke");
+    if (r == 0) {
+        e->job->old_revoked = !res.pending;
+        e->job->revoke_request_id = res.request_id;
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "%s",
+                 res.pending ? "pending" : "revoked");
+        return revoke_record(e);
+    }
+    {
+        char why[512];
+
+        snprintf(why, sizeof(why), "%s", cc_last_error(c));
+        if (revoke_settled(e, c) == 1) /* e.g. "already revoked", or the answer was lost */
+            return revoke_record(e);
+        (void)audit(e, "revoke", "failed", why);
+        return cli_fail(r, why,
+                        "revoking replaced certificate %ld (the new certificate is on the token; "
+                        "'pkio-agent resume %s' checks CertCentral before trying again)",
+                        e->job->replaces_certificate_id, e->job->id);
+    }
+}
+
+static int step_finish(struct ectx *e)
+{
+    int r = 0;
+
+    if ((e->job->replaces_certificate_id || e->job->replaces_order_id) &&
+        !e->job->revoke_status[0] && !e->job->old_revoked)
+        r = revoke_old(e);
+    if (r == 0)
+        r = job_transition(e->job, JOB_DONE, "done");
     if (r == 0)
         r = save(e);
     if (r == 0)
@@ -1051,12 +1269,26 @@ static void report(struct ectx *e, int r)
                                j->certificate_id ? json_object_new_int64(j->certificate_id) : NULL);
         json_object_object_add(o, "certificate_serial", json_object_new_string(j->cert_serial));
         json_object_object_add(o, "pending", json_object_new_boolean(r == PA_E_PENDING));
+        if (j->replaces_certificate_id || j->replaces_order_id) {
+            json_object_object_add(o, "replaces_certificate_id",
+                                   json_object_new_int64(j->replaces_certificate_id));
+            json_object_object_add(o, "replaced_revocation",
+                                   json_object_new_string(j->revoke_status));
+        }
         cli_print_json(o);
         return;
     }
     if (r == 0 && j->state == JOB_DONE)
         printf("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n", j->id,
                j->cert_serial, j->token_label, j->token_serial, j->key_label);
+    if (r == 0 && j->state == JOB_DONE && strcmp(j->revoke_status, "pending") == 0)
+        printf("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld awaits "
+               "approval in CertCentral\n",
+               j->id, j->replaces_certificate_id, j->revoke_request_id);
+    else if (r == 0 && j->state == JOB_DONE && strcmp(j->revoke_status, "rejected") == 0)
+        printf("job %s: replaced certificate %ld is NOT revoked: an approver rejected revocation "
+               "request %ld; revoke it in CertCentral\n",
+               j->id, j->replaces_certificate_id, j->revoke_request_id);
     else if (r == PA_E_PENDING && j->state == JOB_ORDERED)
         printf("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n", j->id,
                j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
@@ -1079,17 +1311,12 @@ static int sha256_file(const char *path, char out[65])
     return 0;
 }
 
-/* Lock the job and drive it; release everything. */
+/* Drive the job (its record and lock are held) and report. */
 static int run_job(struct ectx *e)
 {
-    int r = job_lock(e->state_dir, e->job->id, &e->lock_fd);
+    int r = drive(e);
 
-    if (r < 0)
-        return cli_fail(r, "another pkio-agent process is working on it", "job %s", e->job->id);
-    r = drive(e);
     report(e, r);
-    job_unlock(e->lock_fd);
-    e->lock_fd = -1;
     return r;
 }
 
@@ -1098,8 +1325,8 @@ static void ectx_clear(struct ectx *e)
     token_close(e);
     cc_client_free(e->cc);
     job_free(e->job);
-    if (e->lock_fd >= 0)
-        job_unlock(e->lock_fd);
+    job_unlock(e->lock_fd);
+    job_unlock(e->token_lock_fd);
 }
 
 static int ectx_init(struct ectx *e, struct cli *cli, const struct enroll_opts *o)
@@ -1111,12 +1338,109 @@ static int ectx_init(struct ectx *e, struct cli *cli, const struct enroll_opts *
     e->cli = cli;
     e->o = o;
     e->lock_fd = -1;
+    e->token_lock_fd = -1;
     e->state_dir = cli_state_dir(cli);
     e->tty = isatty(STDERR_FILENO) || getenv("PKIO_PROGRESS"); /* PKIO_PROGRESS: logs, demos */
     clock_gettime(CLOCK_MONOTONIC, &e->t0);
     r = job_dir_prepare(e->state_dir, err, sizeof(err));
     if (r < 0)
         return cli_fail(r, err, "state directory %s", e->state_dir);
+    return 0;
+}
+
+/* ---- locks: one process per token, records read only under their lock --------------------- */
+
+static int lock_token(struct ectx *e, const char *serial, const char *label)
+{
+    int r = job_token_lock(e->state_dir, serial, label, TOKEN_LOCK_WAIT_S, &e->token_lock_fd);
+
+    if (r == PA_E_BUSY)
+        return cli_fail(r,
+                        "another pkio-agent process is working on it; try again when it has "
+                        "finished",
+                        "token '%s' (serial %s)", label, serial);
+    if (r < 0)
+        return cli_fail(r, strerror(errno), "locking token '%s' (serial %s) in %s", label, serial,
+                        e->state_dir);
+    return 0;
+}
+
+/* Lock the job, then load its record under the lock: the only copy ever acted on. */
+static int lock_and_load(struct ectx *e, const char *id)
+{
+    char err[512] = "", jid[33];
+    struct job *j = NULL;
+    int r;
+
+    snprintf(jid, sizeof(jid), "%s", id);
+    r = job_lock(e->state_dir, jid, &e->lock_fd);
+    if (r < 0)
+        return cli_fail(r, r == PA_E_BUSY ? "another pkio-agent process is working on it" : NULL,
+                        "job %s", jid);
+    r = job_load(e->state_dir, jid, &j, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "job %s", jid);
+    job_free(e->job);
+    e->job = j;
+    return 0;
+}
+
+/* The job list, with a warning for records set aside as corrupt. */
+static int list_jobs(struct ectx *e, struct job ***list, size_t *n)
+{
+    char err[1024] = "";
+    int r = job_list(e->state_dir, list, n, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "jobs in %s", e->state_dir);
+    if (err[0])
+        fprintf(stderr, "pkio-agent: warning: %s; tell the officer in charge\n", err);
+    return 0;
+}
+
+/* Load a job by id (or prefix) to learn its token, lock that token, then lock and reload. */
+static int lock_existing(struct ectx *e, const char *job_id)
+{
+    char err[512] = "", serial[17], label[33], id[33];
+    struct job *j = NULL;
+    int r = job_load(e->state_dir, job_id, &j, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "job %s", job_id);
+    snprintf(serial, sizeof(serial), "%s", j->token_serial);
+    snprintf(label, sizeof(label), "%s", j->token_label);
+    snprintf(id, sizeof(id), "%s", j->id);
+    job_free(j);
+    r = lock_token(e, serial, label);
+    if (r == 0)
+        r = lock_and_load(e, id);
+    return r;
+}
+
+/* ---- checks before anything is generated or ordered ----------------------------------------- */
+
+/*
+ * Everything a later step needs, checked while nothing is spent yet: the trust anchors (a wrong
+ * path would only show after issuance), and, when an order is still to come, the API key and
+ * CertCentral accepting it.
+ */
+static int preflight(struct ectx *e, bool will_order)
+{
+    struct cc_client *c = NULL;
+    char err[512] = "";
+    int r = certs_check_anchors(e->cli->cfg->trust_anchors, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "configuration (checked before anything is generated or ordered)");
+    if (!will_order)
+        return 0;
+    r = cc(e, &c);
+    if (r < 0)
+        return r;
+    r = cc_ping(c);
+    if (r < 0)
+        return cli_fail(r, cc_last_error(c),
+                        "CertCentral check before anything is generated or ordered");
     return 0;
 }
 
@@ -1130,93 +1454,214 @@ static int precheck_request(struct cli *cli, const char *path)
     return r;
 }
 
-int enroll_start(struct cli *cli, const struct enroll_opts *o, char *ret_job)
+/* An unbound request from the queue may only go to a blank token (see docs/pkio-agent.8). */
+static int check_blank(struct ectx *e, const struct tok_info *info)
 {
-    struct job **list = NULL;
-    struct tok_info info;
-    struct ectx e;
-    char err[512] = "", sha[65], *abs = NULL;
-    size_t n = 0;
+    struct tok_contents c;
+    int r = tok_token_contents(e->tok, &c);
+
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "reading what token '%s' holds", info->label);
+    if (tok_contents_blank(&c))
+        return 0;
+    return cli_fail(
+        PA_E_REFUSED, "it is not blank; an unbound request never goes to a token in use",
+        "token '%s' (serial %s) holds %u private, %u public and %u secret key(s) and "
+        "%u certificate(s)",
+        info->label, info->serial, c.private_keys, c.public_keys, c.secret_keys, c.user_certs);
+}
+
+/* ---- re-key: only of the same person ----------------------------------------------------------
+ */
+
+static void person_of_request(const struct req *req, struct person *p)
+{
+    memset(p, 0, sizeof(*p));
+    (void)req_individual(req, &p->first_name, &p->last_name, NULL, &p->id);
+    p->email = req_individual_str(req, "email");
+    if (p->id < 0)
+        p->id = 0;
+}
+
+/* Is the replaced certificate still in force? 0, or the refusal (reported). */
+static int check_old_state(const struct cc_order_info *old, long cert)
+{
+    char today[11];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+    if (strcmp(old->status, "revoked") == 0 || strcmp(old->revoke_request_status, "approved") == 0)
+        return cli_fail(PA_E_REFUSED, "it is already revoked", "certificate %ld", cert);
+    if (strcmp(old->status, "expired") == 0 ||
+        (old->valid_till[0] && strcmp(old->valid_till, today) < 0))
+        return cli_fail(PA_E_REFUSED, "it has expired; enroll without --replaces",
+                        "certificate %ld (valid till %s)", cert,
+                        old->valid_till[0] ? old->valid_till : "?");
+    if (old->st != CC_ST_ISSUED)
+        return cli_fail(PA_E_REFUSED, "it is not an issued certificate", "certificate %ld (%s)",
+                        cert, old->status);
+    if (strcmp(old->revoke_request_status, "pending") == 0 ||
+        strcmp(old->revoke_request_status, "submitted") == 0)
+        return cli_fail(PA_E_REFUSED, "a revocation request for it is already pending",
+                        "certificate %ld", cert);
+    return 0;
+}
+
+/* Same product family and same individual, or the refusal naming both. */
+static int check_old_holder(struct ectx *e, const struct cc_order_info *old, long cert,
+                            const struct req *req)
+{
+    const char *product = e->cli->cfg->api_product;
+    struct person now, then;
+    char a[300], b[300];
+
+    if (!old->product ||
+        strcmp(person_product_family(old->product), person_product_family(product)) != 0)
+        return cli_fail(PA_E_REFUSED, "a re-key stays within one product family",
+                        "certificate %ld is a %s certificate, the request is for %s", cert,
+                        old->product ? old->product : "(unknown product)", product);
+    person_of_request(req, &now);
+    then = (struct person){old->individual.id, old->individual.first_name,
+                           old->individual.last_name, old->individual.email};
+    person_describe(&now, a, sizeof(a));
+    person_describe(&then, b, sizeof(b));
+    switch (person_compare(&now, &then)) {
+    case PERSON_SAME:
+        return 0;
+    case PERSON_DIFFERENT:
+        return cli_fail(PA_E_REFUSED,
+                        "a re-key replaces only the same person's certificate; check the "
+                        "certificate id. Nothing was generated, ordered or revoked",
+                        "certificate %ld belongs to %s, the request is for %s", cert, b, a);
+    case PERSON_UNKNOWN:
+    default:
+        return cli_fail(PA_E_REFUSED,
+                        "CertCentral's order does not show enough to confirm it is the same "
+                        "person (individual id, or names and e-mail). Nothing was generated, "
+                        "ordered or revoked",
+                        "certificate %ld (%s) against the request for %s", cert, b, a);
+    }
+}
+
+/*
+ * --replaces: before anything is generated or ordered, the old certificate's order must name
+ * the same individual, be of the same product family, and be issued and in force. Fills in the
+ * order and certificate id.
+ */
+static int check_replaces(struct ectx *e, long *order, long *cert)
+{
+    struct cc_order_info old;
+    struct cc_client *c = NULL;
+    struct req *req = NULL;
+    char err[512] = "";
     int r;
 
-    r = ectx_init(&e, cli, o);
+    memset(&old, 0, sizeof(old));
+    if (!*order && !*cert)
+        return 0;
+    r = cc(e, &c);
+    if (r == 0 && !*order)
+        r = order_of_certificate(e, c, *cert, order);
     if (r < 0)
         return r;
-    r = precheck_request(cli, o->request);
-    if (r < 0)
-        goto out;
-    abs = realpath(o->request, NULL);
-    if (!abs || sha256_file(abs, sha) < 0) {
-        r = cli_fail(PA_E_REQUEST, strerror(errno), "request %s", o->request);
-        goto out;
-    }
-    r = token_open(&e);
-    if (r == 0)
-        r = tok_token_info(e.tok, &info);
-    if (r < 0)
-        goto out;
-    /* The officer's natural retry: an unfinished job on this token is continued, not doubled. */
-    r = job_list(e.state_dir, &list, &n, err, sizeof(err));
+    r = cc_order_info(c, *order, &old);
     if (r < 0) {
-        cli_fail(r, err, "jobs in %s", e.state_dir);
+        cli_fail(r, cc_last_error(c), "order %ld of the certificate to replace", *order);
         goto out;
     }
-    for (size_t i = 0; i < n && !e.job; i++) {
+    if (*cert && old.certificate_id != *cert) {
+        r = cli_fail(PA_E_REFUSED, "it is not the certificate of that order",
+                     "certificate %ld (order %ld holds %ld)", *cert, *order, old.certificate_id);
+        goto out;
+    }
+    *cert = old.certificate_id;
+    r = check_old_state(&old, *cert);
+    if (r == 0) {
+        r = req_load_file(e->o->request, &req, err, sizeof(err));
+        if (r < 0)
+            cli_fail(r, err, "request %s", e->o->request);
+    }
+    if (r == 0)
+        r = check_old_holder(e, &old, *cert, req);
+out:
+    req_free(req);
+    cc_order_info_clear(&old);
+    return r;
+}
+
+/* A rerun must not change what the job replaces: say so, never keep the old value silently. */
+static int check_replaces_unchanged(const struct job *j, const struct enroll_opts *o)
+{
+    bool same_cert = o->replaces_certificate_id == j->replaces_certificate_id;
+    bool same_order = o->replaces_order_id == j->replaces_order_id;
+    bool given = o->replaces_certificate_id || o->replaces_order_id;
+    bool had = j->replaces_certificate_id || j->replaces_order_id;
+
+    /* The job filled in the other id itself: a rerun with either original value is the same. */
+    if ((given || had) && !(o->replaces_certificate_id ? same_cert : same_order))
+        return cli_fail(
+            PA_E_REFUSED,
+            "a rerun must name the same certificate to replace; cancel the job to "
+            "start over with another one",
+            "job %s was started %s%ld, this run says %s%ld", j->id,
+            had ? "replacing certificate " : "without --replaces",
+            had ? j->replaces_certificate_id : 0, given ? "--replaces " : "no --replaces",
+            o->replaces_certificate_id ? o->replaces_certificate_id : o->replaces_order_id);
+    return 0;
+}
+
+/* ---- choosing the job for a token --------------------------------------------------------- */
+
+/*
+ * Could a new job for this token pay for something this one already paid for (or may have)? An
+ * unfinished job, or a failed one whose order exists (or may) and was not ended by CertCentral.
+ */
+static bool money_at_stake(const struct job *j)
+{
+    if (j->state == JOB_DONE || j->state == JOB_CANCELED)
+        return false;
+    if (!job_state_terminal(j->state))
+        return true;
+    if (!j->order_id && !j->order_attempt_at)
+        return false;
+    return cc_map_status(j->order_status, NULL, 0) != CC_ST_FAILED;
+}
+
+static bool job_on_token(const struct job *j, const struct tok_info *info)
+{
+    return strcmp(j->token_serial, info->serial) == 0 && strcmp(j->token_label, info->label) == 0;
+}
+
+/*
+ * The job an `enroll` on this token continues (*cont), or the finished job for the same request
+ * (*done); both NULL: start a new one. A job at stake for another request file is refused.
+ */
+static int pick_job(struct job **list, size_t n, const struct tok_info *info, const char *sha,
+                    struct job **cont, struct job **done)
+{
+    *cont = *done = NULL;
+    for (size_t i = 0; i < n; i++) {
         struct job *j = list[i];
 
-        if (job_state_terminal(j->state) || strcmp(j->token_serial, info.serial) != 0 ||
-            strcmp(j->token_label, info.label) != 0)
+        if (!job_on_token(j, info))
             continue;
-        if (strcmp(j->request_sha256, sha) != 0) {
-            r = cli_fail(PA_E_JOB, "it was started for another request file",
-                         "token '%s' (serial %s) has unfinished job %s (%s); 'pkio-agent resume "
-                         "%s' or 'pkio-agent cancel %s' first",
-                         info.label, info.serial, j->id, job_state_name(j->state), j->id, j->id);
-            goto out;
+        if (money_at_stake(j) && !*cont) {
+            if (strcmp(j->request_sha256, sha) != 0)
+                return cli_fail(PA_E_JOB, "it was started for another request file",
+                                "token '%s' (serial %s) has unfinished job %s (%s); 'pkio-agent "
+                                "resume %s' or 'pkio-agent cancel %s' first",
+                                info->label, info->serial, j->id, job_state_name(j->state), j->id,
+                                j->id);
+            *cont = j;
+        } else if (j->state == JOB_DONE && strcmp(j->request_sha256, sha) == 0) {
+            *done = j;
         }
-        e.job = j;
-        list[i] = NULL;
-        progress(&e, "continuing the unfinished job for this token (%s)",
-                 job_state_name(e.job->state));
     }
-    if (!e.job) {
-        r = job_new(&e.job);
-        if (r < 0) {
-            cli_fail(r, NULL, "new job");
-            goto out;
-        }
-        snprintf(e.job->token_serial, sizeof(e.job->token_serial), "%s", info.serial);
-        snprintf(e.job->token_label, sizeof(e.job->token_label), "%s", info.label);
-        snprintf(e.job->token_model, sizeof(e.job->token_model), "%s", info.model);
-        snprintf(e.job->token_manufacturer, sizeof(e.job->token_manufacturer), "%s",
-                 info.manufacturer);
-        snprintf(e.job->key_type, sizeof(e.job->key_type), "%s", tok_key_type_name(o->key_type));
-        snprintf(e.job->request_sha256, sizeof(e.job->request_sha256), "%s", sha);
-        e.job->pss = o->pss;
-        e.job->replaces_certificate_id = o->replaces_certificate_id;
-        e.job->replaces_order_id = o->replaces_order_id;
-        r = job_set_str(&e.job->product, cli->cfg->api_product);
-        if (r == 0)
-            r = job_set_str(&e.job->request_path, abs);
-        if (r == 0)
-            r = job_note(e.job, "enrollment started for token '%s' (serial %s)", info.label,
-                         info.serial);
-        if (r == 0)
-            r = save(&e);
-        if (r == 0)
-            r = audit(&e, "start", "ok", NULL);
-        if (r < 0)
-            goto out;
-        progress(&e, "enrollment started");
-    }
-    if (ret_job)
-        memcpy(ret_job, e.job->id, sizeof(e.job->id));
-    r = run_job(&e);
-out:
-    job_list_free(list, n);
-    free(abs);
-    ectx_clear(&e);
-    return r;
+    if (*cont)
+        *done = NULL;
+    return 0;
 }
 
 /* Back to the state a failed job failed in (resume after the officer fixed the cause). */
@@ -1231,100 +1676,252 @@ static int unfail(struct job *j)
     return job_transition(j, JOB_NEW, "resumed after failure");
 }
 
-int enroll_resume(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+static int new_job(struct ectx *e, const struct tok_info *info, const char *abs, const char *sha,
+                   long replaces_order, long replaces_cert)
 {
+    struct job *j = NULL;
+    int r = job_new(&j);
+
+    if (r < 0)
+        return cli_fail(r, NULL, "new job");
+    e->job = j;
+    snprintf(j->token_serial, sizeof(j->token_serial), "%s", info->serial);
+    snprintf(j->token_label, sizeof(j->token_label), "%s", info->label);
+    snprintf(j->token_model, sizeof(j->token_model), "%s", info->model);
+    snprintf(j->token_manufacturer, sizeof(j->token_manufacturer), "%s", info->manufacturer);
+    snprintf(j->key_type, sizeof(j->key_type), "%s", tok_key_type_name(e->o->key_type));
+    snprintf(j->request_sha256, sizeof(j->request_sha256), "%s", sha);
+    j->pss = e->o->pss;
+    j->replaces_certificate_id = replaces_cert;
+    j->replaces_order_id = replaces_order;
+    r = job_set_str(&j->product, e->cli->cfg->api_product);
+    if (r == 0)
+        r = job_set_str(&j->request_path, abs);
+    if (r == 0)
+        r = job_note(j, "enrollment started for token '%s' (serial %s)", info->label, info->serial);
+    if (r == 0 && replaces_cert)
+        r = job_note(j, "replaces certificate %ld (order %ld) of the same person", replaces_cert,
+                     replaces_order);
+    /* The record does not exist yet, so nobody else can hold its lock. */
+    if (r == 0)
+        r = job_lock(e->state_dir, j->id, &e->lock_fd);
+    if (r == 0)
+        r = save(e);
+    if (r == 0)
+        r = audit(e, "start", "ok", NULL);
+    if (r == 0)
+        progress(e, "enrollment started");
+    return r;
+}
+
+static int say_done(struct ectx *e, const struct job *d)
+{
+    if (e->cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "job", json_object_new_string(d->id));
+        json_object_object_add(o, "state", json_object_new_string(job_state_name(d->state)));
+        json_object_object_add(o, "already_done", json_object_new_boolean(1));
+        json_object_object_add(o, "certificate_serial", json_object_new_string(d->cert_serial));
+        cli_print_json(o);
+    } else {
+        printf("job %s: already done for this request; certificate %s is on token '%s' (serial "
+               "%s); nothing ordered\n",
+               d->id, d->cert_serial, d->token_label, d->token_serial);
+    }
+    return 0;
+}
+
+/* Continue the job for this token: same request, same --replaces, then under its own lock. */
+static int continue_job(struct ectx *e, const struct job *cont)
+{
+    int r = check_replaces_unchanged(cont, e->o);
+
+    if (r == 0)
+        r = lock_and_load(e, cont->id);
+    if (r == 0 && e->job->state == JOB_FAILED) {
+        r = unfail(e->job);
+        if (r == 0)
+            r = save(e);
+    }
+    if (r == 0)
+        progress(e, "continuing the unfinished job for this token (%s)",
+                 job_state_name(e->job->state));
+    return r;
+}
+
+/* Under the token lock: continue, report done, or start a job for this token. */
+static int choose_and_lock(struct ectx *e, const struct tok_info *info, const char *abs,
+                           const char *sha, bool *ret_done)
+{
+    struct job **list = NULL, *cont = NULL, *done = NULL;
+    long order = e->o->replaces_order_id, cert = e->o->replaces_certificate_id;
+    size_t n = 0;
+    int r = list_jobs(e, &list, &n);
+
+    *ret_done = false;
+    if (r == 0)
+        r = pick_job(list, n, info, sha, &cont, &done);
+    if (r == 0 && cont) {
+        r = continue_job(e, cont);
+    } else if (r == 0 && done) {
+        *ret_done = true;
+        r = say_done(e, done);
+    } else if (r == 0) {
+        if (e->o->only_blank)
+            r = check_blank(e, info);
+        if (r == 0)
+            r = check_replaces(e, &order, &cert);
+        if (r == 0)
+            r = new_job(e, info, abs, sha, order, cert);
+    }
+    job_list_free(list, n);
+    return r;
+}
+
+int enroll_start(struct cli *cli, const struct enroll_opts *o, char *ret_job)
+{
+    struct tok_info info;
     struct ectx e;
-    char err[512] = "";
+    char sha[65], *abs = NULL;
+    bool done = false;
     int r;
 
     r = ectx_init(&e, cli, o);
     if (r < 0)
         return r;
-    r = job_load(e.state_dir, job_id, &e.job, err, sizeof(err));
-    if (r < 0) {
-        cli_fail(r, err, "job %s", job_id);
+    r = precheck_request(cli, o->request);
+    if (r < 0)
+        goto out;
+    abs = realpath(o->request, NULL);
+    if (!abs || sha256_file(abs, sha) < 0) {
+        r = cli_fail(PA_E_REQUEST, strerror(errno), "request %s", o->request);
         goto out;
     }
+    r = preflight(&e, true);
+    if (r == 0)
+        r = token_open(&e);
+    if (r == 0)
+        r = tok_token_info(e.tok, &info);
+    if (r < 0)
+        goto out;
+    /* From before the job list is read until the job record exists and is locked, and then
+     * for the whole run: two processes never start (or drive) two jobs for one token. */
+    r = lock_token(&e, info.serial, info.label);
+    if (r == 0)
+        r = choose_and_lock(&e, &info, abs, sha, &done);
+    if (r < 0 || done)
+        goto out;
+    if (ret_job)
+        memcpy(ret_job, e.job->id, sizeof(e.job->id));
+    r = run_job(&e);
+out:
+    free(abs);
+    ectx_clear(&e);
+    return r;
+}
+
+int enroll_resume(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+{
+    struct ectx e;
+    int r;
+
+    r = ectx_init(&e, cli, o);
+    if (r < 0)
+        return r;
+    r = lock_existing(&e, job_id);
+    if (r < 0)
+        goto out;
     if (e.job->state == JOB_DONE) {
         report(&e, 0);
         goto out;
     }
-    if (e.job->state == JOB_FAILED) {
+    r = preflight(&e, e.job->state < JOB_ORDERING);
+    if (r == 0 && e.job->state == JOB_FAILED) {
         r = unfail(e.job);
         if (r == 0)
             r = save(&e);
-        if (r < 0)
-            goto out;
     }
-    r = run_job(&e);
+    if (r == 0)
+        r = run_job(&e);
 out:
     ectx_clear(&e);
     return r;
 }
 
-int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+/* Cancel the order at CertCentral, if the job has one that can still be canceled. */
+static int cancel_order(struct ectx *e)
+{
+    struct cc_client *c = NULL;
+    int r;
+
+    if (e->job->state == JOB_ORDERING && e->job->order_attempt_at)
+        return cli_fail(PA_E_JOB,
+                        "its order may have been placed; 'pkio-agent resume' finds it "
+                        "first",
+                        "job %s", e->job->id);
+    if (!e->job->order_id || cc_map_status(e->job->order_status, NULL, 0) == CC_ST_FAILED)
+        return 0;
+    r = cc(e, &c);
+    if (r == 0)
+        r = cc_cancel_order(c, e->job->order_id, "canceled by the registration officer");
+    if (r < 0)
+        return cli_fail(r, cc_last_error(c), "canceling order %ld", e->job->order_id);
+    (void)audit(e, "cancel-order", "ok", NULL);
+    return 0;
+}
+
+/* The orphan key goes too; it has no certificate and never will. */
+static int cancel_key(struct ectx *e)
 {
     unsigned char id[TOK_ID_MAX];
-    struct cc_client *c = NULL;
-    struct ectx e;
-    char err[512] = "";
     size_t id_len = 0;
+    int r;
+
+    if (!e->job->key_id_hex[0])
+        return 0;
+    r = token_open(e);
+    if (r == 0)
+        r = token_check(e);
+    if (r == 0)
+        r = key_id(e, id, &id_len);
+    if (r == 0) {
+        r = tok_delete_keypair(e->tok, id, id_len);
+        if (r == PA_E_TOKEN_NOT_FOUND)
+            r = 0;
+    }
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "removing key %s of job %s", e->job->key_id_hex,
+                        e->job->id);
+    return 0;
+}
+
+int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+{
+    struct ectx e;
     int r;
 
     r = ectx_init(&e, cli, o);
     if (r < 0)
         return r;
-    r = job_load(e.state_dir, job_id, &e.job, err, sizeof(err));
-    if (r < 0) {
-        cli_fail(r, err, "job %s", job_id);
+    r = lock_existing(&e, job_id);
+    if (r < 0)
         goto out;
-    }
-    if (e.job->state == JOB_DONE || e.job->state == JOB_CANCELED || e.job->state >= JOB_ISSUED) {
+    if (e.job->state == JOB_DONE || e.job->state == JOB_CANCELED || e.job->state == JOB_ISSUED ||
+        e.job->state == JOB_INSTALLED) {
         r = cli_fail(PA_E_JOB,
-                     e.job->state >= JOB_ISSUED && e.job->state != JOB_CANCELED
+                     e.job->state == JOB_ISSUED || e.job->state == JOB_INSTALLED ||
+                             e.job->state == JOB_DONE
                          ? "its certificate is issued; revoke it in CertCentral instead"
                          : "nothing to cancel",
                      "job %s (%s)", e.job->id, job_state_name(e.job->state));
         goto out;
     }
-    r = job_lock(e.state_dir, e.job->id, &e.lock_fd);
-    if (r < 0) {
-        cli_fail(r, "another pkio-agent process is working on it", "job %s", e.job->id);
-        goto out;
-    }
-    if (e.job->state == JOB_ORDERING && e.job->order_attempt_at) {
-        r = cli_fail(PA_E_JOB, "its order may have been placed; 'pkio-agent resume' finds it first",
-                     "job %s", e.job->id);
-        goto out;
-    }
-    if (e.job->order_id) {
-        r = cc(&e, &c);
-        if (r == 0)
-            r = cc_cancel_order(c, e.job->order_id, "canceled by the registration officer");
-        if (r < 0) {
-            cli_fail(r, cc_last_error(c), "canceling order %ld", e.job->order_id);
-            goto out;
-        }
-        (void)audit(&e, "cancel-order", "ok", NULL);
-    }
-    /* The orphan key goes too; it has no certificate and never will. */
-    if (e.job->key_id_hex[0]) {
-        r = token_open(&e);
-        if (r == 0)
-            r = token_check(&e);
-        if (r == 0)
-            r = key_id(&e, id, &id_len);
-        if (r == 0) {
-            r = tok_delete_keypair(e.tok, id, id_len);
-            if (r == PA_E_TOKEN_NOT_FOUND)
-                r = 0;
-        }
-        if (r < 0) {
-            cli_fail(r, tok_detail(), "removing key %s of job %s", e.job->key_id_hex, e.job->id);
-            goto out;
-        }
-    }
-    r = job_transition(e.job, JOB_CANCELED, "canceled by the officer");
+    r = cancel_order(&e);
+    if (r == 0)
+        r = cancel_key(&e);
+    if (r == 0)
+        r = job_transition(e.job, JOB_CANCELED, "canceled by the officer");
     if (r == 0)
         r = save(&e);
     if (r == 0)

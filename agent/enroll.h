@@ -24,6 +24,7 @@ struct enroll_opts {
     bool no_wait; /* return after ordering / while waiting: PA_E_PENDING */
     long replaces_certificate_id;
     long replaces_order_id;
+    bool only_blank; /* enroll: refuse (PA_E_REFUSED) unless the token is blank (queue, unbound) */
 };
 
 /*

@@ -426,6 +426,9 @@ static const struct job_field job_fields[] = {
     JF(replaces_certificate_id, JK_LONG, 0, false),
     JF(replaces_order_id, JK_LONG, 0, false),
     JF(old_revoked, JK_BOOL, 0, false),
+    JF(revoke_attempt_at, JK_TIME, 0, false),
+    JF(revoke_request_id, JK_LONG, 0, false),
+    JA(revoke_status, JK_TEXT, false),
     JF(last_error, JK_PTEXT, JOB_MAX_LINE, false),
 };
 
@@ -1271,16 +1274,43 @@ static int job_cmp_age(const void *a, const void *b)
 }
 
 /*
+ * A record that does not parse: move it to ID.json.corrupt (never deleted: the officer reads it)
+ * so that it blocks neither the other jobs nor the daemon, and say so in aside. A file that
+ * vanished in between (never happens to job records, which are not removed) is just skipped.
+ */
+static void job_set_aside(const char *state_dir, const char *id, const char *why, char *aside,
+                          size_t asidelen)
+{
+    char name[JOB_ID_LEN + 16], *from = NULL, *to = NULL;
+    size_t used = strlen(aside);
+
+    (void)snprintf(name, sizeof(name), "%s.json", id);
+    from = job_path(state_dir, name);
+    (void)snprintf(name, sizeof(name), "%s.json.corrupt", id);
+    to = job_path(state_dir, name);
+    if (from && to && access(from, F_OK) == 0) {
+        bool moved = rename(from, to) == 0;
+
+        (void)snprintf(aside + used, asidelen - used, "%sjob record %s is corrupt (%.160s)%s%s",
+                       used ? "; " : "", id, why, moved ? "; set aside as " : "; NOT set aside",
+                       moved ? to : "");
+    }
+    free(from);
+    free(to);
+}
+
+/*
  * Every job in STATE_DIR/jobs, oldest (created) first, ties by id. Files other than ID.json
- * (locks, *.tmp.* left by a crash mid-write) are skipped. A corrupt job file is an error naming
- * the file (PA_E_JOB), never skipped: nothing is lost silently. A missing jobs directory means
- * no jobs. *ret may be NULL when *ret_n is 0; free with job_list_free.
+ * (locks, *.tmp.*, *.corrupt) are skipped. A corrupt job file is moved aside to ID.json.corrupt
+ * and named in errbuf, and the listing goes on (returns 0): one bad file never blocks the other
+ * jobs or the daemon, and nothing is deleted. A missing jobs directory means no jobs. *ret may be
+ * NULL when *ret_n is 0; free with job_list_free.
  */
 int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errbuf, size_t errlen)
 {
     struct job **list = NULL, **nl;
     size_t n = 0, cap = 0;
-    char *jobs = NULL, id[JOB_ID_LEN + 1];
+    char *jobs = NULL, id[JOB_ID_LEN + 1], bad[512], aside[1024] = "";
     DIR *d = NULL;
     struct dirent *e;
     int r = PA_E_NOMEM;
@@ -1328,11 +1358,18 @@ int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errb
         }
         memcpy(id, e->d_name, JOB_ID_LEN);
         id[JOB_ID_LEN] = '\0';
-        r = job_load_file(state_dir, id, &list[n], errbuf, errlen);
-        if (r < 0)
+        r = job_load_file(state_dir, id, &list[n], bad, sizeof(bad));
+        if (r == PA_E_JOB) {
+            job_set_aside(state_dir, id, bad, aside, sizeof(aside));
+            continue;
+        }
+        if (r < 0) {
+            job_msg(errbuf, errlen, "%s", bad);
             goto out;
+        }
         n++;
     }
+    job_msg(errbuf, errlen, "%s", aside);
     if (n > 1)
         qsort(list, n, sizeof(*list), job_cmp_age);
     r = 0;
@@ -1384,12 +1421,68 @@ int job_lock(const char *state_dir, const char *id, int *ret_fd)
             continue;
         if (errno == EWOULDBLOCK) {
             log_debug("job: %s is locked by another process", path);
-            r = PA_E_JOB;
+            r = PA_E_BUSY;
         } else {
             log_debug("job: cannot lock %s: %s", path, strerror(errno));
             r = PA_E_IO;
         }
         goto out;
+    }
+    *ret_fd = fd;
+    fd = -1;
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return r;
+}
+
+static uint64_t job_fnv1a(const char *s, uint64_t h)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+int job_token_lock(const char *state_dir, const char *serial, const char *label, double wait_s,
+                   int *ret_fd)
+{
+    char name[64];
+    char *path = NULL;
+    int fd = -1, r = PA_E_NOMEM;
+    double waited = 0;
+
+    if (!state_dir || !serial || !label || !ret_fd)
+        return PA_E_INTERNAL;
+    /* The file name only spreads tokens over lock files: a collision makes two tokens share a
+     * lock (one waits), never lets two processes share one token. */
+    (void)snprintf(name, sizeof(name), "token-%016llx%016llx.lock",
+                   (unsigned long long)job_fnv1a(serial, 0xcbf29ce484222325ULL),
+                   (unsigned long long)job_fnv1a(label, 0x84222325cbf29ce4ULL));
+    path = job_path(state_dir, name);
+    if (!path)
+        goto out;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (fd < 0) {
+        r = PA_E_IO;
+        goto out;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            r = PA_E_IO;
+            goto out;
+        }
+        if (waited >= wait_s) {
+            r = PA_E_BUSY;
+            goto out;
+        }
+        (void)nanosleep(&ts, NULL);
+        waited += 0.1;
     }
     *ret_fd = fd;
     fd = -1;

@@ -62,7 +62,10 @@ struct job {
     /* Re-keying. */
     long replaces_certificate_id; /* 0 = not a re-key */
     long replaces_order_id;
-    bool old_revoked;
+    bool old_revoked;          /* CertCentral shows the replaced certificate revoked */
+    time_t revoke_attempt_at;  /* a revoke PUT may have left at this time; 0 = never sent */
+    long revoke_request_id;    /* the revocation request that awaits an approver, 0 = none */
+    char revoke_status[16];    /* "", "pending" (request awaits approval), "revoked", "rejected" */
     char *last_error; /* one line; NULL when none */
     struct job_event *history;
     size_t nhistory;
@@ -103,10 +106,26 @@ void job_list_free(struct job **list, size_t n);
 
 /*
  * Take the job's lock (STATE_DIR/jobs/ID.lock, flock exclusive, non-blocking), so two
- * processes never drive one job. PA_E_JOB when another process holds it. *ret_fd >= 0.
+ * processes never drive one job. PA_E_BUSY when another process holds it. *ret_fd >= 0.
  */
 int job_lock(const char *state_dir, const char *id, int *ret_fd);
 void job_unlock(int fd);
+
+/*
+ * Take the lock of one token (STATE_DIR/jobs/token-H.lock, H from its serial and label), waiting
+ * up to wait_s seconds for another process to release it; PA_E_BUSY after that. Whoever reads the
+ * job list to decide what to do with a token holds this lock until the job record it acts on
+ * exists and is locked, so two processes can never start two jobs for one token. Release with
+ * job_unlock. Always taken before a job lock, never after (no lock-order inversion).
+ */
+int job_token_lock(const char *state_dir, const char *serial, const char *label, double wait_s,
+                   int *ret_fd);
+
+/*
+ * A job record that failed to parse is moved aside to ID.json.corrupt (kept for the officer)
+ * by job_list, which then goes on with the others; the names of the files set aside in this
+ * call are reported in errbuf ("" when none) while job_list still returns 0.
+ */
 
 /* JSON (de)serialisation, pure (fuzzed). job_parse validates every field's type and range. */
 char *job_to_json(const struct job *j);

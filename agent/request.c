@@ -1178,6 +1178,17 @@ int req_individual(const struct req *req, const char **first, const char **last,
     return 0;
 }
 
+const char *req_individual_str(const struct req *req, const char *key)
+{
+    json_object *cert = NULL, *ind = NULL;
+
+    if (!json_object_object_get_ex(req->root, "certificate", &cert) ||
+        !json_object_object_get_ex(cert, "individual", &ind) ||
+        !json_object_is_type(ind, json_type_object))
+        return NULL;
+    return req_opt_string(ind, key);
+}
+
 /* Add the members of src that dst lacks; merge objects present in both. */
 static int req_merge(json_object *dst, json_object *src)
 {

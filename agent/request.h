@@ -54,6 +54,9 @@ void req_free(struct req *req);
 int req_individual(const struct req *req, const char **first, const char **last,
                    const char **country, long *individual_id);
 
+/** The string certificate.individual.KEY, or NULL (absent, not a string); valid until req_free. */
+const char *req_individual_str(const struct req *req, const char *key);
+
 /**
  * Merge cfg->order_defaults under the request: keys the request lacks are added, objects are
  * merged recursively, request values win. 0, PA_E_CONFIG (defaults not a JSON object),

@@ -57,7 +57,7 @@ unset PKCS11SPY_OUTPUT
 # on resume before it decides that nothing was ordered.
 cat >"$dir/config.json" <<JSON
 {"api": {"url": "$CC_URL", "key_file": "$CC_KEY_FILE", "ca_bundle": "$SB/tls-ca.pem",
-         "timeout_s": 2, "connect_timeout_s": 1},
+         "timeout_s": 2, "connect_timeout_s": 1, "order_settle_s": 3},
  "token": {"module": "$SPY"},
  "trust": {"anchors": "$SB/root.pem"},
  "poll": {"initial_s": 0.05, "max_s": 0.2, "timeout_s": 60},
@@ -203,7 +203,11 @@ for ((k = 1; k <= NTOK; k++)); do
         enroll+=(--replaces "$replaced")
         replaced_certs+=("$replaced")
     fi
-    line="$label: "
+    # CertCentral may show a CSR in order info in another encoding than the one sent: recovery
+    # must match orders by key whatever the presentation (it changes with every token).
+    presentations=(rewrapped as_sent one_line bare)
+    cc_sandbox_post /__sandbox/behavior "{\"csr_presentation\":\"${presentations[k % 4]}\"}"
+    line="$label (CSR shown ${presentations[k % 4]}): "
     hit=0
 
     # First run. Odd tokens: killed at the crash point. Even tokens: a random kill too, whichever
@@ -395,6 +399,8 @@ for c in replaced:
 if errors:
     sys.exit("\n".join(errors))
 extra = len(revoked) - len(set(revoked))
+if extra:
+    sys.exit("%d repeated revocation requests: a lost or killed revoke was sent again" % extra)
 print("ok: sandbox: %d orders, one per key, each the order of its job's token key; %d re-keys, "
       "each replaced certificate revoked (%d repeated revocation requests); %d API requests, "
       "%d rate-limit violations" % (len(orders), len(replaced), extra, s["requests"]["total"],

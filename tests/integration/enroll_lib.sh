@@ -18,7 +18,7 @@ enroll_setup()
     CFG=$PKIO_ROOT/config.json
     cat >"$CFG" <<JSON
 {"api": {"url": "$CC_URL", "key_file": "$CC_KEY_FILE", "ca_bundle": "$SB/tls-ca.pem",
-         "timeout_s": 3, "connect_timeout_s": 2},
+         "timeout_s": 3, "connect_timeout_s": 2, "order_settle_s": 4},
  "token": {"module": "$module"},
  "trust": {"anchors": "$SB/root.pem"},
  "poll": {"initial_s": 0.05, "max_s": 0.2, "timeout_s": 60},
