@@ -756,9 +756,78 @@ static void test_spki_sha256_private_equals_public(void **state)
     assert_string_equal(a, b);
 }
 
+/* Re-encode pem's base64 body: new armour label, line width (0 = one line), line end. */
+static char *reencode(const char *pem, const char *label, size_t width, const char *eol)
+{
+    const char *b = strstr(pem, "-----\n") + 6, *e = strstr(pem, "-----END");
+    char body[8192], *out = malloc(16384);
+    size_t n = 0, o = 0;
+
+    assert_non_null(out);
+    for (const char *p = b; p < e; p++)
+        if (*p != '\n')
+            body[n++] = *p;
+    body[n] = '\0';
+    if (label)
+        o += (size_t)sprintf(out + o, "-----BEGIN %s-----%s", label, width ? eol : "");
+    for (size_t i = 0; i < n; i += width ? width : n) {
+        size_t k = width && n - i > width ? width : n - i;
+
+        memcpy(out + o, body + i, k);
+        o += k;
+        if (width) {
+            strcpy(out + o, eol);
+            o += strlen(eol);
+        }
+    }
+    if (label)
+        o += (size_t)sprintf(out + o, "-----END %s-----", label);
+    out[o] = '\0';
+    return out;
+}
+
+static void test_text_spki_any_armour(void **state)
+{
+    struct csr_subject subj = person_subject();
+    char *pem = NULL, err[256] = "", want[65], got[65], *t;
+
+    (void)state;
+    assert_int_equal(csr_build(K.rsa, K.rsa_pub, &subj, true, &pem, err, sizeof(err)), 0);
+    assert_int_equal(csr_spki_sha256(K.rsa_pub, want), 0);
+    assert_int_equal(csr_text_spki_sha256(pem, got), 0);
+    assert_string_equal(got, want);
+    /* the presentations a server may choose */
+    t = reencode(pem, "NEW CERTIFICATE REQUEST", 76, "\r\n");
+    assert_int_equal(csr_text_spki_sha256(t, got), 0);
+    assert_string_equal(got, want);
+    free(t);
+    t = reencode(pem, "CERTIFICATE REQUEST", 0, "");
+    assert_int_equal(csr_text_spki_sha256(t, got), 0);
+    assert_string_equal(got, want);
+    free(t);
+    t = reencode(pem, NULL, 0, "");
+    assert_int_equal(csr_text_spki_sha256(t, got), 0);
+    assert_string_equal(got, want);
+    free(t);
+    t = reencode(pem, NULL, 64, " \n\t");
+    assert_int_equal(csr_text_spki_sha256(t, got), 0);
+    assert_string_equal(got, want);
+    /* cut short, or not a CSR: unknown, never "another key" */
+    t[strlen(t) / 2] = '\0';
+    assert_int_equal(csr_text_spki_sha256(t, got), PA_E_CSR);
+    free(t);
+    assert_int_equal(csr_text_spki_sha256("(CSR not available)", got), PA_E_CSR);
+    assert_int_equal(csr_text_spki_sha256("", got), PA_E_CSR);
+    assert_int_equal(csr_text_spki_sha256("-----BEGIN CERTIFICATE REQUEST-----", got), PA_E_CSR);
+    assert_int_equal(csr_text_spki_sha256(NULL, got), PA_E_CSR);
+    free(pem);
+    csr_subject_clear(&subj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_spki_any_armour),
         cmocka_unit_test(test_subject_full),
         cmocka_unit_test(test_subject_cn_only),
         cmocka_unit_test(test_subject_long_names),

@@ -792,14 +792,62 @@ static void test_list(void **state)
     assert_string_equal(list[3]->id, "cccccc0000000000000000000000000c");
     job_list_free(list, n);
 
-    /* a corrupt job file fails the listing and is named */
+    /* a corrupt job file is named and set aside (kept as .corrupt); the others are listed */
     write_file(job_file("ffffff0000000000000000000000000f.json"), "[]");
     list = NULL;
     n = 77;
-    assert_int_equal(job_list(state_dir, &list, &n, err, sizeof(err)), PA_E_JOB);
-    assert_non_null(strstr(err, "ffffff0000000000000000000000000f.json: not a JSON object"));
-    assert_null(list);
-    assert_int_equal(n, 77);
+    assert_int_equal(job_list(state_dir, &list, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 4);
+    assert_non_null(strstr(err, "job record ffffff0000000000000000000000000f is corrupt"));
+    assert_non_null(strstr(err, "not a JSON object"));
+    assert_non_null(strstr(err, "set aside as"));
+    job_list_free(list, n);
+    assert_int_equal(access(job_file("ffffff0000000000000000000000000f.json"), F_OK), -1);
+    assert_int_equal(access(job_file("ffffff0000000000000000000000000f.json.corrupt"), F_OK), 0);
+    /* and stays aside: the next listing is clean */
+    assert_int_equal(job_list(state_dir, &list, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(err, "");
+    job_list_free(list, n);
+}
+
+static void test_token_lock(void **state)
+{
+    int fd1 = -1, fd2 = -1, fd3 = -1, status;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(job_token_lock(state_dir, "7de46fa857d27f6c", "alice", 0, &fd1), 0);
+    assert_true(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
+    /* the same token from another process: busy after the wait */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = -1;
+
+        _exit(job_token_lock(state_dir, "7de46fa857d27f6c", "alice", 0.3, &fd) == PA_E_BUSY ? 0
+                                                                                            : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* same serial, other label (tpm2-pkcs11 serials are all zero) and other serial: free */
+    assert_int_equal(job_token_lock(state_dir, "7de46fa857d27f6c", "bob", 0, &fd2), 0);
+    assert_int_equal(job_token_lock(state_dir, "0000000000000000", "alice", 0, &fd3), 0);
+    job_unlock(fd2);
+    job_unlock(fd3);
+    /* a waiter gets the lock once it is released */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = -1;
+
+        close(fd1); /* the lock belongs to the open file, which fork shares */
+        _exit(job_token_lock(state_dir, "7de46fa857d27f6c", "alice", 5, &fd) == 0 ? 0 : 1);
+    }
+    (void)usleep(200 * 1000);
+    job_unlock(fd1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_list_without_dir(void **state)
@@ -828,7 +876,7 @@ static void test_lock(void **state)
     assert_true(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
     assert_int_equal(mode_of(job_file("abcdef0000000000000000000000000a.lock")), 0600);
     /* a second descriptor in this process */
-    assert_int_equal(job_lock(state_dir, id, &fd2), PA_E_JOB);
+    assert_int_equal(job_lock(state_dir, id, &fd2), PA_E_BUSY);
     assert_int_equal(fd2, -1);
     /* another process */
     pid = fork();
@@ -836,7 +884,7 @@ static void test_lock(void **state)
     if (pid == 0) {
         int fd = -1;
 
-        _exit(job_lock(state_dir, id, &fd) == PA_E_JOB ? 0 : 1);
+        _exit(job_lock(state_dir, id, &fd) == PA_E_BUSY ? 0 : 1);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -923,6 +971,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_list_without_dir, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_lock, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_token_lock, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_dir_prepare, dir_setup, dir_teardown),
     };
 
