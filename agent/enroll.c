@@ -1250,6 +1250,19 @@ static int drive(struct ectx *e)
     return r;
 }
 
+/* A re-key whose old certificate is not revoked (yet) says so: it is not "revoked". */
+static void report_revoke(const struct job *j)
+{
+    if (strcmp(j->revoke_status, "pending") == 0)
+        printf("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld awaits "
+               "approval in CertCentral\n",
+               j->id, j->replaces_certificate_id, j->revoke_request_id);
+    else if (strcmp(j->revoke_status, "rejected") == 0)
+        printf("job %s: replaced certificate %ld is NOT revoked: an approver rejected revocation "
+               "request %ld; revoke it in CertCentral\n",
+               j->id, j->replaces_certificate_id, j->revoke_request_id);
+}
+
 static void report(struct ectx *e, int r)
 {
     const struct job *j = e->job;
@@ -1281,14 +1294,8 @@ static void report(struct ectx *e, int r)
     if (r == 0 && j->state == JOB_DONE)
         printf("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n", j->id,
                j->cert_serial, j->token_label, j->token_serial, j->key_label);
-    if (r == 0 && j->state == JOB_DONE && strcmp(j->revoke_status, "pending") == 0)
-        printf("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld awaits "
-               "approval in CertCentral\n",
-               j->id, j->replaces_certificate_id, j->revoke_request_id);
-    else if (r == 0 && j->state == JOB_DONE && strcmp(j->revoke_status, "rejected") == 0)
-        printf("job %s: replaced certificate %ld is NOT revoked: an approver rejected revocation "
-               "request %ld; revoke it in CertCentral\n",
-               j->id, j->replaces_certificate_id, j->revoke_request_id);
+    if (r == 0 && j->state == JOB_DONE)
+        report_revoke(j);
     else if (r == PA_E_PENDING && j->state == JOB_ORDERED)
         printf("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n", j->id,
                j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
@@ -1896,6 +1903,19 @@ static int cancel_key(struct ectx *e)
     return 0;
 }
 
+/* A job whose certificate exists is revoked, not canceled. */
+static int cancelable(const struct job *j)
+{
+    bool issued = j->state == JOB_ISSUED || j->state == JOB_INSTALLED || j->state == JOB_DONE;
+
+    if (issued || j->state == JOB_CANCELED)
+        return cli_fail(PA_E_JOB,
+                        issued ? "its certificate is issued; revoke it in CertCentral instead"
+                               : "nothing to cancel",
+                        "job %s (%s)", j->id, job_state_name(j->state));
+    return 0;
+}
+
 int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts *o)
 {
     struct ectx e;
@@ -1907,17 +1927,9 @@ int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts 
     r = lock_existing(&e, job_id);
     if (r < 0)
         goto out;
-    if (e.job->state == JOB_DONE || e.job->state == JOB_CANCELED || e.job->state == JOB_ISSUED ||
-        e.job->state == JOB_INSTALLED) {
-        r = cli_fail(PA_E_JOB,
-                     e.job->state == JOB_ISSUED || e.job->state == JOB_INSTALLED ||
-                             e.job->state == JOB_DONE
-                         ? "its certificate is issued; revoke it in CertCentral instead"
-                         : "nothing to cancel",
-                     "job %s (%s)", e.job->id, job_state_name(e.job->state));
-        goto out;
-    }
-    r = cancel_order(&e);
+    r = cancelable(e.job);
+    if (r == 0)
+        r = cancel_order(&e);
     if (r == 0)
         r = cancel_key(&e);
     if (r == 0)

@@ -1396,18 +1396,16 @@ void job_list_free(struct job **list, size_t n)
 }
 
 /*
- * Lock STATE_DIR/jobs/ID.lock (created 0600, never removed: removing a lock file races with
- * another process locking it). PA_E_JOB when another open file holds the lock.
+ * Open STATE_DIR/jobs/NAME (created 0600, never removed: removing a lock file races with another
+ * process locking it) and flock it exclusively, waiting up to wait_s seconds (0: not at all).
+ * PA_E_BUSY when another open file keeps holding it.
  */
-int job_lock(const char *state_dir, const char *id, int *ret_fd)
+static int job_lock_file(const char *state_dir, const char *name, double wait_s, int *ret_fd)
 {
-    char *path = NULL, name[JOB_ID_LEN + 8];
+    char *path = job_path(state_dir, name);
+    double waited = 0;
     int fd = -1, r = PA_E_NOMEM;
 
-    if (!state_dir || !id || !ret_fd || !job_id_valid(id))
-        return PA_E_INTERNAL;
-    (void)snprintf(name, sizeof(name), "%s.lock", id);
-    path = job_path(state_dir, name);
     if (!path)
         goto out;
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
@@ -1417,16 +1415,22 @@ int job_lock(const char *state_dir, const char *id, int *ret_fd)
         goto out;
     }
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno == EWOULDBLOCK) {
-            log_debug("job: %s is locked by another process", path);
-            r = PA_E_BUSY;
-        } else {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        if (errno != EWOULDBLOCK && errno != EINTR) {
             log_debug("job: cannot lock %s: %s", path, strerror(errno));
             r = PA_E_IO;
+            goto out;
         }
-        goto out;
+        if (errno == EWOULDBLOCK && waited >= wait_s) {
+            log_debug("job: %s is locked by another process", path);
+            r = PA_E_BUSY;
+            goto out;
+        }
+        if (errno == EWOULDBLOCK) {
+            (void)nanosleep(&ts, NULL);
+            waited += 0.1;
+        }
     }
     *ret_fd = fd;
     fd = -1;
@@ -1436,6 +1440,17 @@ out:
         close(fd);
     free(path);
     return r;
+}
+
+/* Lock STATE_DIR/jobs/ID.lock without waiting. PA_E_BUSY when another open file holds it. */
+int job_lock(const char *state_dir, const char *id, int *ret_fd)
+{
+    char name[JOB_ID_LEN + 8];
+
+    if (!state_dir || !id || !ret_fd || !job_id_valid(id))
+        return PA_E_INTERNAL;
+    (void)snprintf(name, sizeof(name), "%s.lock", id);
+    return job_lock_file(state_dir, name, 0, ret_fd);
 }
 
 static uint64_t job_fnv1a(const char *s, uint64_t h)
@@ -1451,9 +1466,6 @@ int job_token_lock(const char *state_dir, const char *serial, const char *label,
                    int *ret_fd)
 {
     char name[64];
-    char *path = NULL;
-    int fd = -1, r = PA_E_NOMEM;
-    double waited = 0;
 
     if (!state_dir || !serial || !label || !ret_fd)
         return PA_E_INTERNAL;
@@ -1462,36 +1474,7 @@ int job_token_lock(const char *state_dir, const char *serial, const char *label,
     (void)snprintf(name, sizeof(name), "token-%016llx%016llx.lock",
                    (unsigned long long)job_fnv1a(serial, 0xcbf29ce484222325ULL),
                    (unsigned long long)job_fnv1a(label, 0x84222325cbf29ce4ULL));
-    path = job_path(state_dir, name);
-    if (!path)
-        goto out;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-    if (fd < 0) {
-        r = PA_E_IO;
-        goto out;
-    }
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            r = PA_E_IO;
-            goto out;
-        }
-        if (waited >= wait_s) {
-            r = PA_E_BUSY;
-            goto out;
-        }
-        (void)nanosleep(&ts, NULL);
-        waited += 0.1;
-    }
-    *ret_fd = fd;
-    fd = -1;
-    r = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(path);
-    return r;
+    return job_lock_file(state_dir, name, wait_s, ret_fd);
 }
 
 void job_unlock(int fd)

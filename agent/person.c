@@ -40,19 +40,24 @@ static size_t utf8_encode(uint32_t cp, char *out)
     return 3;
 }
 
+/* Lower case for Latin Extended-A (U+0100..U+017F): pairs, with the odd runs and Ÿ. */
+static uint32_t fold_ext_a(uint32_t c)
+{
+    bool even_pairs = (c <= 0x137) || (c >= 0x14a && c <= 0x177);
+    bool odd_pairs = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e);
+
+    if ((even_pairs && c % 2 == 0) || (odd_pairs && c % 2 == 1))
+        return c + 1;
+    return c == 0x178 ? 0xff : c;
+}
+
 /* Lower case for ASCII, Latin-1 Supplement and Latin Extended-A; others unchanged. */
 static uint32_t fold(uint32_t c)
 {
-    if (c >= 'A' && c <= 'Z')
+    if ((c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7))
         return c + 32;
-    if (c >= 0xc0 && c <= 0xde && c != 0xd7)
-        return c + 32;
-    if ((c >= 0x100 && c <= 0x137 && c % 2 == 0) || (c >= 0x14a && c <= 0x177 && c % 2 == 0))
-        return c + 1;
-    if ((c >= 0x139 && c <= 0x148 && c % 2 == 1) || (c >= 0x179 && c <= 0x17e && c % 2 == 1))
-        return c + 1;
-    if (c == 0x178)
-        return 0xff;
+    if (c >= 0x100 && c <= 0x17f)
+        return fold_ext_a(c);
     return c;
 }
 
