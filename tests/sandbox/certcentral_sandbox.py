@@ -62,8 +62,15 @@ FORMATS = {  # format_type -> (content type, builder key)
     "default_pem": "application/zip", "default_cer": "application/zip", "apache": "application/zip",
 }
 FAULT_RE = re.compile(r"^(429|drop|lost|garbage|truncated|html|wrong_type|"
-                      r"retry_after:\d+|status:[2-5]\d\d|slow:\d+(\.\d+)?)$")
-PERFORMING_FAULTS = ("lost", "truncated", "wrong_type")  # these act first, then spoil the answer
+                      r"retry_after:\d+|status:[2-5]\d\d|(slow|late):\d+(\.\d+)?)$")
+# How certificate.csr is shown in order info (README "Order info: certificate.csr").
+CSR_PRESENTATIONS = ("as_sent", "rewrapped", "one_line", "bare", "absent", "undecodable")
+CSR_UNDECODABLE = "(CSR not available)"
+NAME_PRESENTATIONS = ("as_sent", "upper")
+INDIVIDUAL_FIELDS = ("id", "first_name", "last_name", "email", "telephone", "country", "state",
+                     "city", "zip", "professional_title")
+AUTO_INDIVIDUAL_ID = 500001  # ids the sandbox assigns to individuals ordered with full details
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 LIMIT_MSG = "Service unavailable, please limit request volume"
 
 OPENSSL_CNF = """\
@@ -143,6 +150,42 @@ def pem_blocks(text, label):
 
 def pem_der(block):
     return base64.b64decode("".join(block.strip().splitlines()[1:-1]))
+
+
+def csr_der_b64(pem):
+    """Base64 (one string) of the DER of the first CSR block in a PEM text, or None."""
+    blocks = pem_blocks(pem, "(?:NEW )?CERTIFICATE REQUEST") if isinstance(pem, str) else []
+    return base64.b64encode(pem_der(blocks[0])).decode() if blocks else None
+
+
+def present_csr(mode, as_sent, b64):
+    """certificate.csr as order info shows it; (False, None) = leave the key out."""
+    if mode == "absent":
+        return False, None
+    if mode == "undecodable":
+        return True, CSR_UNDECODABLE
+    if mode == "as_sent" or not b64:
+        return True, as_sent
+    if mode == "bare":
+        return True, b64
+    if mode == "one_line":
+        return True, "-----BEGIN CERTIFICATE REQUEST-----%s-----END CERTIFICATE REQUEST-----" % b64
+    lines = [b64[i:i + 76] for i in range(0, len(b64), 76)]  # rewrapped
+    return True, "\r\n".join(["-----BEGIN NEW CERTIFICATE REQUEST-----", *lines,
+                               "-----END NEW CERTIFICATE REQUEST-----", ""])
+
+
+def person_key(d):
+    """Identity of an individual: first_name, last_name, email; case-insensitive, whitespace
+    collapsed."""
+    return tuple(" ".join(str(d.get(k) or "").split()).casefold()
+                 for k in ("first_name", "last_name", "email"))
+
+
+def person_cn(ind):
+    if ind.get("first_name") and ind.get("last_name"):
+        return "%s %s" % (ind["first_name"].strip(), ind["last_name"].strip())
+    return "Sandbox Individual %d" % ind["id"]
 
 
 def mask_key(key):
@@ -549,6 +592,9 @@ class Sandbox:
         self.keys = args.api_key or [DEFAULT_KEY]
         self.behavior = args.behavior
         self.after = args.issue_after_polls
+        self.csr_presentation = args.csr_presentation
+        self.list_lag = args.list_lag
+        self.name_presentation = args.name_presentation
         self.ossl = OpenSSL(os.path.join(self.dir, "pki"))
         self.lock = threading.RLock()
         self.log_lock = threading.Lock()
@@ -561,11 +607,18 @@ class Sandbox:
             with open(self.state_file) as f:
                 self.st.update(json.load(f))
             self.st["orders"] = {int(k): v for k, v in self.st["orders"].items()}
+            self.st["individuals"] = {int(k): v for k, v in self.st["individuals"].items()}
+            self.st["next"].setdefault("individual", AUTO_INDIVIDUAL_ID)
 
     def fresh(self):
-        self.st = {"orders": {}, "next": {"order": 100001, "request": 200001, "certificate": 300001},
+        """Forget the account's history; individuals registered by --individuals or
+        POST /__sandbox/individuals stay (those assigned to ordered individuals go)."""
+        kept = {i: d for i, d in getattr(self, "st", {}).get("individuals", {}).items()
+                if d.get("source") == "registered"}
+        self.st = {"orders": {}, "next": {"order": 100001, "request": 200001, "certificate": 300001,
+                                          "individual": AUTO_INDIVIDUAL_ID},
                    "counts": {}, "total": 0, "violations": [], "revocations": [],
-                   "cancellations": [], "faults_fired": [], "warnings": []}
+                   "cancellations": [], "faults_fired": [], "warnings": [], "individuals": kept}
         self.limiter.hits.clear()
 
     def save(self):
@@ -596,6 +649,58 @@ class Sandbox:
                         "count": count})
         with self.lock:
             self.faults.extend(new)
+
+    # -- known individuals
+    def add_individuals(self, spec):
+        """{"individuals": [{"id", "first_name", "last_name", "email", ...}]}: add or replace by id."""
+        if not isinstance(spec, dict) or not isinstance(spec.get("individuals"), list):
+            raise ValueError('expected {"individuals": [...]}')
+        new = []
+        for d in spec["individuals"]:
+            if not isinstance(d, dict):
+                raise ValueError("bad individual %r" % (d,))
+            unknown = sorted(k for k in d if k not in INDIVIDUAL_FIELDS)
+            if unknown:
+                raise ValueError("unknown field(s) %s in %r (allowed: %s)"
+                                 % (", ".join(unknown), d, ", ".join(INDIVIDUAL_FIELDS)))
+            i = d.get("id")
+            if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= 2**31 - 1:
+                raise ValueError("id must be a positive integer in %r" % (d,))
+            for k in ("first_name", "last_name", "email"):
+                if k not in d:
+                    raise ValueError("%s missing in %r" % (k, d))
+            for k, v in d.items():
+                if k != "id" and (not isinstance(v, str) or not v.strip()):
+                    raise ValueError("%s must be a non-empty string in %r" % (k, d))
+            new.append(dict(d, source="registered"))
+        with self.lock:
+            for d in new:
+                self.st["individuals"][d["id"]] = d
+
+    def assign_individual(self, ind):
+        """Full details -> the same details plus an id: that of a known individual with the same
+        first_name + last_name + email (person_key), else a new one from AUTO_INDIVIDUAL_ID on."""
+        key = person_key(ind)
+        for d in self.st["individuals"].values():
+            if person_key(d) == key:
+                return dict(ind, id=d["id"])
+        n = self.st["next"]["individual"]
+        while n in self.st["individuals"]:
+            n += 1
+        self.st["next"]["individual"] = n + 1
+        self.st["individuals"][n] = dict(ind, id=n, source="order")
+        return dict(ind, id=n)
+
+    def individual_view(self, ind):
+        v = {"id": ind.get("id")} if "id" in ind else {}
+        v.update((k, x) for k, x in ind.items() if k != "source")
+        if self.name_presentation == "upper":
+            for k in ("first_name", "last_name"):
+                if isinstance(v.get(k), str):
+                    v[k] = v[k].strip().upper()
+            if isinstance(v.get("email"), str):
+                v["email"] = v["email"].strip().lower()
+        return v
 
     def take_fault(self, method, raw_path):
         with self.lock:
@@ -644,11 +749,7 @@ class Sandbox:
             o["status"], req["status"] = "rejected", "rejected"
             return
         ind = o["individual"]
-        if "id" in ind:
-            cn, subject = "Sandbox Individual %d" % ind["id"], "/C=NL"
-        else:
-            cn = "%s %s" % (ind["first_name"].strip(), ind["last_name"].strip())
-            subject = "/C=" + ind["country"].upper()
+        cn, subject = person_cn(ind), "/C=" + (ind.get("country") or "NL").upper()
         if o.get("organization"):
             subject += "/O=" + subj_escape("Sandbox Organisation %d" % o["organization"]["id"])
         if ind.get("professional_title"):
@@ -670,9 +771,11 @@ class Sandbox:
         if o["cert"]:
             for k in ("serial_number", "thumbprint", "date_issued", "valid_from", "valid_till"):
                 cert[k] = o["cert"][k]
-            if full:
-                till = datetime.date.fromisoformat(o["cert"]["valid_till"])
-                cert["days_remaining"] = max(0, (till - utcnow().date()).days)
+        if o.get("forced_valid_till"):
+            cert["valid_till"] = o["forced_valid_till"]
+        if full and "valid_till" in cert:
+            till = datetime.date.fromisoformat(cert["valid_till"])
+            cert["days_remaining"] = max(0, (till - utcnow().date()).days)
         v = {"id": o["id"], "certificate": cert, "status": o["status"], "is_renewed": False,
              "date_created": o["created"], "product": self.product_view(o["product"])}
         if o.get("organization"):
@@ -680,10 +783,14 @@ class Sandbox:
         if not full:
             return v
         cert.update({"profile_option": o["profile_option"], "is_rsassa_pss": o["is_rsassa_pss"],
-                     "cert_validity": {"days": o["validity_days"]}, "csr": o["csr"]})
+                     "cert_validity": {"days": o["validity_days"]}})
+        shown, csr = present_csr(self.csr_presentation, o["csr"],
+                                 o.get("csr_der_b64") or csr_der_b64(o["csr"]))
+        if shown:
+            cert["csr"] = csr
         v.update({"requests": [dict(r) for r in o["requests"]], o["provisioning"][0]: o["provisioning"][1],
                   "payment_method": o["payment_method"], "currency": "EUR",
-                  "individual": dict(o["individual"])})
+                  "individual": self.individual_view(o["individual"])})
         if o.get("ship_info"):
             v["ship_info"] = o["ship_info"]
         return v
@@ -706,19 +813,28 @@ class Sandbox:
         if isinstance(csr, str):
             info, csr_errors = self.ossl.inspect_csr(csr)
             errors += [{"code": c, "message": m} for c, m in csr_errors]
-        if errors:
-            return 400, {"errors": errors}
-        ind = facts["individual"]
-        cn = ("Sandbox Individual %d" % ind["id"] if "id" in ind
-              else "%s %s" % (ind["first_name"].strip(), ind["last_name"].strip()))
         with self.lock:
+            ind = facts.get("individual")
+            if not errors and set(ind) == {"id"}:
+                known = self.st["individuals"].get(ind["id"])
+                if known is None:
+                    errors.append({"code": "invalid_value|certificate.individual.id",
+                                   "message": "No individual with id %d in this account." % ind["id"]})
+                else:
+                    ind = {k: v for k, v in known.items() if k != "source"}
+            if errors:
+                return 400, {"errors": errors}
+            if "id" not in ind:  # full details: the sandbox assigns (or reuses) an id
+                ind = self.assign_individual(ind)
             now = iso(utcnow())
             o = {"id": self.new_id("order"), "certificate_id": self.new_id("certificate"),
-                 "product": product_id, "created": now, "common_name": cn, "polls": 0,
+                 "product": product_id, "created": now, "created_ts": time.time(),
+                 "common_name": person_cn(ind), "polls": 0,
                  "status": "needs_approval" if self.behavior == "needs_approval" else "pending",
                  "requests": [{"id": self.new_id("request"), "date": now, "type": "new_request",
                                "status": "pending"}],
-                 "csr": csr, "spki_sha256": info["spki_sha256"], "key_type": info["key_type"],
+                 "csr": csr, "csr_der_b64": csr_der_b64(csr),
+                 "spki_sha256": info["spki_sha256"], "key_type": info["key_type"],
                  "profile_option": facts["profile"], "is_rsassa_pss": facts["pss"],
                  "individual": ind, "organization": facts.get("organization"),
                  "validity_days": facts["days"], "payment_method": facts["payment_method"],
@@ -762,7 +878,10 @@ class Sandbox:
                                      "Use yyyy-MM-dd with >=, <=, >, < or a start...end range.")
         with self.lock:
             rows = []
+            visible_before = time.time() - self.list_lag  # --list-lag: new orders show up late
             for o in self.st["orders"].values():
+                if o.get("created_ts", 0) > visible_before:
+                    continue
                 if "status" in filters and o["status"] not in filters["status"].split(","):
                     continue
                 if "product_name_id" in filters and o["product"] not in filters["product_name_id"].split(","):
@@ -891,13 +1010,14 @@ class Sandbox:
                    "comments": comments, "revocation_reason": reason, "skip_approval": skip is True,
                    "time": now, "status": "revoked" if skip else "pending"}
             self.st["revocations"].append(rec)
-            if skip:
-                o["status"] = "revoked"
-                return 204, None
             req = {"id": self.new_id("request"), "date": now, "type": "revoke", "status": "pending",
                    "comments": comments}
             o["requests"].append(req)
             rec["request_id"] = req["id"]
+            if skip:  # revoked at once: the revoke request is listed as approved
+                req.update(status="approved", date_processed=now)
+                o["status"] = "revoked"
+                return 204, None
             return 201, dict(req, requester={"id": 1, "first_name": "Sandbox", "last_name": "Admin",
                                              "email": "admin@sandbox.invalid"})
 
@@ -1022,12 +1142,40 @@ class Sandbox:
                     return 400, err_body("invalid_value|faults", str(e))
                 return 200, {"faults": self.faults}
             if method == "POST" and path == "/__sandbox/behavior":
+                if not isinstance(body, dict):
+                    return 400, err_body("bad_request_format", "The request body must be a JSON object.")
                 b, n = body.get("behavior", self.behavior), body.get("issue_after_polls", self.after)
+                cp = body.get("csr_presentation", self.csr_presentation)
+                lag = body.get("list_lag_s", self.list_lag)
+                npres = body.get("name_presentation", self.name_presentation)
+                unknown = sorted(set(body) - set(self.settings()))
+                if unknown:
+                    return 400, err_body("unknown_field|" + unknown[0], "Known fields: %s."
+                                         % ", ".join(self.settings()))
                 if b not in BEHAVIORS or isinstance(n, bool) or not isinstance(n, int) or n < 0:
                     return 400, err_body("invalid_value|behavior", "behavior: %s; issue_after_polls >= 0"
                                          % "|".join(BEHAVIORS))
-                self.behavior, self.after = b, n
-                return 200, {"behavior": b, "issue_after_polls": n}
+                if cp not in CSR_PRESENTATIONS:
+                    return 400, err_body("invalid_value|csr_presentation", "csr_presentation: %s"
+                                         % "|".join(CSR_PRESENTATIONS))
+                if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not 0 <= lag < 1e6:
+                    return 400, err_body("invalid_value|list_lag_s", "list_lag_s: seconds >= 0")
+                if npres not in NAME_PRESENTATIONS:
+                    return 400, err_body("invalid_value|name_presentation", "name_presentation: %s"
+                                         % "|".join(NAME_PRESENTATIONS))
+                self.behavior, self.after, self.csr_presentation = b, n, cp
+                self.list_lag, self.name_presentation = float(lag), npres
+                return 200, self.settings()
+            if method == "POST" and path == "/__sandbox/individuals":
+                try:
+                    self.add_individuals(body)
+                except ValueError as e:
+                    return 400, err_body("invalid_value|individuals", str(e))
+                self.save()
+                return 200, {"individuals": self.individuals_view()}
+            m = re.fullmatch(r"/__sandbox/order/(\d+)", path)
+            if method == "POST" and m:
+                return self.force_order(int(m.group(1)), body)
             if method == "POST" and path == "/__sandbox/limits":
                 for k, v in body.items():
                     m = re.fullmatch(r"(burst|sustained)_(limit|window)", k)
@@ -1041,6 +1189,43 @@ class Sandbox:
                 return 200, {"reset": True}
         return 404, err_body("not_found|route", "Unknown control route.")
 
+    def settings(self):
+        return {"behavior": self.behavior, "issue_after_polls": self.after,
+                "csr_presentation": self.csr_presentation, "list_lag_s": self.list_lag,
+                "name_presentation": self.name_presentation}
+
+    def individuals_view(self):
+        return [self.st["individuals"][i] for i in sorted(self.st["individuals"])]
+
+    def force_order(self, oid, body):
+        """POST /__sandbox/order/{id} {"status"?, "valid_till"?}: force an order's state."""
+        if not isinstance(body, dict):
+            return 400, err_body("bad_request_format", "The request body must be a JSON object.")
+        c = Checker()
+        c.known(body, {"status", "valid_till"}, "")
+        st = c.text(body, "status", "status", required=False, regex=re.compile(r"^[a-z_]+$"),
+                    hint=" (a status word such as issued, revoked, expired)")
+        till = c.text(body, "valid_till", "valid_till", required=False, regex=DATE_RE,
+                      hint=" (yyyy-MM-dd)")
+        if till:
+            try:
+                datetime.date.fromisoformat(till)
+            except ValueError:
+                c.add("invalid_value", "valid_till", "valid_till is not a date.")
+        if c.errors:
+            return 400, {"errors": c.errors}
+        o = self.st["orders"].get(oid)
+        if not o:
+            return 404, err_body("not_found|order", "The specified order was not found.")
+        if st == "issued" and not o["cert"]:
+            self.finish(o, "issued")  # a real certificate, so downloads work
+        elif st:
+            o["status"] = st
+        if till:
+            o["forced_valid_till"] = till
+        self.save()
+        return 200, {"order": self.order_view(o)}
+
     def state_view(self):
         per_key = collections.Counter(o["spki_sha256"] for o in self.st["orders"].values())
         orders = [{"id": o["id"], "product": o["product"], "status": o["status"],
@@ -1048,7 +1233,10 @@ class Sandbox:
                    "csr": o["csr"], "polls": o["polls"], "created": o["created"],
                    "common_name": o["common_name"], "profile_option": o["profile_option"],
                    "is_rsassa_pss": o["is_rsassa_pss"],
-                   "serial_number": o["cert"]["serial_number"] if o["cert"] else None}
+                   "serial_number": o["cert"]["serial_number"] if o["cert"] else None,
+                   "individual_id": o["individual"].get("id"),
+                   "valid_till": o.get("forced_valid_till") or (o["cert"] or {}).get("valid_till"),
+                   "requests": [dict(r) for r in o["requests"]]}
                   for o in self.st["orders"].values()]
         return {"orders": orders, "orders_per_key": dict(per_key),
                 "requests": {"total": self.st["total"], "by_endpoint": self.st["counts"]},
@@ -1057,7 +1245,7 @@ class Sandbox:
                 "revocations": self.st["revocations"], "cancellations": self.st["cancellations"],
                 "faults_pending": [f for f in self.faults if f["count"] > 0],
                 "faults_fired": self.st["faults_fired"], "warnings": self.st["warnings"],
-                "behavior": self.behavior, "issue_after_polls": self.after}
+                "individuals": self.individuals_view(), **self.settings()}
 
 
 # ---------------------------------------------------------------------------------- transport
@@ -1125,8 +1313,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pre = self.faulted(fault)
         status, body, extra = pre or (None, None, ())
         if pre is None:
-            if fault and fault.startswith("slow:"):
+            if fault and fault.startswith(("slow:", "late:")):
+                # Both wait BEFORE performing: every check (API key, rate limit, validation) and
+                # the action itself (e.g. the order and its date_created) happen after S seconds.
                 time.sleep(float(fault[5:]))
+                entry["performed"] = iso(utcnow())
             try:
                 status, body = sb.api(method, path, query, self.headers, raw)
             except Exception as e:  # a sandbox bug: answer 500 and keep serving
@@ -1148,7 +1339,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if status is None:  # drop / lost: close without any answer
             self.close_connection = True
             return None
-        return self.send(status, body, extra)
+        try:
+            return self.send(status, body, extra)
+        except OSError as e:  # the client gave up (e.g. timed out during slow:/late:)
+            self.close_connection = True
+            sys.stderr.write("answer to %s %s not delivered: %r\n" % (method, raw_path, e))
+            return None
 
     @staticmethod
     def faulted(fault):
@@ -1186,6 +1382,10 @@ def main():
     ap.add_argument("--issue-after-polls", type=int, default=1)
     ap.add_argument("--behavior", choices=BEHAVIORS, default="issue")
     ap.add_argument("--faults")
+    ap.add_argument("--csr-presentation", choices=CSR_PRESENTATIONS, default="rewrapped")
+    ap.add_argument("--list-lag", type=float, default=0.0, metavar="S")
+    ap.add_argument("--individuals", metavar="FILE")
+    ap.add_argument("--name-presentation", choices=NAME_PRESENTATIONS, default="as_sent")
     ap.add_argument("--burst-limit", type=int, default=100)
     ap.add_argument("--burst-window", type=float, default=5.0)
     ap.add_argument("--sustained-limit", type=int, default=1000)
@@ -1193,6 +1393,8 @@ def main():
     args = ap.parse_args()
     if args.issue_after_polls < 0:
         ap.error("--issue-after-polls must be >= 0")
+    if not 0 <= args.list_lag < 1e6:
+        ap.error("--list-lag must be >= 0")
     args.dir = os.path.abspath(args.dir)
     os.makedirs(args.dir, exist_ok=True)
     for n in ("ready", "pid"):
@@ -1202,6 +1404,12 @@ def main():
     if args.faults:
         with open(args.faults) as f:
             sb.add_faults(json.load(f))
+    if args.individuals:
+        try:
+            with open(args.individuals) as f:
+                sb.add_individuals(json.load(f))
+        except (OSError, ValueError) as e:
+            ap.error("--individuals %s: %s" % (args.individuals, e))
     created = sb.ossl.ensure_pki()
     for src, dst in (("tls-ca.pem", "tls-ca.pem"), ("root.pem", "root.pem"),
                      ("intermediate.pem", "intermediate.pem")):

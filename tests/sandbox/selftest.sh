@@ -1,7 +1,9 @@
 #!/bin/bash
 # Self-test of the CertCentral sandbox: drives every endpoint, validation rule family, fault
-# kind and the control API with curl + the openssl CLI. Private temp dir, port chosen at run
-# time, sandbox stopped by PID in the trap. Safe to run in parallel with other tests.
+# kind and the control API with curl + the openssl CLI; the variations (CSR presentations, list
+# lag, late:S, known individuals, name presentation, revoke requests in order info, forced order
+# state) in one Python run at the end. Private temp dir, port chosen at run time, sandbox stopped
+# by PID in the trap. Safe to run in parallel with other tests.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d)
@@ -9,6 +11,9 @@ D=$T/sb
 export OPENSSL_CONF=/dev/null
 cleanup() { bash "$HERE/stop.sh" "$D"; rm -rf "$T"; }
 trap cleanup EXIT
+# The interpreter start.sh runs the sandbox with (a PATH python3 may be a slow pyenv shim).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
 KEY=sandbox-0123456789abcdef
 PROD=pkio_organisation_person_prof
 N=0
@@ -32,11 +37,11 @@ call() {
 # expect STATUS — the last call answered STATUS
 expect() { [ "$RC" = 0 ] || fail "curl rc=$RC: $(cat "$T/curlerr")"; [ "$CODE" = "$1" ] || fail "want HTTP $1, got $CODE"; }
 # j EXPR — evaluate a Python expression over the last JSON body (bound to d)
-j() { python3 -S -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$T/body" "$1"; }
-state() { curl -sS --cacert "$D/tls-ca.pem" "$URL/__sandbox/state" >"$T/state.json"; python3 -S -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) else v)' "$T/state.json" "$1"; }
+j() { "$PY" -S -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$T/body" "$1"; }
+state() { curl -sS --cacert "$D/tls-ca.pem" "$URL/__sandbox/state" >"$T/state.json"; "$PY" -S -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) else v)' "$T/state.json" "$1"; }
 ctl() { curl -sS --fail --cacert "$D/tls-ca.pem" -X POST -H 'Content-Type: application/json' --data-binary "$2" "$URL/__sandbox/$1" >/dev/null; }
 # mk NAME PYTHON — write $T/NAME.json: the base order body changed by PYTHON (body bound to b)
-mk() { python3 -S -c 'import json,sys; b=json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(b, open(sys.argv[3], "w"))' "$T/base.json" "$2" "$T/$1.json"; }
+mk() { "$PY" -S -c 'import json,sys; b=json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(b, open(sys.argv[3], "w"))' "$T/base.json" "$2" "$T/$1.json"; }
 # bad NAME PYTHON CODE... — declare: that body is refused with 400 and exactly these codes
 # (bodies are generated in one go by run_bad, which then posts them)
 BAD_NAMES=(); BAD_ARGS=(); BAD_WANT=()
@@ -45,7 +50,7 @@ bad() {
   BAD_WANT+=("$(printf '%s\n' "$@" | LC_ALL=C sort)")
 }
 run_bad() {
-  python3 -S -c 'import json,sys
+  "$PY" -S -c 'import json,sys
 t = sys.argv[1]; a = sys.argv[2:]
 for name, py in zip(a[0::2], a[1::2]):
     b = json.load(open(t + "/base.json")); exec(py); json.dump(b, open("%s/%s.json" % (t, name), "w"))' "$T" "${BAD_ARGS[@]}"
@@ -67,13 +72,14 @@ ok "started at $BASE_URL"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.key" 2>/dev/null
 openssl req -new -key "$T/rsa.key" -subj "/CN=ignored" -sha256 -out "$T/rsa.csr"
+openssl req -in "$T/rsa.csr" -outform DER -out "$T/rsa.der"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ec.key"
 openssl req -new -key "$T/ec.key" -subj "/CN=ignored" -sha256 -out "$T/ec.csr"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out "$T/weak.key" 2>/dev/null
 openssl req -new -key "$T/weak.key" -subj "/CN=ignored" -sha256 -out "$T/weak.csr"
 openssl req -new -key "$T/rsa.key" -subj "/CN=ignored" -sha1 -out "$T/sha1.csr"
 openssl req -new -key "$T/rsa.key" -subj "/CN=ignored" -sigopt rsa_padding_mode:pss -sha256 -out "$T/pss.csr"
-python3 - "$T" <<'EOF'
+"$PY" - "$T" <<'EOF'
 import json, sys
 t = sys.argv[1]
 csr = open(t + "/rsa.csr").read()
@@ -114,7 +120,10 @@ ok "order placed: id $OID (201 pending)"
 call GET /services/v2/order/certificate/$OID
 expect 200
 [ "$(j 'd["status"]')" = pending ] || fail "first poll not pending"
-[ "$(j 'd["certificate"]["csr"] == open("'"$T"'/rsa.csr").read()')" = true ] || fail "order info csr"
+# Default CSR presentation "rewrapped": NEW CERTIFICATE REQUEST armour, 76-char lines, CRLF.
+"$PY" -S -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["certificate"]["csr"])' "$T/body" >"$T/shown.csr"
+[ "$(j 'd["certificate"]["csr"] != open("'"$T"'/rsa.csr").read() and d["certificate"]["csr"].startswith("-----BEGIN NEW CERTIFICATE REQUEST-----\r\n") and d["certificate"]["csr"].endswith("\r\n-----END NEW CERTIFICATE REQUEST-----\r\n") and max(map(len, d["certificate"]["csr"].split("\r\n"))) == 76 and "\n" not in d["certificate"]["csr"].replace("\r\n", "")')" = true ] || fail "order info csr not rewrapped"
+openssl req -in "$T/shown.csr" -outform DER | cmp -s - "$T/rsa.der" || fail "rewrapped csr is not the CSR sent"
 CID=$(j 'd["certificate"]["id"]')
 call GET /services/v2/certificate/$CID/download/format/pem_all
 expect 400; [ "$(j 'd["errors"][0]["code"]')" = cert_unavailable_for_download ] || fail "download pending"
@@ -123,7 +132,7 @@ expect 200
 [ "$(j 'd["status"]')" = issued ] && [ "$(j 'd["requests"][0]["status"]')" = approved ] || fail "second poll not issued"
 [ "$(j 'd["product"]["name_id"]')" = $PROD ] && [ "$(j 'd["certificate"]["common_name"]')" = "Jörg de Vries" ] || fail "order info fields"
 SERIAL=$(j 'd["certificate"]["serial_number"]')
-ok "order info pending -> issued (cert $CID, serial $SERIAL)"
+ok "order info pending -> issued (cert $CID, serial $SERIAL); csr shown rewrapped by default"
 
 call GET /services/v2/certificate/$CID/download/format/pem_all
 expect 200
@@ -231,6 +240,7 @@ ctl behavior '{"behavior":"issue","issue_after_polls":1}'
 call PUT /services/v2/certificate/$CID/revoke '{"comments":"selftest","skip_approval":true,"revocation_reason":"superseded"}'
 expect 204
 call GET /services/v2/order/certificate/$OID; [ "$(j 'd["status"]')" = revoked ] || fail revoked
+[ "$(j '[r["type"] + "/" + r["status"] for r in d["requests"]]')" = '["new_request/approved", "revoke/approved"]' ] || fail "direct revoke not listed in requests"
 call PUT /services/v2/certificate/$CID/revoke '{"comments":"again","skip_approval":true}'
 expect 400
 call PUT /services/v2/order/certificate/$EOID/revoke '{"comments":"needs approval"}'
@@ -267,9 +277,9 @@ fault POST "$O/" lost; call POST $O/$PROD "@$T/base.json"
 [ "$RC" != 0 ] && [ "$(norders)" = $((n0 + 1)) ] || fail "lost (rc=$RC)"
 fault GET "$O/" slow:1; call GET $O/$NA; expect 200
 fault GET "$O/" garbage; call GET $O/$NA; expect 200
-python3 -S -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/body" 2>/dev/null && fail "garbage is JSON"
+"$PY" -S -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/body" 2>/dev/null && fail "garbage is JSON"
 fault GET "$O/" truncated; call GET $O/$NA; expect 200
-python3 -S -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/body" 2>/dev/null && fail "truncated is JSON"
+"$PY" -S -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/body" 2>/dev/null && fail "truncated is JSON"
 fault GET "$O/" html; call GET $O/$NA; expect 502; grep -qi '^content-type: text/html' "$T/hdr" || fail html
 fault GET "$O/" wrong_type; call GET $O/$NA; expect 200
 [ "$(j 'type(d["id"]).__name__')" = str ] || fail "wrong_type"
@@ -290,9 +300,18 @@ PORT=$(cat "$D/port")
 bash "$HERE/stop.sh" "$D"
 [ ! -e "$D/pid" ] && [ ! -e "$D/ready" ] || fail "stop left pid/ready"
 fp1=$(openssl x509 -in "$D/root.pem" -noout -fingerprint)
-BASE_URL=$(bash "$HERE/start.sh" "$D" --port "$PORT" --burst-limit 3 --burst-window 600 --api-key "$KEY" --api-key other-key-42)
+cat >"$T/individuals.json" <<'EOF'
+{"individuals": [{"id": 21, "first_name": "Jan", "last_name": "Jansen", "email": "jan@example.nl",
+                  "telephone": "+31 20 123 4567", "country": "NL",
+                  "professional_title": "Advocaat"}]}
+EOF
+BASE_URL=$(bash "$HERE/start.sh" "$D" --port "$PORT" --burst-limit 3 --burst-window 600 --api-key "$KEY" --api-key other-key-42 \
+  --csr-presentation one_line --list-lag 0.5 --name-presentation upper --individuals "$T/individuals.json")
 [ "$(openssl x509 -in "$D/root.pem" -noout -fingerprint)" = "$fp1" ] || fail "PKI not reused"
 call GET $O/$OID; expect 200; [ "$(j 'd["status"]')" = revoked ] || fail "state after restart"
+[ "$(j 'd["certificate"]["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----MII") and "\n" not in d["certificate"]["csr"]')" = true ] || fail "--csr-presentation one_line"
+[ "$(j 'd["individual"]["first_name"] + "|" + d["individual"]["last_name"]')" = "JÖRG|DE VRIES" ] || fail "--name-presentation upper"
+[ "$(state '[d[k] for k in ("csr_presentation", "list_lag_s", "name_presentation")] + [i["id"] for i in d["individuals"]]')" = '["one_line", 0.5, "upper", 21, 500001]' ] || fail "flags not in state: $(cat "$T/state.json")"
 call GET $O/$OID; expect 200
 call GET $O/$OID; expect 200
 call GET $O/$OID; expect 429
@@ -300,8 +319,281 @@ grep -qi '^retry-after' "$T/hdr" && fail "rate-limit 429 has Retry-After"
 [ "$(j 'd["errors"][0]["message"]')" = "Service unavailable, please limit request volume" ] || fail "429 message"
 call GET $O/$OID "" other-key-42; expect 200
 [ "$(state 'd["rate_limit"]["exceeded"]')" = true ] || fail "violation not recorded"
-ok "restart on the same port keeps orders and PKI; burst limit per key -> 429 recorded"
+ok "restart on the same port keeps orders and PKI; burst limit per key -> 429 recorded; --csr-presentation, --list-lag, --name-presentation, --individuals"
 ctl reset '{}'
 [ "$(state 'len(d["orders"])')" = 0 ] || fail reset
-ok "reset"
+[ "$(state '[i["id"] for i in d["individuals"]]')" = '[21]' ] || fail "reset: registered individuals should stay, assigned ones go"
+ok "reset (registered individuals stay)"
+
+# ---------------------------------------------------------------- variations (one Python run)
+# CSR presentations, list lag, late:S, known individuals, name presentation, revoke requests in
+# order info, forced order state, control API validation.
+ctl limits '{"burst_limit":100,"burst_window":5}'
+"$PY" - "$URL" "$D" "$T" "$N" <<'EOF'
+import base64, http.client, json, re, socket, ssl, subprocess, sys, time, calendar
+url, d, t, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
+ctx = ssl.create_default_context(cafile=d + "/tls-ca.pem")
+KEY, PROD, O = "sandbox-0123456789abcdef", "pkio_organisation_person_prof", "/services/v2/order/certificate"
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+def ok(msg):
+    global n
+    n += 1
+    print("ok %d - %s" % (n, msg), flush=True)
+    open(t + "/n", "w").write(str(n))
+
+def req(method, path, body=None, timeout=15, key=KEY):
+    c = http.client.HTTPSConnection(host, port, context=ctx, timeout=timeout)
+    h = {"User-Agent": "pkio-sandbox-selftest/1"}
+    if key:
+        h["X-DC-DEVKEY"] = key
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    try:
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+    finally:
+        c.close()
+    return r.status, (json.loads(raw) if raw and r.getheader("Content-Type") == "application/json" else raw)
+
+def want(status, method, path, body=None):
+    st, b = req(method, path, body)
+    if st != status:
+        fail("%s %s: want %d, got %d %r" % (method, path, status, st, b))
+    return b
+
+def ctl(what, body, status=200):
+    return want(status, "POST", "/__sandbox/" + what, body)
+
+def state():
+    return want(200, "GET", "/__sandbox/state")
+
+def codes(b):
+    return sorted(e["code"] for e in b["errors"])
+
+base = json.load(open(t + "/base.json"))
+
+def order(mutate=None, status=201, product=PROD):
+    b = json.loads(json.dumps(base))
+    if mutate:
+        mutate(b)
+    return want(status, "POST", "%s/%s" % (O, product), b)
+
+def info(oid):
+    return want(200, "GET", "%s/%s" % (O, oid))
+
+# --- CSR presentations: each decodes to the same DER (or has none)
+der = open(t + "/rsa.der", "rb").read()
+sent = open(t + "/rsa.csr").read()
+def decode(s):
+    m = re.fullmatch(r"\s*(?:-----BEGIN [A-Z ]+-----)?([A-Za-z0-9+/=\s]+?)(?:-----END [A-Z ]+-----)?\s*", s)
+    if not m:
+        return None
+    try:
+        return base64.b64decode("".join(m.group(1).split()), validate=True)
+    except ValueError:
+        return None
+ctl("behavior", {"behavior": "issue", "issue_after_polls": 0})
+oid = order()["id"]
+for mode in ("as_sent", "rewrapped", "one_line", "bare", "absent", "undecodable"):
+    if ctl("behavior", {"csr_presentation": mode})["csr_presentation"] != mode:
+        fail("behavior did not take csr_presentation " + mode)
+    c = info(oid)["certificate"]
+    csr = c.get("csr")
+    if mode == "absent":
+        if "csr" in c:
+            fail("absent: csr present")
+        continue
+    if mode == "undecodable":
+        if not isinstance(csr, str) or decode(csr) == der or "-----" in csr:
+            fail("undecodable: %r" % csr)
+        continue
+    if decode(csr) != der:
+        fail("%s: does not decode to the DER sent: %r" % (mode, csr))
+    if mode == "as_sent" and csr != sent:
+        fail("as_sent differs")
+    if mode == "rewrapped":
+        lines = csr.split("\r\n")
+        if lines[0] != "-----BEGIN NEW CERTIFICATE REQUEST-----" or lines[-2:] != ["-----END NEW CERTIFICATE REQUEST-----", ""] \
+                or any(len(x) != 76 for x in lines[1:-3]) or not 0 < len(lines[-3]) <= 76 or "\n" in csr.replace("\r\n", ""):
+            fail("rewrapped shape: %r" % csr)
+        p = subprocess.run(["openssl", "req", "-outform", "DER"], input=csr.encode(), capture_output=True)
+        if p.stdout != der:
+            fail("openssl does not read the rewrapped CSR: %s" % p.stderr.decode())
+    b64 = base64.b64encode(der).decode()
+    if mode == "one_line" and csr != "-----BEGIN CERTIFICATE REQUEST-----%s-----END CERTIFICATE REQUEST-----" % b64:
+        fail("one_line shape: %r" % csr)
+    if mode == "bare" and csr != b64:
+        fail("bare shape: %r" % csr)
+st, b = req("POST", "/__sandbox/behavior", {"csr_presentation": "pretty"})
+if st != 400:
+    fail("bad csr_presentation accepted")
+st, b = req("POST", "/__sandbox/behavior", {"list_lag": 1})
+if st != 400 or b["errors"][0]["code"] != "unknown_field|list_lag":
+    fail("unknown behavior field accepted: %r" % (b,))
+ctl("behavior", {"csr_presentation": "rewrapped"})
+ok("csr presentations as_sent, rewrapped, one_line, bare decode to the DER sent; absent, undecodable; bad values refused")
+
+# --- list lag: hidden from the list for S seconds, order info at once. Only a list answer that
+# arrived before S seconds had passed proves anything; on a busy machine, try again with more.
+for lag in (1.5, 4.0):
+    ctl("behavior", {"list_lag_s": lag})
+    t0 = time.monotonic()
+    lid = order()["id"]
+    lst = lambda: want(200, "GET", "%s?filters[id]=%d" % (O, lid))["page"]["total"]
+    hidden = lst()
+    if time.monotonic() - t0 < lag:
+        break
+else:
+    fail("too slow to test the list lag")
+if hidden != 0:
+    fail("order listed before the lag")
+info(lid)
+if state()["list_lag_s"] != lag:
+    fail("list_lag_s not in state")
+time.sleep(max(0, t0 + lag + 0.3 - time.monotonic()))
+if lst() != 1:
+    fail("order not listed after the lag")
+ctl("behavior", {"list_lag_s": 0})
+ok("list_lag_s %.1f: order hidden from the list, order info at once, listed after the lag" % lag)
+
+# --- late:S: performed S seconds after arrival, answer to a client that gave up
+for late in (2, 5):
+    n0 = len(state()["orders"])
+    ctl("faults", {"faults": [{"method": "POST", "path_prefix": O + "/", "kind": "late:%d" % late}]})
+    sent_at = time.time()
+    try:
+        st, b = req("POST", "%s/%s" % (O, PROD), base, timeout=1)
+        fail("late:%d answered within 1 s: %d" % (late, st))
+    except (socket.timeout, TimeoutError):
+        pass
+    early = len(state()["orders"])
+    conclusive = time.time() < sent_at + late
+    deadline = time.time() + late + 10
+    while len(state()["orders"]) == n0:
+        if time.time() > deadline:
+            fail("late:%d never created the order" % late)
+        time.sleep(0.2)
+    if conclusive:
+        break
+else:
+    fail("too slow to test late:S")
+if early != n0:
+    fail("late:%d created the order before the delay" % late)
+new = max(state()["orders"], key=lambda o: o["id"])
+created = calendar.timegm(time.strptime(new["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
+if created < int(sent_at + late):
+    fail("late:%d order date_created %s is not after the delay (sent %f)" % (late, new["created"], sent_at))
+time.sleep(0.3)
+info(new["id"])  # still serving after the undeliverable answer
+ok("late:%d: order created only after %d s (date_created then), client gone, server keeps serving" % (late, late))
+
+# --- known individuals
+b = ctl("individuals", {"individuals": [{"id": 42, "first_name": "Anna", "last_name": "de Boer",
+                                           "email": "anna@example.nl", "country": "BE",
+                                           "professional_title": "Advocaat"}]})
+if not {21, 42} <= {i["id"] for i in b["individuals"] if i["source"] == "registered"}:
+    fail("individuals after POST: %r" % b)
+if req("POST", "/__sandbox/individuals", {"individuals": [{"id": 7, "first_name": "X"}]})[0] != 400:
+    fail("incomplete individual accepted")
+ctl("behavior", {"name_presentation": "as_sent"})
+def by_id(i):
+    return lambda b: b["certificate"].__setitem__("individual", {"id": i})
+r = info(order(by_id(42))["id"])
+ind = r["individual"]
+if (ind.get("id"), ind.get("first_name"), ind.get("last_name"), ind.get("email")) != (42, "Anna", "de Boer", "anna@example.nl") \
+        or r["certificate"]["common_name"] != "Anna de Boer":
+    fail("order by known individual id: %r" % r)
+leaf = want(200, "GET", "/services/v2/certificate/%d/download/format/pem_noroot" % r["certificate"]["id"]).decode()
+subj = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "utf8,sep_comma_plus"],
+                      input=leaf.encode(), capture_output=True).stdout.decode()
+if "C=BE" not in subj or "CN=Anna de Boer" not in subj or "title=Advocaat" not in subj:
+    fail("leaf subject for individual 42: %s" % subj)
+b = order(by_id(999), status=400)
+if codes(b) != ["invalid_value|certificate.individual.id"]:
+    fail("unknown individual id: %r" % b)
+ok("order with a known individual id stores its details (order info, CN, subject); unknown id -> 400 invalid_value|certificate.individual.id")
+
+a1 = info(order()["id"])["individual"]
+def variant(b):
+    i = b["certificate"]["individual"]
+    i.update(first_name="  JÖRG ", last_name="de  VRIES", email="J.DeVries@Example.NL")
+a2 = info(order(variant)["id"])
+def other(b):
+    b["certificate"]["individual"]["email"] = "joerg@example.org"
+a3 = info(order(other)["id"])["individual"]
+def jan(b):
+    i = b["certificate"]["individual"]
+    i.update(first_name="jan", last_name="JANSEN", email="Jan@Example.nl")
+a4 = info(order(jan)["id"])["individual"]
+if not (a1["id"] == a2["individual"]["id"] == 500001 and a3["id"] > 500001 and a4["id"] == 21):
+    fail("individual ids: %r %r %r %r" % (a1, a2["individual"], a3, a4))
+if (a2["individual"]["first_name"], a2["individual"]["email"]) != ("  JÖRG ", "J.DeVries@Example.NL"):
+    fail("as_sent names changed: %r" % a2["individual"])
+ctl("behavior", {"name_presentation": "upper"})
+u = info(a2["id"])["individual"]
+if (u["id"], u["first_name"], u["last_name"], u["email"]) != (500001, "JÖRG", "DE  VRIES", "j.devries@example.nl"):
+    fail("upper presentation: %r" % u)
+ctl("behavior", {"name_presentation": "as_sent"})
+ok("full details get an id: reused for the same person (case/whitespace-insensitive, also a registered one), new (%d) otherwise; name_presentation upper" % a3["id"])
+
+# --- revoke requests in order info
+def kinds(oid):
+    return [(r["type"], r["status"]) for r in info(oid)["requests"]]
+o1 = order()["id"]
+c1 = info(o1)["certificate"]["id"]
+want(204, "PUT", "/services/v2/certificate/%d/revoke" % c1, {"skip_approval": True, "comments": "t"})
+r = info(o1)
+if r["status"] != "revoked" or kinds(o1) != [("new_request", "approved"), ("revoke", "approved")]:
+    fail("direct revoke: %r" % r)
+rq = r["requests"][-1]
+if want(200, "GET", "/services/v2/request/%d" % rq["id"])["type"] != "revoke" or "date" not in rq:
+    fail("direct revoke request not readable")
+o2 = order()["id"]
+ra = want(201, "PUT", "%s/%d/revoke" % (O, o2), {"comments": "please"})["id"]
+r = info(o2)
+if r["status"] != "issued" or r["requests"][-1]["id"] != ra or kinds(o2)[-1] != ("revoke", "pending"):
+    fail("pending revoke not listed: %r" % r)
+want(204, "PUT", "/services/v2/request/%d/status" % ra, {"status": "rejected"})
+if info(o2)["status"] != "issued" or kinds(o2)[-1] != ("revoke", "rejected"):
+    fail("rejected revoke: %r" % info(o2))
+rb = want(201, "PUT", "/services/v2/certificate/%d/revoke" % info(o2)["certificate"]["id"], {})["id"]
+if kinds(o2) != [("new_request", "approved"), ("revoke", "rejected"), ("revoke", "pending")] or rb <= ra:
+    fail("second revoke: %r" % kinds(o2))
+want(204, "PUT", "/services/v2/request/%d/status" % rb, {"status": "approved"})
+if info(o2)["status"] != "revoked" or kinds(o2)[-1] != ("revoke", "approved"):
+    fail("approved revoke: %r" % info(o2))
+ok("order info requests[] lists revoke requests newest last: direct (approved), pending -> rejected, pending -> approved (revoked)")
+
+# --- forced order state
+o3 = order()["id"]
+b = ctl("order/%d" % o3, {"status": "expired", "valid_till": "2020-01-31"})
+r = info(o3)
+if (r["status"], r["certificate"]["valid_till"], r["certificate"]["days_remaining"]) != ("expired", "2020-01-31", 0):
+    fail("forced expired: %r" % r)
+if o3 not in [x["id"] for x in want(200, "GET", O + "?filters[status]=expired")["orders"]]:
+    fail("forced expired order not in list by status")
+ctl("behavior", {"behavior": "never"})
+o4 = order()["id"]
+if info(o4)["status"] != "pending":
+    fail("never")
+ctl("order/%d" % o4, {"status": "issued"})
+r = info(o4)
+if r["status"] != "issued" or not r["certificate"].get("serial_number"):
+    fail("forced issued: %r" % r)
+want(200, "GET", "/services/v2/certificate/%d/download/format/pem_all" % r["certificate"]["id"])
+ctl("order/999999", {"status": "expired"}, status=404)
+ctl("order/%d" % o3, {"valid_till": "2020-02-30"}, status=400)
+ctl("order/%d" % o3, {"state": "expired"}, status=400)
+ctl("behavior", {"behavior": "issue", "issue_after_polls": 1})
+ok("POST /__sandbox/order/{id}: expired + valid_till shown in order info and list; forced issued issues; 404/400")
+EOF
+N=$(cat "$T/n")
 echo "sandbox selftest: all $N checks passed"
