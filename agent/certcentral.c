@@ -672,6 +672,9 @@ void cc_order_info_clear(struct cc_order_info *info)
     free(info->common_name);
     free(info->date_created);
     free(info->product);
+    free(info->individual.first_name);
+    free(info->individual.last_name);
+    free(info->individual.email);
     memset(info, 0, sizeof(*info));
 }
 
@@ -684,6 +687,19 @@ void cc_order_list_free(struct cc_order_info *list, size_t n)
     free(list);
 }
 
+/* requests[i] as an object, or PA_E_CA_PROTOCOL. */
+static int request_at(struct json_object *reqs, size_t i, struct json_object **ret, struct perr *pe)
+{
+    struct json_object *q = json_object_array_get_idx(reqs, i);
+
+    if (!json_object_is_type(q, json_type_object)) {
+        perr_set(pe, "requests[%zu] is not an object", i);
+        return PA_E_CA_PROTOCOL;
+    }
+    *ret = q;
+    return 0;
+}
+
 /* True if some request of the order still waits for an approver. */
 static int request_awaits_approval(struct json_object *order, bool *ret, struct perr *pe)
 {
@@ -694,14 +710,12 @@ static int request_awaits_approval(struct json_object *order, bool *ret, struct 
     if (r <= 0)
         return r;
     for (size_t i = 0; i < json_object_array_length(reqs); i++) {
-        struct json_object *q = json_object_array_get_idx(reqs, i);
+        struct json_object *q = NULL;
         const char *st = NULL;
 
-        if (!json_object_is_type(q, json_type_object)) {
-            perr_set(pe, "requests[%zu] is not an object", i);
-            return PA_E_CA_PROTOCOL;
-        }
-        r = get_str(q, "status", false, &st, pe);
+        r = request_at(reqs, i, &q, pe);
+        if (r == 0)
+            r = get_str(q, "status", false, &st, pe);
         if (r < 0)
             return r;
         if (st && (strcmp(st, "pending") == 0 || strcmp(st, "submitted") == 0))
@@ -710,60 +724,162 @@ static int request_awaits_approval(struct json_object *order, bool *ret, struct 
     return 0;
 }
 
+/*
+ * Is a request (date, id) newer than the best so far? Dates (ISO 8601 as CertCentral writes them)
+ * compare as text, a dated request beats an undated one; then the higher id; then the later
+ * entry (>=), so the order of the array decides only among equals.
+ */
+static bool request_newer(const char *date, long id, const char *best_date, long best_id)
+{
+    int d = strcmp(date ? date : "", best_date ? best_date : "");
+
+    return d > 0 || (d == 0 && id >= best_id);
+}
+
+/* The newest requests[] entry of type "revoke": its id and status into info (0/"" if none). */
+static int order_revoke_request(struct json_object *o, struct cc_order_info *info, struct perr *pe)
+{
+    struct json_object *reqs = NULL;
+    const char *best_date = NULL;
+    bool found = false;
+    int r = get_typed(o, "requests", json_type_array, false, &reqs, pe);
+
+    if (r <= 0)
+        return r;
+    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+        struct json_object *q = NULL;
+        const char *type = NULL, *date = NULL, *st = NULL;
+        long id = 0;
+
+        r = request_at(reqs, i, &q, pe);
+        if (r == 0)
+            r = get_str(q, "type", false, &type, pe);
+        if (r < 0)
+            return r;
+        if (!type || strcmp(type, "revoke") != 0)
+            continue;
+        r = get_str(q, "date", false, &date, pe);
+        if (r >= 0)
+            r = get_id(q, "id", false, &id, pe);
+        if (r >= 0)
+            r = get_str(q, "status", false, &st, pe);
+        if (r < 0)
+            return r;
+        if (found && !request_newer(date, id, best_date, info->revoke_request_id))
+            continue;
+        found = true;
+        best_date = date;
+        info->revoke_request_id = id;
+        copy_str(info->revoke_request_status, sizeof(info->revoke_request_status), st);
+    }
+    return 0;
+}
+
+/* The holder: the order's "individual" object, else certificate.individual; all optional. */
+static int order_individual(struct json_object *o, struct json_object *cert,
+                            struct cc_individual *ret, struct perr *pe)
+{
+    struct json_object *ind = NULL;
+    int r = get_typed(o, "individual", json_type_object, false, &ind, pe);
+
+    if (r == 0 && cert)
+        r = get_typed(cert, "individual", json_type_object, false, &ind, pe);
+    if (r <= 0)
+        return r;
+    r = get_id(ind, "id", false, &ret->id, pe);
+    if (r >= 0)
+        r = dup_str(ind, "first_name", &ret->first_name, pe);
+    if (r >= 0)
+        r = dup_str(ind, "last_name", &ret->last_name, pe);
+    if (r >= 0)
+        r = dup_str(ind, "email", &ret->email, pe);
+    return r < 0 ? r : 0;
+}
+
+/* certificate.{id,csr,serial_number,common_name,valid_till} into info. */
+static int order_certificate(struct json_object *cert, struct cc_order_info *info, struct perr *pe)
+{
+    const char *till = NULL;
+    int r = get_id(cert, "id", false, &info->certificate_id, pe);
+
+    if (r >= 0)
+        r = dup_str(cert, "csr", &info->csr, pe);
+    if (r >= 0)
+        r = dup_str(cert, "serial_number", &info->serial_number, pe);
+    if (r >= 0)
+        r = dup_str(cert, "common_name", &info->common_name, pe);
+    if (r >= 0)
+        r = get_str(cert, "valid_till", false, &till, pe);
+    if (r < 0)
+        return r;
+    if (till && !*till)
+        till = NULL; /* "" before issuance counts as absent */
+    if (till && !valid_date(till)) {
+        perr_set(pe, "\"valid_till\" is not a yyyy-mm-dd date");
+        return PA_E_CA_PROTOCOL;
+    }
+    copy_str(info->valid_till, sizeof(info->valid_till), till);
+    return 0;
+}
+
+/* id, status (mapped, with its reason) and the approval hint of the requests. */
+static int order_status(struct json_object *o, struct cc_order_info *info, struct perr *pe)
+{
+    const char *status = NULL;
+    bool awaits = false;
+    int r = get_id(o, "id", true, &info->id, pe);
+
+    if (r >= 0)
+        r = get_str(o, "status", true, &status, pe);
+    if (r < 0)
+        return r;
+    copy_str(info->status, sizeof(info->status), status);
+    info->st = cc_map_status(status, info->reason, sizeof(info->reason));
+    r = request_awaits_approval(o, &awaits, pe);
+    if (r < 0)
+        return r;
+    if (awaits && (strcmp(status, "pending") == 0 || strcmp(status, "submitted") == 0))
+        copy_str(info->reason, sizeof(info->reason), "request awaits approval in CertCentral");
+    return 0;
+}
+
+/* date_created (the order's, else the certificate's) and product.name_id. */
+static int order_date_product(struct json_object *o, struct json_object *cert,
+                              struct cc_order_info *info, struct perr *pe)
+{
+    struct json_object *product = NULL;
+    int r = dup_str(o, "date_created", &info->date_created, pe);
+
+    if (r >= 0 && !info->date_created && cert)
+        r = dup_str(cert, "date_created", &info->date_created, pe);
+    if (r >= 0)
+        r = get_typed(o, "product", json_type_object, false, &product, pe);
+    if (r >= 0 && product)
+        r = dup_str(product, "name_id", &info->product, pe);
+    return r < 0 ? r : 0;
+}
+
 /* One order object (order info, or an entry of the order list) into ret. */
 static int order_from_json(struct json_object *o, struct cc_order_info *ret, struct perr *pe)
 {
-    struct json_object *cert = NULL, *product = NULL;
+    struct json_object *cert = NULL;
     struct cc_order_info info;
-    const char *status = NULL;
-    bool awaits = false;
     int r;
 
     memset(&info, 0, sizeof(info));
-    r = get_id(o, "id", true, &info.id, pe);
+    r = order_status(o, &info, pe);
+    if (r >= 0)
+        r = get_typed(o, "certificate", json_type_object, false, &cert, pe);
+    if (r > 0)
+        r = order_certificate(cert, &info, pe);
+    if (r >= 0)
+        r = order_date_product(o, cert, &info, pe);
+    if (r >= 0)
+        r = order_individual(o, cert, &info.individual, pe);
+    if (r >= 0)
+        r = order_revoke_request(o, &info, pe);
     if (r < 0)
         goto out;
-    r = get_str(o, "status", true, &status, pe);
-    if (r < 0)
-        goto out;
-    copy_str(info.status, sizeof(info.status), status);
-    info.st = cc_map_status(status, info.reason, sizeof(info.reason));
-
-    r = get_typed(o, "certificate", json_type_object, false, &cert, pe);
-    if (r < 0)
-        goto out;
-    if (cert) {
-        r = get_id(cert, "id", false, &info.certificate_id, pe);
-        if (r >= 0)
-            r = dup_str(cert, "csr", &info.csr, pe);
-        if (r >= 0)
-            r = dup_str(cert, "serial_number", &info.serial_number, pe);
-        if (r >= 0)
-            r = dup_str(cert, "common_name", &info.common_name, pe);
-        if (r < 0)
-            goto out;
-    }
-    r = dup_str(o, "date_created", &info.date_created, pe);
-    if (r < 0)
-        goto out;
-    if (!info.date_created && cert) {
-        r = dup_str(cert, "date_created", &info.date_created, pe);
-        if (r < 0)
-            goto out;
-    }
-    r = get_typed(o, "product", json_type_object, false, &product, pe);
-    if (r < 0)
-        goto out;
-    if (product) {
-        r = dup_str(product, "name_id", &info.product, pe);
-        if (r < 0)
-            goto out;
-    }
-    r = request_awaits_approval(o, &awaits, pe);
-    if (r < 0)
-        goto out;
-    if (awaits && (strcmp(status, "pending") == 0 || strcmp(status, "submitted") == 0))
-        copy_str(info.reason, sizeof(info.reason), "request awaits approval in CertCentral");
     if (info.st == CC_ST_ISSUED && info.certificate_id == 0) {
         perr_set(pe, "order %ld is issued but has no certificate id", info.id);
         r = PA_E_CA_PROTOCOL;
@@ -1193,7 +1309,11 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
 
         budget_wait(c);
         if (c->before_send) {
-            c->before_send_rc = c->before_send(c->before_send_arg);
+            cc_before_send_fn *hook = c->before_send;
+
+            /* taken first: called once, and never for requests the hook itself might make */
+            c->before_send = NULL;
+            c->before_send_rc = hook(c->before_send_arg);
             if (c->before_send_rc < 0)
                 return PA_E_STOPPED_BEFORE_SEND;
         }
@@ -1294,6 +1414,8 @@ int cc_place_order(struct cc_client *c, const char *product, const char *json_bo
     c->before_send = NULL;
     if (r == PA_E_STOPPED_BEFORE_SEND) {
         r = c->before_send_rc;
+        set_error(c, "the order POST was stopped before it was sent (%s); %s", pa_err_str(r),
+                  CC_HINT_NOT_PLACED);
         goto out;
     }
     if (r < 0) {
@@ -1371,17 +1493,33 @@ static int list_append(struct cc_order_info **list, size_t *count, struct cc_ord
     return 0;
 }
 
-int cc_list_orders(struct cc_client *c, const char *product, const char *created_since,
-                   struct cc_order_info **ret, size_t *ret_n)
+/*
+ * Receives one page of the order list and owns it (cc_order_list_free or take its entries).
+ * Returns 0 to go on, 1 to stop walking, or a PA_E_* code (last_error set).
+ */
+typedef int page_fn(struct cc_client *c, struct cc_order_info *page, size_t n, void *arg);
+
+/* GET and parse one page of the order list; *ret_total as cc_parse_order_list. */
+static int get_order_page(struct cc_client *c, const char *url, struct cc_order_info **ret,
+                          size_t *ret_n, long *ret_total)
 {
     struct http_response resp = {0};
-    struct cc_order_info *all = NULL, *page = NULL;
-    size_t count = 0, page_n = 0, offset = 0;
     struct perr pe = {""};
-    char url[CC_URL_MAX];
-    int r = 0;
+    int r = get_checked(c, url, true, &resp);
 
-    c->last_error[0] = '\0';
+    if (r < 0)
+        goto out;
+    r = parse_order_list_ex(resp.body, resp.body_len, ret, ret_n, ret_total, &pe);
+    if (r == PA_E_CA_PROTOCOL)
+        set_error(c, "unreadable order list from %s: %s", url, pe.msg);
+out:
+    http_response_clear(&resp);
+    return r;
+}
+
+/* Arguments of an order list walk: PA_E_CONFIG (product) or PA_E_USAGE (date), last_error set. */
+static int check_list_args(struct cc_client *c, const char *product, const char *created_since)
+{
     if (product && !valid_product(product)) {
         set_error(c, "invalid product id");
         return PA_E_CONFIG;
@@ -1390,53 +1528,92 @@ int cc_list_orders(struct cc_client *c, const char *product, const char *created
         set_error(c, "invalid date \"%.20s\" (expected yyyy-mm-dd)", created_since);
         return PA_E_USAGE;
     }
+    return 0;
+}
+
+/* URL of the order list page at offset, with the optional product and date filters. */
+static int order_page_url(struct cc_client *c, char *url, size_t url_len, const char *product,
+                          const char *created_since, size_t offset)
+{
+    /* filters[product_name_id]=P&filters[date_created]=>=D, percent-encoded */
+    return make_url(c, url, url_len, "/order/certificate?limit=%u&offset=%zu%s%s%s%s", c->page_size,
+                    offset, product ? "&filters%5Bproduct_name_id%5D=" : "", product ? product : "",
+                    created_since ? "&filters%5Bdate_created%5D=%3E%3D" : "",
+                    created_since ? created_since : "");
+}
+
+/*
+ * Walk the order list of product (NULL: all) created on or after created_since (NULL: any date),
+ * page by page, handing each page to fn until fn stops or the list ends.
+ */
+static int walk_orders(struct cc_client *c, const char *product, const char *created_since,
+                       page_fn *fn, void *arg)
+{
+    struct cc_order_info *page = NULL;
+    size_t page_n = 0, offset = 0;
+    char url[CC_URL_MAX];
+    int r = check_list_args(c, product, created_since);
+
+    if (r < 0)
+        return r;
     for (unsigned pages = 0;; pages++) {
         long total = 0;
 
         if (pages >= CC_MAX_PAGES) {
             set_error(c, "order list does not end after %u pages", pages);
-            r = PA_E_CA_PROTOCOL;
-            goto out;
+            return PA_E_CA_PROTOCOL;
         }
-        /* filters[product_name_id]=P&filters[date_created]=>=D, percent-encoded */
-        r = make_url(c, url, sizeof(url), "/order/certificate?limit=%u&offset=%zu%s%s%s%s",
-                     c->page_size, offset, product ? "&filters%5Bproduct_name_id%5D=" : "",
-                     product ? product : "",
-                     created_since ? "&filters%5Bdate_created%5D=%3E%3D" : "",
-                     created_since ? created_since : "");
-        if (r < 0)
-            goto out;
-        r = get_checked(c, url, true, &resp);
-        if (r < 0)
-            goto out;
-        r = parse_order_list_ex(resp.body, resp.body_len, &page, &page_n, &total, &pe);
-        if (r < 0) {
-            if (r == PA_E_CA_PROTOCOL)
-                set_error(c, "unreadable order list from %s: %s", url, pe.msg);
-            goto out;
-        }
-        http_response_clear(&resp);
-        r = list_append(&all, &count, page, page_n);
-        if (r < 0) {
-            if (r == PA_E_CA_PROTOCOL)
-                set_error(c, "more than %d orders listed", CC_MAX_ORDERS);
-            goto out;
-        }
-        free(page); /* its strings now belong to all */
-        page = NULL;
+        r = order_page_url(c, url, sizeof(url), product, created_since, offset);
+        if (r == 0)
+            r = get_order_page(c, url, &page, &page_n, &total);
+        if (r == 0)
+            r = fn(c, page, page_n, arg); /* page now belongs to fn */
+        if (r != 0)
+            break;
         offset += page_n;
         if (page_n == 0 || offset >= (size_t)total)
             break;
     }
-    *ret = all;
-    *ret_n = count;
-    all = NULL;
-    count = 0;
-    r = 0;
+    return r < 0 ? r : 0;
+}
+
+struct collect {
+    struct cc_order_info *all;
+    size_t count;
+};
+
+/* page_fn of cc_list_orders: append the page to the collection. */
+static int collect_page(struct cc_client *c, struct cc_order_info *page, size_t n, void *arg)
+{
+    struct collect *col = arg;
+    int r = list_append(&col->all, &col->count, page, n);
+
+    if (r < 0) {
+        if (r == PA_E_CA_PROTOCOL)
+            set_error(c, "more than %d orders listed", CC_MAX_ORDERS);
+        cc_order_list_free(page, n);
+        return r;
+    }
+    free(page); /* its strings now belong to the collection */
+    return 0;
+}
+
+int cc_list_orders(struct cc_client *c, const char *product, const char *created_since,
+                   struct cc_order_info **ret, size_t *ret_n)
+{
+    struct collect col = {NULL, 0};
+    int r;
+
+    c->last_error[0] = '\0';
+    r = walk_orders(c, product, created_since, collect_page, &col);
+    if (r < 0)
+        goto out;
+    *ret = col.all;
+    *ret_n = col.count;
+    col.all = NULL;
+    col.count = 0;
 out:
-    cc_order_list_free(page, page_n);
-    cc_order_list_free(all, count);
-    http_response_clear(&resp);
+    cc_order_list_free(col.all, col.count);
     return r;
 }
 
@@ -1589,18 +1766,55 @@ out:
     return r;
 }
 
+struct find {
+    long certificate_id;
+    long order_id; /* 0 until found */
+};
+
+/* page_fn of cc_find_order_by_certificate: stop at the order holding the certificate. */
+static int find_in_page(struct cc_client *c, struct cc_order_info *page, size_t n, void *arg)
+{
+    struct find *f = arg;
+
+    (void)c;
+    for (size_t i = 0; i < n && !f->order_id; i++)
+        if (page[i].certificate_id == f->certificate_id)
+            f->order_id = page[i].id;
+    cc_order_list_free(page, n);
+    return f->order_id ? 1 : 0;
+}
+
 int cc_find_order_by_certificate(struct cc_client *c, const char *product, long certificate_id,
                                  long *ret_order_id)
 {
-    (void)c;
-    (void)product;
-    (void)certificate_id;
-    (void)ret_order_id;
-    return PA_E_INTERNAL; /* TODO(helper): implement */
+    struct find f = {certificate_id, 0};
+    int r;
+
+    c->last_error[0] = '\0';
+    if (certificate_id <= 0)
+        return PA_E_INTERNAL;
+    r = walk_orders(c, product, NULL, find_in_page, &f);
+    if (r < 0)
+        return r;
+    if (!f.order_id) {
+        set_error(c, "no order holds certificate %ld", certificate_id);
+        return PA_E_CA_REJECTED;
+    }
+    *ret_order_id = f.order_id;
+    return 0;
 }
 
 int cc_ping(struct cc_client *c)
 {
-    (void)c;
-    return PA_E_INTERNAL; /* TODO(helper): implement */
+    struct cc_order_info *page = NULL;
+    size_t n = 0;
+    char url[CC_URL_MAX];
+    int r;
+
+    c->last_error[0] = '\0';
+    r = make_url(c, url, sizeof(url), "/order/certificate?limit=%u", 1u);
+    if (r == 0)
+        r = get_order_page(c, url, &page, &n, NULL);
+    cc_order_list_free(page, n);
+    return r;
 }

@@ -97,7 +97,8 @@ struct cc_order_info {
     char reason[160];    /* for humans: "needs approval in CertCentral", ... */
     struct cc_individual individual; /* zero when the answer has none */
     char valid_till[11];             /* certificate.valid_till (yyyy-mm-dd), "" if absent */
-    long revoke_request_id;          /* newest requests[] entry of type "revoke", 0 if none */
+    long revoke_request_id;          /* newest requests[] entry of type "revoke" (by date, then
+                                        id, then position), 0 if none */
     char revoke_request_status[16];  /* its status (pending, submitted, approved, rejected) */
 };
 
@@ -116,9 +117,11 @@ typedef int cc_before_send_fn(void *arg);
 
 /*
  * Place an order: ONE POST of json_body to /order/certificate/<product>, never retried. product
- * is [a-z0-9_]+. before_send (may be NULL) is called with arg as described above. Returns 0 (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has "code:
- * message"), PA_E_CA_AUTH, PA_E_CA_UNAVAILABLE (network, 429, 5xx), PA_E_CA_PROTOCOL (2xx with an
- * unreadable answer), PA_E_CONFIG, PA_E_NOMEM. On failure see cc_order_maybe_placed().
+ * is [a-z0-9_]+. before_send (may be NULL) is called with arg as described above. Returns 0
+ * (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has "code: message"), PA_E_CA_AUTH,
+ * PA_E_CA_UNAVAILABLE (network, 429, 5xx), PA_E_CA_PROTOCOL (2xx with an unreadable answer),
+ * PA_E_CONFIG, PA_E_NOMEM, or the negative value before_send returned. On failure see
+ * cc_order_maybe_placed().
  */
 int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
                    cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret);
@@ -170,8 +173,9 @@ int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *
 
 /*
  * The order that holds certificate certificate_id: the order list (of product, NULL = all
- * products, all dates) is searched for certificate.id. 0 with *ret_order_id set;
- * PA_E_CA_REJECTED with cc_last_error() "no order holds certificate N" when none does.
+ * products, all dates) is searched for certificate.id, page by page, stopping at the first match.
+ * 0 with *ret_order_id set; PA_E_CA_REJECTED with cc_last_error() "no order holds certificate N"
+ * when none does; otherwise the PA_E_* of the list requests (as cc_list_orders).
  */
 int cc_find_order_by_certificate(struct cc_client *c, const char *product, long certificate_id,
                                  long *ret_order_id);

@@ -25,10 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(oi.st != CC_ST_ISSUED || oi.certificate_id > 0);
         if (strlen(oi.status) < sizeof(oi.status) - 1)
             FUZZ_CHECK(oi.st == cc_map_status(oi.status, NULL, 0));
+        /* valid_till is "" or yyyy-mm-dd; a revoke request id is never negative */
+        FUZZ_CHECK(
+            oi.valid_till[0] == '\0' ||
+            (strlen(oi.valid_till) == 10 && oi.valid_till[4] == '-' && oi.valid_till[7] == '-'));
+        FUZZ_CHECK(oi.individual.id >= 0 && oi.revoke_request_id >= 0);
+        FUZZ_CHECK(memchr(oi.revoke_request_status, 0, sizeof(oi.revoke_request_status)) != NULL);
     } else {
         /* failure leaves nothing to free */
         FUZZ_CHECK(oi.id == 0 && !oi.csr && !oi.serial_number && !oi.common_name &&
                    !oi.date_created && !oi.product);
+        FUZZ_CHECK(!oi.individual.first_name && !oi.individual.last_name && !oi.individual.email);
+        FUZZ_CHECK(oi.valid_till[0] == '\0' && oi.revoke_request_id == 0);
     }
     cc_order_info_clear(&oi);
 

@@ -9,7 +9,8 @@
  *
  * Commands: place PRODUCT BODY_FILE | info ORDER_ID | info-repeat ORDER_ID N |
  *           list PRODUCT|- SINCE|- | download CERT_ID FORMAT OUT_FILE |
- *           cancel ORDER_ID NOTE | revoke CERT_ID REASON|- COMMENTS|-
+ *           cancel ORDER_ID NOTE | revoke CERT_ID REASON|- COMMENTS|- |
+ *           find-order CERT_ID [PRODUCT] | ping
  *
  * Exit status: 0 on success, else -PA_E_* (e.g. 19 for PA_E_CA_AUTH), 2 for usage errors.
  * The last lines are always "requests=N" and "slept=COUNT total=S max=S" (real sleeps).
@@ -120,6 +121,93 @@ static void print_info(const char *prefix, const struct cc_order_info *oi)
     printf("%scommon_name=%s\n", prefix, oi->common_name ? oi->common_name : "-");
     printf("%sserial_number=%s\n", prefix, oi->serial_number ? oi->serial_number : "-");
     printf("%sdate_created=%s\n", prefix, oi->date_created ? oi->date_created : "-");
+    printf("%svalid_till=%s\n", prefix, oi->valid_till[0] ? oi->valid_till : "-");
+    printf("%sindividual id=%ld first_name=%s last_name=%s email=%s\n", prefix, oi->individual.id,
+           oi->individual.first_name ? oi->individual.first_name : "-",
+           oi->individual.last_name ? oi->individual.last_name : "-",
+           oi->individual.email ? oi->individual.email : "-");
+    printf("%srevoke_request_id=%ld revoke_request_status=%s\n", prefix, oi->revoke_request_id,
+           oi->revoke_request_status[0] ? oi->revoke_request_status : "-");
+}
+
+/* revoke CERT_ID REASON|- COMMENTS|- */
+static int cmd_revoke(struct cc_client *c, long cert_id, const char *reason, const char *comments)
+{
+    struct cc_revoke_result res = {.request_id = -1};
+    int r = cc_revoke_certificate(c, cert_id, strcmp(reason, "-") ? reason : NULL,
+                                  strcmp(comments, "-") ? comments : NULL, &res);
+
+    if (r < 0)
+        return r;
+    printf("pending=%d request_id=%ld request_status=%s\n", res.pending, res.request_id,
+           res.request_status[0] ? res.request_status : "-");
+    printf("note=%s\n", cc_last_error(c));
+    return 0;
+}
+
+/* find-order CERT_ID [PRODUCT] */
+static int cmd_find_order(struct cc_client *c, int argc, char **argv)
+{
+    long cert_id = 0, order_id = 0;
+    int r;
+
+    if (argc < 2 || argc > 3 || lnum(argv[1], &cert_id) < 0)
+        return DRV_USAGE;
+    r = cc_find_order_by_certificate(c, argc == 3 ? argv[2] : NULL, cert_id, &order_id);
+    if (r == 0)
+        printf("order_id=%ld\n", order_id);
+    return r;
+}
+
+/* ping */
+static int cmd_ping(struct cc_client *c)
+{
+    int r = cc_ping(c);
+
+    if (r == 0)
+        printf("ping=ok\n");
+    return r;
+}
+
+/* list PRODUCT|- SINCE|- */
+static int cmd_list(struct cc_client *c, const char *product, const char *since)
+{
+    struct cc_order_info *l = NULL;
+    size_t n = 0;
+    int r = cc_list_orders(c, strcmp(product, "-") ? product : NULL,
+                           strcmp(since, "-") ? since : NULL, &l, &n);
+
+    if (r == 0) {
+        printf("count=%zu\n", n);
+        for (size_t i = 0; i < n; i++)
+            printf("order id=%ld status=%s certificate_id=%ld product=%s\n", l[i].id, l[i].status,
+                   l[i].certificate_id, l[i].product ? l[i].product : "-");
+    }
+    cc_order_list_free(l, n);
+    return r;
+}
+
+/* download CERT_ID FORMAT OUT_FILE */
+static int cmd_download(struct cc_client *c, long cert_id, const char *format, const char *path)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    FILE *f;
+    int r = cc_download(c, cert_id, format, &pem, &len);
+
+    if (r < 0)
+        return r;
+    f = fopen(path, "wb");
+    if (!f || fwrite(pem, 1, len, f) != len) {
+        if (f)
+            fclose(f);
+        free(pem);
+        return PA_E_IO;
+    }
+    fclose(f);
+    free(pem);
+    printf("bytes=%zu\n", len);
+    return 0;
 }
 
 static int run(struct cc_client *c, int argc, char **argv)
@@ -166,50 +254,18 @@ static int run(struct cc_client *c, int argc, char **argv)
         printf("done=%ld\n", n);
         return 0;
     }
-    if (strcmp(cmd, "list") == 0 && argc == 3) {
-        struct cc_order_info *l = NULL;
-        size_t n = 0;
-
-        r = cc_list_orders(c, strcmp(argv[1], "-") ? argv[1] : NULL,
-                           strcmp(argv[2], "-") ? argv[2] : NULL, &l, &n);
-        if (r == 0) {
-            printf("count=%zu\n", n);
-            for (size_t i = 0; i < n; i++)
-                printf("order id=%ld status=%s certificate_id=%ld product=%s\n", l[i].id,
-                       l[i].status, l[i].certificate_id, l[i].product ? l[i].product : "-");
-        }
-        cc_order_list_free(l, n);
-        return r;
-    }
-    if (strcmp(cmd, "download") == 0 && argc == 4 && lnum(argv[1], &id) == 0) {
-        char *pem = NULL;
-        size_t len = 0;
-        FILE *f;
-
-        r = cc_download(c, id, argv[2], &pem, &len);
-        if (r < 0)
-            return r;
-        f = fopen(argv[3], "wb");
-        if (!f || fwrite(pem, 1, len, f) != len) {
-            if (f)
-                fclose(f);
-            free(pem);
-            return PA_E_IO;
-        }
-        fclose(f);
-        free(pem);
-        printf("bytes=%zu\n", len);
-        return 0;
-    }
+    if (strcmp(cmd, "list") == 0 && argc == 3)
+        return cmd_list(c, argv[1], argv[2]);
+    if (strcmp(cmd, "download") == 0 && argc == 4 && lnum(argv[1], &id) == 0)
+        return cmd_download(c, id, argv[2], argv[3]);
     if (strcmp(cmd, "cancel") == 0 && argc == 3 && lnum(argv[1], &id) == 0)
         return cc_cancel_order(c, id, argv[2]);
-    if (strcmp(cmd, "revoke") == 0 && argc == 4 && lnum(argv[1], &id) == 0) {
-        r = cc_revoke_certificate(c, id, strcmp(argv[2], "-") ? argv[2] : NULL,
-                                  strcmp(argv[3], "-") ? argv[3] : NULL, NULL);
-        if (r == 0)
-            printf("note=%s\n", cc_last_error(c));
-        return r;
-    }
+    if (strcmp(cmd, "revoke") == 0 && argc == 4 && lnum(argv[1], &id) == 0)
+        return cmd_revoke(c, id, argv[2], argv[3]);
+    if (strcmp(cmd, "find-order") == 0)
+        return cmd_find_order(c, argc, argv);
+    if (strcmp(cmd, "ping") == 0 && argc == 1)
+        return cmd_ping(c);
     return DRV_USAGE;
 }
 

@@ -1,8 +1,17 @@
 #!/bin/bash
 # CertCentral client, happy paths and API refusals against the sandbox: place an order, poll it
 # to issued, download pem_noroot/pem_all (leaf key = CSR key), list with filters and paging,
-# revoke (awaits approval), cancel, and the terminal/waiting statuses (reject, needs_approval).
+# revoke (awaits approval), cancel, and the terminal/waiting statuses (reject, needs_approval);
+# order info fields (holder, valid_till, newest revoke request), find-order and ping.
 source "$PKIO_SRC/tests/integration/cc_lib.sh"
+
+# A request to the API itself (what an approver would do in CertCentral), with the sandbox key.
+cc_api_put()
+{
+    curl -sS --fail-with-body --noproxy '*' --cacert "$SB/tls-ca.pem" -X PUT \
+        -H "X-DC-DEVKEY: $CC_DEFAULT_KEY" -H 'Content-Type: application/json' \
+        "$CC_URL$1" -d "$2" >/dev/null || fail "API PUT $1 failed"
+}
 
 cc_start_sandbox --issue-after-polls 1
 work=$(pkio_tmpdir)
@@ -30,6 +39,13 @@ cert=$(out_value certificate_id)
 serial=$(out_value serial_number)
 [[ $serial == "$(cc_state "s['orders'][0]['serial_number']")" ]] || fail "serial differs"
 pass "order polled to issued, certificate $cert"
+ind_id=$(cc_state "s['orders'][0]['individual_id'] or 0")
+out_has "individual id=$ind_id first_name=Jan last_name=Jansen email=jan@example.nl"
+till=$(out_value valid_till)
+[[ $till =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || fail "no valid_till in: $(cat "$OUT")"
+[[ $till == "$(cc_state "s['orders'][0]['valid_till']")" ]] || fail "valid_till differs"
+out_has "revoke_request_id=0 revoke_request_status=-"
+pass "order info: holder, valid_till $till, no revoke request"
 
 cc_drv 0 download "$cert" pem_noroot "$work/noroot.pem"
 [[ $(grep -c 'BEGIN CERTIFICATE' "$work/noroot.pem") == 2 ]] || fail "pem_noroot: not 2 certs"
@@ -73,6 +89,36 @@ pass "list: product/date filters, paging of 3 orders one per page"
 cc_drv 4 list - 2099-1-1
 cc_drv 5 list "bad product" -
 
+# --- find-order: the order that holds a certificate, all products and dates, paging until found
+dated=$(cc_log_count GET 'filters%5Bdate_created%5D')
+cc_drv 0 find-order "$cert"
+out_has "order_id=$order"
+by_product=$(cc_log_count GET "filters%5Bproduct_name_id%5D=$CC_PRODUCT")
+cc_drv 0 find-order "$cert" $CC_PRODUCT
+out_has "order_id=$order"
+[[ $(cc_log_count GET "filters%5Bproduct_name_id%5D=$CC_PRODUCT") == $((by_product + 1)) ]] ||
+    fail "find-order: product filter not sent"
+[[ $(cc_log_count GET 'filters%5Bdate_created%5D') == "$dated" ]] ||
+    fail "find-order sent a date filter"
+cert3=$(cc_state "[o['certificate_id'] for o in s['orders'] if o['id'] == $order3][0]")
+[[ $cert3 =~ ^[1-9][0-9]*$ && $cert3 != "$cert" ]] || fail "no certificate id for order $order3"
+# newest first, one per page: the first order is on page 3, the last order on page 1
+cc_drv 0 --page-size 1 find-order "$cert"
+out_has "order_id=$order"
+out_has "requests=3"
+cc_drv 0 --page-size 1 find-order "$cert3"
+out_has "order_id=$order3"
+out_has "requests=1"
+cc_drv 18 find-order "$cert" pkio_burger
+out_has "error=no order holds certificate $cert"
+cc_drv 18 --page-size 1 find-order 399999
+out_has "error=no order holds certificate 399999"
+out_has "requests=3"
+cc_drv 5 find-order "$cert" "bad product"
+out_has "requests=0"
+cc_drv 2 find-order x
+pass "find-order: right order by certificate, stops at the page that holds it, none -> rejected"
+
 # --- revoke: without skip_approval it becomes a pending request
 cc_drv 0 revoke "$cert" superseded "replaced token"
 out_has "awaits approval in CertCentral"
@@ -80,9 +126,33 @@ out_has "awaits approval in CertCentral"
     fail "revocation reason not sent"
 [[ $(cc_state 's["revocations"][0]["comments"]') == "replaced token" ]] ||
     fail "revocation comments not sent"
+out_has "pending=1 request_id="
+out_has "request_status=pending"
+rreq=$(out_value request_id)
+[[ $rreq =~ ^[1-9][0-9]*$ ]] || fail "no revocation request id in: $(cat "$OUT")"
+[[ $(cc_state 's["revocations"][0]["request_id"]') == "$rreq" ]] || fail "request id differs"
+cc_drv 0 info "$order"
+out_has "status=issued st=ISSUED"
+out_has "revoke_request_id=$rreq revoke_request_status=pending"
 cc_drv 18 revoke 399999 superseded -
 out_has "error=not_found|certificate"
-pass "revoke creates an approval request; unknown certificate refused"
+pass "revoke creates approval request $rreq, order info shows it; unknown certificate refused"
+
+# the approver rejects it; a second revocation request is the newest and the one shown
+cc_api_put "/request/$rreq/status" '{"status":"rejected","processor_comment":"not yet"}'
+cc_drv 0 info "$order"
+out_has "revoke_request_id=$rreq revoke_request_status=rejected"
+cc_drv 0 revoke "$cert" superseded -
+out_has "pending=1"
+rreq2=$(out_value request_id)
+[[ $rreq2 =~ ^[1-9][0-9]*$ && $rreq2 != "$rreq" ]] || fail "no second revocation request"
+cc_drv 0 info "$order"
+out_has "revoke_request_id=$rreq2 revoke_request_status=pending"
+cc_api_put "/request/$rreq2/status" '{"status":"approved"}'
+cc_drv 0 info "$order"
+out_has "status=revoked st=FAILED"
+out_has "revoke_request_id=$rreq2 revoke_request_status=approved"
+pass "order info follows the newest revocation request ($rreq rejected, $rreq2 approved)"
 
 # --- cancel
 cc_drv 0 cancel "$order2" "test cancel"
@@ -128,6 +198,24 @@ cc_drv 0 info "$order5"
 out_has "status=needs_approval st=WAITING"
 out_has "reason=needs approval in CertCentral"
 pass "rejected -> FAILED, needs_approval -> WAITING with reason"
+
+# --- ping: one cheap authenticated GET; a wrong key is an auth failure at once
+before=$(cc_log_count GET '^/services/v2/order/certificate\?limit=1$')
+cc_drv 0 ping
+out_has "ping=ok"
+out_has "requests=1"
+after=$(cc_log_count GET '^/services/v2/order/certificate\?limit=1$')
+[[ $((after - before)) == 1 ]] || fail "ping: expected one GET ?limit=1, sandbox saw $((after - before))"
+wrong_key=$PKIO_ROOT/wrong.key
+write_secret_file "$wrong_key" "not-the-sandbox-key-42"
+expect_exit 19 -- "$CC_DRIVER" --url "$CC_URL" --ca "$SB/tls-ca.pem" --key-file "$wrong_key" \
+    --base 0.05 --cap 0.2 ping
+out_has "rc=-19"
+out_has "HTTP 401; check api.key_file"
+out_has "requests=1"
+[[ $(cc_log_count GET '^/services/v2/order/certificate\?limit=1$') == $((after + 1)) ]] ||
+    fail "ping with a wrong key: not exactly one request"
+pass "ping: ok with the key, exit 19 (auth) with a wrong key after one request"
 
 [[ $(cc_state 's["rate_limit"]["exceeded"]') == False ]] || fail "rate limit exceeded"
 [[ $(cc_state 'len(s["warnings"])') == 0 ]] || fail "sandbox warnings: $(cc_state 's["warnings"]')"

@@ -434,6 +434,243 @@ static void test_parse_order_list(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* cc_parse_order_info: holder, valid_till, revoke requests */
+
+/* Parse body, expecting success. */
+static void parse_ok(const char *body, struct cc_order_info *oi)
+{
+    assert_int_equal(cc_parse_order_info(body, strlen(body), oi), 0);
+}
+
+/* Parse body, expecting PA_E_CA_PROTOCOL and nothing left to free. */
+static void parse_bad(const char *body)
+{
+    struct cc_order_info oi;
+
+    memset(&oi, 0x55, sizeof(oi));
+    assert_int_equal(cc_parse_order_info(body, strlen(body), &oi), PA_E_CA_PROTOCOL);
+    assert_int_equal(oi.id, 0);
+    assert_null(oi.individual.first_name);
+    assert_null(oi.individual.email);
+    assert_int_equal(oi.individual.id, 0);
+    assert_string_equal(oi.valid_till, "");
+    assert_int_equal(oi.revoke_request_id, 0);
+}
+
+static void test_parse_order_individual(void **state)
+{
+    struct cc_order_info oi;
+
+    (void)state;
+    /* top level, as order info shows it */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":21,\"first_name\":\"Jan\","
+             "\"last_name\":\"Jansen\",\"email\":\"jan@example.nl\",\"telephone\":\"+31 20\","
+             "\"professional_title\":\"Notaris\"}}",
+             &oi);
+    assert_int_equal(oi.individual.id, 21);
+    assert_string_equal(oi.individual.first_name, "Jan");
+    assert_string_equal(oi.individual.last_name, "Jansen");
+    assert_string_equal(oi.individual.email, "jan@example.nl");
+    cc_order_info_clear(&oi);
+    assert_null(oi.individual.first_name);
+    assert_int_equal(oi.individual.id, 0);
+
+    /* under certificate, as the order body had it */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"individual\":{\"first_name\":"
+             "\"Piet\",\"email\":\"piet@example.nl\"}}}",
+             &oi);
+    assert_int_equal(oi.individual.id, 0);
+    assert_string_equal(oi.individual.first_name, "Piet");
+    assert_null(oi.individual.last_name);
+    assert_string_equal(oi.individual.email, "piet@example.nl");
+    cc_order_info_clear(&oi);
+
+    /* the top level wins over the certificate's; a stored individual may show only its id */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":7},\"certificate\":{"
+             "\"individual\":{\"id\":8,\"first_name\":\"X\"}}}",
+             &oi);
+    assert_int_equal(oi.individual.id, 7);
+    assert_null(oi.individual.first_name);
+    cc_order_info_clear(&oi);
+
+    /* a null top level falls back to the certificate's */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"individual\":null,\"certificate\":{"
+             "\"individual\":{\"last_name\":\"Klaassen\"}}}",
+             &oi);
+    assert_string_equal(oi.individual.last_name, "Klaassen");
+    cc_order_info_clear(&oi);
+
+    /* absent everywhere: zero; nulls inside are absent */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"id\":3}}", &oi);
+    assert_int_equal(oi.individual.id, 0);
+    assert_null(oi.individual.first_name);
+    assert_null(oi.individual.last_name);
+    assert_null(oi.individual.email);
+    cc_order_info_clear(&oi);
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":null,\"email\":null}}", &oi);
+    assert_int_equal(oi.individual.id, 0);
+    assert_null(oi.individual.email);
+    cc_order_info_clear(&oi);
+
+    /* wrong types: protocol error, nothing leaks (the strings before the bad one were copied) */
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":\"Jan Jansen\"}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":[]}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":\"21\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":0}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"id\":1.5}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"first_name\":1}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"first_name\":\"Jan\","
+              "\"last_name\":true}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"first_name\":\"Jan\","
+              "\"last_name\":\"J\",\"email\":[\"jan@example.nl\"]}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"individual\":{\"email\":\"a\\u0000b\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"individual\":7}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"individual\":{\"email\":{}}}}");
+
+    /* the order list carries the holder too */
+    {
+        struct cc_order_info *l = NULL;
+        size_t n = 0;
+
+        assert_int_equal(
+            cc_parse_order_list(S("{\"orders\":[{\"id\":1,\"status\":\"pending\",\"individual\":{"
+                                  "\"email\":\"a@b.nl\"}},{\"id\":2,\"status\":\"pending\","
+                                  "\"individual\":{\"email\":2}}]}"),
+                                &l, &n, NULL),
+            PA_E_CA_PROTOCOL);
+        assert_null(l);
+        assert_int_equal(
+            cc_parse_order_list(S("{\"orders\":[{\"id\":1,\"status\":\"pending\",\"individual\":{"
+                                  "\"email\":\"a@b.nl\"}}]}"),
+                                &l, &n, NULL),
+            0);
+        assert_string_equal(l[0].individual.email, "a@b.nl");
+        cc_order_list_free(l, n);
+    }
+}
+
+static void test_parse_order_valid_till(void **state)
+{
+    struct cc_order_info oi;
+
+    (void)state;
+    assert_int_equal(cc_parse_order_info(issued_body, sizeof(issued_body) - 1, &oi), 0);
+    assert_string_equal(oi.valid_till, ""); /* not in that answer */
+    cc_order_info_clear(&oi);
+
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3,\"valid_from\":"
+             "\"2025-01-02\",\"valid_till\":\"2026-01-02\"}}",
+             &oi);
+    assert_string_equal(oi.valid_till, "2026-01-02");
+    cc_order_info_clear(&oi);
+    assert_string_equal(oi.valid_till, "");
+
+    /* only certificate.valid_till counts; null is absent */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"valid_till\":\"2026-01-02\",\"certificate\":{"
+             "\"valid_till\":null}}",
+             &oi);
+    assert_string_equal(oi.valid_till, "");
+    cc_order_info_clear(&oi);
+
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":20260102}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":\"2026/01/02\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":\"26-01-02\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":\"2026-1-02\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":\"2026-01-0x\"}}");
+    parse_bad("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":"
+              "\"2026-01-02T00:00:00+00:00\"}}");
+    /* "" (before issuance) counts as absent */
+    parse_ok("{\"id\":5,\"status\":\"pending\",\"certificate\":{\"valid_till\":\"\"}}", &oi);
+    assert_string_equal(oi.valid_till, "");
+    cc_order_info_clear(&oi);
+}
+
+static void test_parse_order_revoke_requests(void **state)
+{
+    struct cc_order_info oi;
+
+    (void)state;
+    /* none: no requests at all, or none of type revoke */
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3}}", &oi);
+    assert_int_equal(oi.revoke_request_id, 0);
+    assert_string_equal(oi.revoke_request_status, "");
+    cc_order_info_clear(&oi);
+    assert_int_equal(cc_parse_order_info(issued_body, sizeof(issued_body) - 1, &oi), 0);
+    assert_int_equal(oi.revoke_request_id, 0);
+    assert_string_equal(oi.revoke_request_status, "");
+    cc_order_info_clear(&oi);
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+             "\"type\":\"new_request\",\"status\":\"approved\"},{\"id\":2,\"type\":\"reissue\","
+             "\"status\":\"pending\"}]}",
+             &oi);
+    assert_int_equal(oi.revoke_request_id, 0);
+    assert_string_equal(oi.revoke_request_status, "");
+    cc_order_info_clear(&oi);
+
+    /* one revoke request among others */
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+             "\"date\":\"2025-01-01T10:00:00+00:00\",\"type\":\"new_request\",\"status\":"
+             "\"approved\"},{\"id\":2,\"date\":\"2025-03-01T10:00:00+00:00\",\"type\":\"revoke\","
+             "\"status\":\"pending\",\"comments\":\"x\"}]}",
+             &oi);
+    assert_int_equal(oi.revoke_request_id, 2);
+    assert_string_equal(oi.revoke_request_status, "pending");
+    assert_string_equal(oi.status, "issued"); /* the order itself is still issued */
+    cc_order_info_clear(&oi);
+    assert_int_equal(oi.revoke_request_id, 0);
+
+    /* several: the newest revoke wins, wherever it stands in the array */
+    parse_ok(
+        "{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+        "\"date\":\"2025-01-01T10:00:00+00:00\",\"type\":\"new_request\",\"status\":"
+        "\"approved\"},{\"id\":2,\"date\":\"2025-02-01T10:00:00+00:00\",\"type\":\"revoke\","
+        "\"status\":\"rejected\"},{\"id\":4,\"date\":\"2025-03-01T10:00:00+00:00\",\"type\":"
+        "\"revoke\",\"status\":\"submitted\"},{\"id\":3,\"date\":\"2025-02-15T10:00:00+00:00\","
+        "\"type\":\"reissue\",\"status\":\"pending\"}]}",
+        &oi);
+    assert_int_equal(oi.revoke_request_id, 4);
+    assert_string_equal(oi.revoke_request_status, "submitted");
+    cc_order_info_clear(&oi);
+    parse_ok("{\"id\":5,\"status\":\"revoked\",\"requests\":[{\"id\":9,\"date\":\"2025-03-01 10:00:"
+             "00\",\"type\":\"revoke\",\"status\":\"approved\"},{\"id\":6,\"date\":\"2025-02-01 "
+             "10:00:00\",\"type\":\"revoke\",\"status\":\"rejected\"},{\"id\":1,\"type\":"
+             "\"new_request\",\"status\":\"approved\"}]}",
+             &oi);
+    assert_int_equal(oi.revoke_request_id, 9);
+    assert_string_equal(oi.revoke_request_status, "approved");
+    cc_order_info_clear(&oi);
+    /* same date (second resolution): the higher id is the newer */
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":12,"
+             "\"date\":\"2025-03-01T10:00:00+00:00\",\"type\":\"revoke\",\"status\":\"pending\"},"
+             "{\"id\":11,\"date\":\"2025-03-01T10:00:00+00:00\",\"type\":\"revoke\",\"status\":"
+             "\"rejected\"}]}",
+             &oi);
+    assert_int_equal(oi.revoke_request_id, 12);
+    assert_string_equal(oi.revoke_request_status, "pending");
+    cc_order_info_clear(&oi);
+    /* no dates: the higher id */
+    parse_ok("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":8,"
+             "\"type\":\"revoke\",\"status\":\"pending\"},{\"id\":7,\"type\":\"revoke\",\"status\":"
+             "\"rejected\"}]}",
+             &oi);
+    assert_int_equal(oi.revoke_request_id, 8);
+    assert_string_equal(oi.revoke_request_status, "pending");
+    cc_order_info_clear(&oi);
+
+    /* wrong types: protocol error */
+    parse_bad("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+              "\"type\":7,\"status\":\"pending\"}]}");
+    parse_bad("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":"
+              "\"1\",\"type\":\"revoke\",\"status\":\"pending\"}]}");
+    parse_bad("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+              "\"type\":\"revoke\",\"status\":[]}]}");
+    parse_bad("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+              "\"type\":\"revoke\",\"status\":\"pending\",\"date\":1}]}");
+    parse_bad("{\"id\":5,\"status\":\"issued\",\"certificate\":{\"id\":3},\"requests\":[{\"id\":1,"
+              "\"type\":\"revoke\",\"status\":\"pending\"},7]}");
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* cc_check_pem_certs */
 
 #define CERT_A                                                                                     \
@@ -576,8 +813,10 @@ static void test_client_new(void **state)
     assert_false(cc_order_maybe_placed(c));
     assert_int_equal(cc_client_requests(c), 0);
     /* argument checks happen before any request */
-    assert_int_equal(cc_place_order(c, "../x", "{}", NULL, NULL, &(struct cc_order_result){0}), PA_E_CONFIG);
-    assert_int_equal(cc_place_order(c, "", "{}", NULL, NULL, &(struct cc_order_result){0}), PA_E_CONFIG);
+    assert_int_equal(cc_place_order(c, "../x", "{}", NULL, NULL, &(struct cc_order_result){0}),
+                     PA_E_CONFIG);
+    assert_int_equal(cc_place_order(c, "", "{}", NULL, NULL, &(struct cc_order_result){0}),
+                     PA_E_CONFIG);
     assert_int_equal(
         cc_list_orders(c, "p", "2025-1-01", &(struct cc_order_info *){NULL}, &(size_t){0}),
         PA_E_USAGE);
@@ -702,6 +941,171 @@ static void test_client_budget_with_retries(void **state)
     cc_client_free(c);
 }
 
+/* before_send: an event log shared by the sleep hook and the before-send hook. */
+struct hook_probe {
+    struct fake_time ft;
+    struct cc_client *c;
+    char events[16]; /* 'S' slept, 'H' hook called */
+    int n_events;
+    int calls;
+    int rc;                 /* what the hook returns */
+    bool get_inside;        /* the hook itself makes a GET */
+    unsigned long requests; /* cc_client_requests() seen by the hook */
+    double now;             /* clock seen by the hook */
+};
+
+static void probe_event(struct hook_probe *p, char ev)
+{
+    if (p->n_events < (int)sizeof(p->events) - 1)
+        p->events[p->n_events++] = ev;
+}
+
+static void probe_sleep(double s, void *arg)
+{
+    struct hook_probe *p = arg;
+
+    fake_sleep(s, &p->ft);
+    probe_event(p, 'S');
+}
+
+static double probe_clock(void *arg)
+{
+    return ((struct hook_probe *)arg)->ft.now;
+}
+
+static int probe_hook(void *arg)
+{
+    struct hook_probe *p = arg;
+
+    p->calls++;
+    probe_event(p, 'H');
+    p->requests = cc_client_requests(p->c);
+    p->now = p->ft.now;
+    if (p->get_inside) {
+        struct cc_order_info oi;
+
+        assert_int_equal(cc_order_info(p->c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    }
+    return p->rc;
+}
+
+static struct cc_client *probe_client(const char *url, struct hook_probe *p)
+{
+    p->c = new_client(url, &p->ft);
+    cc_client_set_sleep(p->c, probe_sleep, p);
+    cc_client_set_clock(p->c, probe_clock, p);
+    cc_client_set_retry(p->c, 1, 1.0, 1.0);
+    /* one request per 10 s: the POST after a GET must wait for the window */
+    assert_int_equal(cc_client_set_budget(p->c, 1, 10.0, 1000, 180.0), 0);
+    return p->c;
+}
+
+/* The hook runs once, right before the POST, after the rate-budget wait. */
+static void test_client_before_send_after_budget(void **state)
+{
+    struct refusing *rf = *state;
+    struct hook_probe p = {.rc = 0};
+    struct cc_client *c = probe_client(rf->url, &p);
+    struct cc_order_result res = {0};
+    struct cc_order_info oi;
+
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(p.n_events, 0);
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", probe_hook, &p, &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(p.calls, 1);
+    assert_string_equal(p.events, "SH"); /* waited, then the hook, then the POST */
+    assert_true(p.now >= 10.0);
+    assert_int_equal(p.requests, 1); /* the POST had not started when the hook ran */
+    assert_int_equal(cc_client_requests(c), 2);
+    assert_false(cc_order_maybe_placed(c));
+
+    /* the hook belongs to that one POST: later requests do not call it */
+    assert_int_equal(cc_order_info(c, 12, &oi), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", NULL, NULL, &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(cc_client_requests(c), 4);
+
+    /* a positive return is "go" as well */
+    p.rc = 1;
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", probe_hook, &p, &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(p.calls, 2);
+    assert_int_equal(cc_client_requests(c), 5);
+    /* argument errors come before the hook */
+    assert_int_equal(cc_place_order(c, "Bad Product", "{}", probe_hook, &p, &res), PA_E_CONFIG);
+    assert_int_equal(p.calls, 2);
+    cc_client_free(c);
+}
+
+/* A negative hook return stops the POST: nothing sent, that value returned, not placed. */
+static void test_client_before_send_stops(void **state)
+{
+    struct refusing *rf = *state;
+    struct hook_probe p = {.rc = PA_E_IO};
+    struct cc_client *c = probe_client(rf->url, &p);
+    struct cc_order_result res = {.id = 77};
+    unsigned long before;
+
+    before = cc_client_requests(c);
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", probe_hook, &p, &res),
+                     PA_E_IO);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(cc_client_requests(c), before);
+    assert_false(cc_order_maybe_placed(c));
+    assert_int_equal(res.id, 77); /* ret untouched */
+    assert_non_null(strstr(cc_last_error(c), "the order was not placed"));
+
+    p.rc = PA_E_BUSY;
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", probe_hook, &p, &res),
+                     PA_E_BUSY);
+    assert_int_equal(p.calls, 2);
+    assert_int_equal(cc_client_requests(c), before);
+    assert_false(cc_order_maybe_placed(c));
+    cc_client_free(c);
+}
+
+/* A hook that talks to CertCentral itself (e.g. a last look-up) is not called again for that. */
+static void test_client_before_send_reentrant(void **state)
+{
+    struct refusing *rf = *state;
+    struct hook_probe p = {.rc = 0, .get_inside = true};
+    struct cc_client *c = probe_client(rf->url, &p);
+    struct cc_order_result res = {0};
+
+    assert_int_equal(cc_place_order(c, "pkio_organisation_person_prof", "{}", probe_hook, &p, &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(cc_client_requests(c), 2); /* the hook's GET and the POST */
+    cc_client_free(c);
+}
+
+/* cc_ping: one GET of the order list, retried like every GET; argument checks of find-order. */
+static void test_client_ping_find(void **state)
+{
+    struct refusing *rf = *state;
+    struct fake_time ft = {0};
+    struct cc_client *c = new_client(rf->url, &ft);
+    long order_id = -5;
+
+    cc_client_set_retry(c, 3, 1.0, 1.0);
+    assert_int_equal(cc_ping(c), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 3);
+    assert_non_null(strstr(cc_last_error(c), "refused"));
+    assert_non_null(strstr(cc_last_error(c), "gave up after 3 attempts"));
+
+    assert_int_equal(cc_find_order_by_certificate(c, NULL, 0, &order_id), PA_E_INTERNAL);
+    assert_int_equal(cc_find_order_by_certificate(c, "Bad Product", 5, &order_id), PA_E_CONFIG);
+    assert_int_equal(cc_client_requests(c), 3);
+    assert_int_equal(cc_find_order_by_certificate(c, NULL, 5, &order_id), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_find_order_by_certificate(c, "pkio_burger", 5, &order_id),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), 9);
+    assert_int_equal(order_id, -5); /* written only on success */
+    cc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +1116,9 @@ int main(void)
         cmocka_unit_test(test_parse_order_result),
         cmocka_unit_test(test_parse_order_info),
         cmocka_unit_test(test_parse_order_list),
+        cmocka_unit_test(test_parse_order_individual),
+        cmocka_unit_test(test_parse_order_valid_till),
+        cmocka_unit_test(test_parse_order_revoke_requests),
         cmocka_unit_test(test_check_pem),
         cmocka_unit_test(test_client_new),
         cmocka_unit_test_setup_teardown(test_client_get_retries, setup_refusing, teardown_refusing),
@@ -722,6 +1129,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_budget, setup_refusing, teardown_refusing),
         cmocka_unit_test_setup_teardown(test_client_budget_with_retries, setup_refusing,
                                         teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_before_send_after_budget, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_before_send_stops, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_before_send_reentrant, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_client_ping_find, setup_refusing, teardown_refusing),
     };
     int r;
 
