@@ -54,6 +54,8 @@ enum cfg_kind {
     CK_SECONDS, /* number > 0 */
     CK_URI,     /* pkcs11: URI */
     CK_OBJECT,  /* JSON object, kept as text */
+    CK_BOOL,    /* true or false, into a bool */
+    CK_TOKENS,  /* token.allowed: array of {manufacturer, model, module}, parsed */
 };
 
 struct cfg_key {
@@ -74,6 +76,8 @@ static const struct cfg_key cfg_keys[] = {
     {"api.order_settle_s", CK_SECONDS, offsetof(struct cfg, api_order_settle_s)},
     {"token.module", CK_PATH, offsetof(struct cfg, token_module)},
     {"token.uri", CK_URI, offsetof(struct cfg, token_uri)},
+    {"token.allowed", CK_TOKENS, offsetof(struct cfg, token_allowed)},
+    {"token.allow_software", CK_BOOL, offsetof(struct cfg, token_allow_software)},
     {"order_defaults", CK_OBJECT, offsetof(struct cfg, order_defaults)},
     {"poll.initial_s", CK_SECONDS, offsetof(struct cfg, poll_initial_s)},
     {"poll.max_s", CK_SECONDS, offsetof(struct cfg, poll_max_s)},
@@ -130,13 +134,28 @@ static double *cfg_num_slot(struct cfg *cfg, const struct cfg_key *k)
     return (double *)(void *)((char *)cfg + k->off);
 }
 
+static void cfg_rules_free(struct cfg_token_rules *rules)
+{
+    if (!rules)
+        return;
+    for (size_t i = 0; i < rules->n; i++) {
+        free(rules->v[i].manufacturer);
+        free(rules->v[i].model);
+        free(rules->v[i].module);
+    }
+    free(rules->v);
+    free(rules);
+}
+
 void cfg_free(struct cfg *cfg)
 {
     if (!cfg)
         return;
     for (size_t i = 0; i < CFG_NKEYS; i++)
-        if (cfg_keys[i].kind != CK_SECONDS)
+        if (cfg_keys[i].kind != CK_SECONDS && cfg_keys[i].kind != CK_BOOL &&
+            cfg_keys[i].kind != CK_TOKENS)
             free(*cfg_str_slot(cfg, &cfg_keys[i]));
+    cfg_rules_free(cfg->token_allowed);
     free(cfg->path);
     free(cfg);
 }
@@ -272,6 +291,84 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     return 0;
 }
 
+/* One string member of a token.allowed entry: absent, or a non-empty printable string. */
+static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size_t i, size_t max,
+                        char **ret)
+{
+    json_object *v;
+    const char *s;
+
+    *ret = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+        return 0;
+    s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    for (const char *p = s; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            s = "";
+    if (!s || !*s || strlen(s) > max) {
+        cfg_err(c->errbuf, c->errlen,
+                "%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
+                "printable characters",
+                c->name, i, key, max);
+        return PA_E_CONFIG;
+    }
+    *ret = strdup(s);
+    return *ret ? 0 : PA_E_NOMEM;
+}
+
+/* token.allowed: [{"manufacturer": ..., "model": ..., "module": ...}, ...], each with at least
+ * a manufacturer or a model, and no other keys. */
+static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_rules **ret)
+{
+    struct cfg_token_rules *rules = NULL;
+    size_t n;
+    int r = PA_E_CONFIG;
+
+    if (!json_object_is_type(v, json_type_array) || (n = json_object_array_length(v)) == 0) {
+        cfg_err(c->errbuf, c->errlen, "%s: token.allowed: must be a non-empty array", c->name);
+        return PA_E_CONFIG;
+    }
+    rules = calloc(1, sizeof(*rules));
+    if (rules)
+        rules->v = calloc(n, sizeof(*rules->v));
+    if (!rules || !rules->v) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++, rules->n++) {
+        json_object *o = json_object_array_get_idx(v, i);
+        struct cfg_token_rule *t = &rules->v[i];
+
+        if (!json_object_is_type(o, json_type_object)) {
+            cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: must be an object", c->name, i);
+            goto out;
+        }
+        json_object_object_foreach(o, key, val)
+        {
+            (void)val;
+            if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module")) {
+                cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: unknown key", c->name, i);
+                goto out;
+            }
+        }
+        if (cfg_rule_str(c, o, "manufacturer", i, 32, &t->manufacturer) < 0 ||
+            cfg_rule_str(c, o, "model", i, 16, &t->model) < 0 ||
+            cfg_rule_str(c, o, "module", i, 4096, &t->module) < 0)
+            goto out;
+        if (!t->manufacturer && !t->model) {
+            cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: needs a manufacturer or a model",
+                    c->name, i);
+            goto out;
+        }
+    }
+    *ret = rules;
+    rules = NULL;
+    r = 0;
+out:
+    cfg_rules_free(rules);
+    return r;
+}
+
 /* Check and store one key's value. */
 static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, json_object *v)
 {
@@ -280,6 +377,23 @@ static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, 
     int r;
 
     switch (k->kind) {
+    case CK_BOOL:
+        if (!json_object_is_type(v, json_type_boolean)) {
+            cfg_err(c->errbuf, c->errlen, "%s: %s: must be true or false", c->name, k->name);
+            return PA_E_CONFIG;
+        }
+        *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
+        return 0;
+    case CK_TOKENS: {
+        struct cfg_token_rules *rules = NULL;
+
+        r = cfg_take_rules(c, v, &rules);
+        if (r < 0)
+            return r;
+        cfg_rules_free(cfg->token_allowed);
+        cfg->token_allowed = rules;
+        return 0;
+    }
     case CK_SECONDS:
         if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
             cfg_err(c->errbuf, c->errlen, "%s: %s: must be a number of seconds", c->name, k->name);

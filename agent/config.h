@@ -9,9 +9,22 @@
 #ifndef PKIO_CONFIG_H
 #define PKIO_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct secret;
+
+/* One entry of token.allowed: a token is allowed when every field given here equals its own. */
+struct cfg_token_rule {
+    char *manufacturer; /* CK_TOKEN_INFO manufacturerID (trimmed), or NULL: any */
+    char *model;        /* CK_TOKEN_INFO model (trimmed), or NULL: any */
+    char *module;       /* PKCS#11 module path, or NULL: any */
+};
+
+struct cfg_token_rules {
+    size_t n;
+    struct cfg_token_rule *v;
+};
 
 #ifndef PKIO_DEFAULT_CONFIG
 #define PKIO_DEFAULT_CONFIG "/etc/pkio-agent/config.json"
@@ -40,8 +53,10 @@ struct cfg {
     double api_connect_timeout_s; /* api.connect_timeout_s, > 0, <= api_timeout_s */
     double api_order_settle_s;    /* api.order_settle_s, > 0: see enroll's recovery */
 
-    char *token_module; /* token.module: PKCS#11 module path */
-    char *token_uri;    /* token.uri or NULL: default PKCS#11 token URI */
+    char *token_module;                    /* token.module: PKCS#11 module path */
+    char *token_uri;                       /* token.uri or NULL: default PKCS#11 token URI */
+    struct cfg_token_rules *token_allowed; /* token.allowed, NULL: any hardware token */
+    bool token_allow_software;             /* token.allow_software (default false) */
 
     char *order_defaults; /* order_defaults as compact JSON object text, or NULL */
 

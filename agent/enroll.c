@@ -20,6 +20,7 @@
 #include "job.h"
 #include "pa_err.h"
 #include "person.h"
+#include "policy.h"
 #include "request.h"
 #include "secret.h"
 #include "writeback.h"
@@ -1461,6 +1462,18 @@ static int precheck_request(struct cli *cli, const char *path)
     return r;
 }
 
+/* PKIo keys belong on certified hardware: the configured token policy decides. */
+static int check_policy(struct ectx *e, const struct tok_info *info)
+{
+    char why[400];
+    int r = policy_check_token(e->cli->cfg, cli_module(e->cli), info, why, sizeof(why));
+
+    if (r < 0)
+        return cli_fail(r, why, "token '%s' (serial %s): refused by the token policy", info->label,
+                        info->serial);
+    return 0;
+}
+
 /* An unbound request from the queue may only go to a blank token (see docs/pkio-agent.8). */
 static int check_blank(struct ectx *e, const struct tok_info *info)
 {
@@ -1775,7 +1788,8 @@ static int choose_and_lock(struct ectx *e, const struct tok_info *info, const ch
         *ret_done = true;
         r = say_done(e, done);
     } else if (r == 0) {
-        if (e->o->only_blank)
+        r = check_policy(e, info);
+        if (r == 0 && e->o->only_blank)
             r = check_blank(e, info);
         if (r == 0)
             r = check_replaces(e, &order, &cert);

@@ -68,7 +68,7 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 export SOFTHSM2_CONF=$W/softhsm2.conf
 cat >"$W/config.json" <<EOF
 {"api": {"url": "$URL", "key_file": "$W/api.key", "ca_bundle": "$W/sb/tls-ca.pem"},
- "token": {"module": "$MODULE"},
+ "token": {"module": "$MODULE", "allow_software": true},
  "trust": {"anchors": "$W/sb/root.pem"},
  "state_dir": "$W/state"}
 EOF

@@ -20,7 +20,7 @@ export SOFTHSM2_CONF=$W/softhsm2.conf
 (umask 077 && printf 1234 >"$W/pin" && printf sandbox-0123456789abcdef >"$W/key")
 cat >"$W/config.json" <<JSON
 {"api": {"url": "$url", "key_file": "$W/key", "ca_bundle": "$W/sb/tls-ca.pem"},
- "token": {"module": "/usr/lib/softhsm/libsofthsm2.so"}, "trust": {"anchors": "$W/sb/root.pem"},
+ "token": {"module": "/usr/lib/softhsm/libsofthsm2.so", "allow_software": true}, "trust": {"anchors": "$W/sb/root.pem"},
  "poll": {"initial_s": 0.05, "max_s": 0.2}, "state_dir": "$W/state"}
 JSON
 pa() { "$AGENT" --config "$W/config.json" "$@"; }

@@ -15,7 +15,7 @@ softhsm_setup "$dir"
 key=$(cat "$CC_KEY_FILE")
 cat >"$dir/config.json" <<JSON
 {"api": {"url": "$CC_URL", "key_file": "$CC_KEY_FILE", "ca_bundle": "$SB/tls-ca.pem"},
- "token": {"module": "$SOFTHSM_MODULE"},
+ "token": {"module": "$SOFTHSM_MODULE", "allow_software": true},
  "trust": {"anchors": "$SB/root.pem"}}
 JSON
 agent() { "$PKIO_AGENT" --config "$dir/config.json" "$@"; }

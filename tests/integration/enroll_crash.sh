@@ -58,7 +58,7 @@ unset PKCS11SPY_OUTPUT
 cat >"$dir/config.json" <<JSON
 {"api": {"url": "$CC_URL", "key_file": "$CC_KEY_FILE", "ca_bundle": "$SB/tls-ca.pem",
          "timeout_s": 2, "connect_timeout_s": 1, "order_settle_s": 3},
- "token": {"module": "$SPY"},
+ "token": {"module": "$SPY", "allow_software": true},
  "trust": {"anchors": "$SB/root.pem"},
  "poll": {"initial_s": 0.05, "max_s": 0.2, "timeout_s": 60},
  "state_dir": "$dir/state"}

@@ -19,7 +19,7 @@ enroll_setup()
     cat >"$CFG" <<JSON
 {"api": {"url": "$CC_URL", "key_file": "$CC_KEY_FILE", "ca_bundle": "$SB/tls-ca.pem",
          "timeout_s": 3, "connect_timeout_s": 2, "order_settle_s": 4},
- "token": {"module": "$module"},
+ "token": {"module": "$module", "allow_software": true},
  "trust": {"anchors": "$SB/root.pem"},
  "poll": {"initial_s": 0.05, "max_s": 0.2, "timeout_s": 60},
  "state_dir": "$STATE"}

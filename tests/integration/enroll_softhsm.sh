@@ -17,6 +17,24 @@ pin=$TOKEN_PIN_FILE
 uri() { echo "pkcs11:token=$1?pin-source=$pin"; }
 orders_for_job() { cc_state "s['orders_per_key'].get('$(job_field "$1" spki_sha256)', 0)"; }
 
+# --- the token policy: SoftHSM2 is a software token ----------------------------------------------
+strict=$PKIO_ROOT/strict.json
+python3 - "$CFG" "$strict" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); del c["token"]["allow_software"]; json.dump(c, open(sys.argv[2], "w"))
+EOF
+expect_exit 16 -- "$PKIO_AGENT" --config "$strict" enroll --token "$(uri enr-a)" --request "$req"
+grep -q "SoftHSM2 is a software token" "$ERR" && grep -q "allow_software" "$ERR" ||
+    fail "the policy refusal does not say why: $(cat "$ERR")"
+python3 - "$CFG" "$strict" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["token"]["allowed"] = [{"manufacturer": "Yubico"}]; json.dump(c, open(sys.argv[2], "w"))
+EOF
+expect_exit 16 -- "$PKIO_AGENT" --config "$strict" enroll --token "$(uri enr-a)" --request "$req"
+grep -q "not in token.allowed" "$ERR" || fail "token.allowed refusal: $(cat "$ERR")"
+[[ $(token_count enr-a privkey) -eq 0 && $(cc_state "len(s['orders'])") -eq 0 ]] || fail "a refused token got a key or an order"
+pass "token policy: a software token is refused without token.allow_software, an unlisted one by token.allowed; nothing generated or ordered"
+
 # --- the whole flow ------------------------------------------------------------------------------
 expect_exit 0 -- pa enroll --token "$(uri enr-a)" --request "$req" --pss --json
 job_a=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="done", d; print(d["job"])' "$OUT")

@@ -36,7 +36,7 @@ echo "$url"
 (umask 077 && printf 'sandbox-0123456789abcdef' >"$demo/api-key")
 cat >"$demo/config.json" <<CONF
 {"api": {"url": "$url", "key_file": "$demo/api-key", "ca_bundle": "$sb/tls-ca.pem"},
- "token": {"module": "$module"}, "trust": {"anchors": "$sb/root.pem"},
+ "token": {"module": "$module", "allow_software": true}, "trust": {"anchors": "$sb/root.pem"},
  "poll": {"initial_s": 0.5, "max_s": 2}, "state_dir": "$demo/state"}
 CONF
 pa() { "$agent" --config "$demo/config.json" "$@"; }
