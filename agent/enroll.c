@@ -1482,6 +1482,10 @@ static int check_blank(struct ectx *e, const struct tok_info *info)
 
     if (r < 0)
         return cli_fail(r, tok_detail(), "reading what token '%s' holds", info->label);
+    if (!c.logged_in) /* private keys would be invisible: never call such a token blank */
+        return cli_fail(PA_E_REFUSED, "its private objects cannot be seen without a login",
+                        "token '%s' (serial %s) is not known to be blank", info->label,
+                        info->serial);
     if (tok_contents_blank(&c))
         return 0;
     return cli_fail(

@@ -3,6 +3,7 @@
 
 #include "fsutil.h"
 #include "pa_err.h"
+#include "tok.h"
 
 #include <json-c/json.h>
 #include <openssl/rand.h>
@@ -25,6 +26,107 @@ static int path_of(char *buf, size_t len, const char *state_dir, const char *sub
     return n < 0 || (size_t)n >= len ? PA_E_CONFIG : 0;
 }
 
+void queue_bind_clear(struct queue_bind *b)
+{
+    if (!b)
+        return;
+    free(b->serial);
+    free(b->label);
+    free(b->manufacturer);
+    free(b->model);
+    memset(b, 0, sizeof(*b));
+}
+
+bool queue_bind_empty(const struct queue_bind *b)
+{
+    return !b || (!b->serial && !b->label && !b->manufacturer && !b->model);
+}
+
+static bool attr_ok(const char *want, const char *have)
+{
+    return !want || strcmp(want, have) == 0;
+}
+
+bool queue_bind_matches(const struct queue_bind *b, const struct tok_info *tok)
+{
+    if (queue_bind_empty(b))
+        return false;
+    return attr_ok(b->serial, tok->serial) && attr_ok(b->label, tok->label) &&
+           attr_ok(b->manufacturer, tok->manufacturer) && attr_ok(b->model, tok->model);
+}
+
+bool queue_entry_fits(const struct queue_entry *e, const struct tok_info *tok, bool blank)
+{
+    if (queue_bind_empty(&e->bind))
+        return blank;
+    return queue_bind_matches(&e->bind, tok);
+}
+
+void queue_bind_format(const struct queue_bind *b, char *buf, size_t len)
+{
+    const char *names[] = {"token", "serial", "manufacturer", "model"};
+    const char *vals[] = {b->label, b->serial, b->manufacturer, b->model};
+    size_t pos = 0;
+
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < 4 && len; i++) {
+        int n;
+
+        if (!vals[i])
+            continue;
+        n = snprintf(buf + pos, len - pos, "%s%s=%s", pos ? " " : "", names[i], vals[i]);
+        if (n < 0 || (size_t)n >= len - pos)
+            break;
+        pos += (size_t)n;
+    }
+}
+
+/* Copy an optional string; false when out of memory. */
+static bool dup_opt(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+/* The token attributes of a parsed URI (slot-id is not one: it changes between insertions). */
+static int bind_from_uri(const struct tok_uri *u, const char *serial, struct queue_bind *ret)
+{
+    struct queue_bind b = {0};
+
+    if (!dup_opt(&b.serial, serial ? serial : u->serial) || !dup_opt(&b.label, u->token) ||
+        !dup_opt(&b.manufacturer, u->manufacturer) || !dup_opt(&b.model, u->model)) {
+        queue_bind_clear(&b);
+        return PA_E_NOMEM;
+    }
+    *ret = b;
+    return 0;
+}
+
+int queue_bind_from(const char *serial, const char *token_uri, struct queue_bind *ret, char *errbuf,
+                    size_t errlen)
+{
+    struct tok_uri u;
+    int r;
+
+    memset(&u, 0, sizeof(u));
+    if (token_uri && tok_uri_parse(token_uri, false, &u) < 0) {
+        snprintf(errbuf, errlen, "--token: not a PKCS#11 URI, or it carries pin-value");
+        return PA_E_USAGE;
+    }
+    r = PA_E_USAGE;
+    if (u.has_slot_id)
+        snprintf(errbuf, errlen,
+                 "--token: slot-id changes from one insertion to the next; name the token by "
+                 "serial, token (label), manufacturer or model");
+    else if (serial && u.serial && strcmp(serial, u.serial) != 0)
+        snprintf(errbuf, errlen, "--serial %s and the serial in --token differ", serial);
+    else
+        r = bind_from_uri(&u, serial, ret);
+    tok_uri_clear(&u);
+    return r;
+}
+
 int queue_dir_prepare(const char *state_dir)
 {
     char p[4096];
@@ -45,7 +147,7 @@ void queue_entry_clear(struct queue_entry *e)
     if (!e)
         return;
     free(e->request);
-    free(e->serial);
+    queue_bind_clear(&e->bind);
     free(e->token_uri);
     memset(e, 0, sizeof(*e));
 }
@@ -57,8 +159,35 @@ void queue_list_free(struct queue_entry *v, size_t n)
     free(v);
 }
 
-int queue_add(const char *state_dir, const char *request, const char *serial, const char *token_uri,
-              char *ret_id, char *errbuf, size_t errlen)
+/* The entry file's JSON (format 2: the binding is stored, never derived again). */
+static json_object *entry_json(const char *id, const char *reqpath, const struct queue_bind *b,
+                               const char *token_uri)
+{
+    json_object *o = json_object_new_object(), *jb = NULL;
+
+    if (!queue_bind_empty(b)) {
+        const char *names[] = {"serial", "token", "manufacturer", "model"};
+        const char *vals[] = {b->serial, b->label, b->manufacturer, b->model};
+
+        jb = json_object_new_object();
+        for (size_t i = 0; i < 4; i++)
+            if (vals[i])
+                json_object_object_add(jb, names[i], json_object_new_string(vals[i]));
+    }
+    json_object_object_add(o, "format", json_object_new_int(2));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "request", json_object_new_string(reqpath));
+    json_object_object_add(o, "bind", jb);
+    /* Format 1 readers knew only "serial": keep it, so an older reader never takes an entry
+     * bound by serial for another token. */
+    json_object_object_add(o, "serial", b && b->serial ? json_object_new_string(b->serial) : NULL);
+    json_object_object_add(o, "token_uri", token_uri ? json_object_new_string(token_uri) : NULL);
+    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
+    return o;
+}
+
+int queue_add(const char *state_dir, const char *request, const struct queue_bind *bind,
+              const char *token_uri, char *ret_id, char *errbuf, size_t errlen)
 {
     unsigned char rnd[16];
     char id[33], reqpath[4096], entpath[4096], name[64];
@@ -92,13 +221,7 @@ int queue_add(const char *state_dir, const char *request, const char *serial, co
         snprintf(errbuf, errlen, "cannot write %s", reqpath);
         return r;
     }
-    o = json_object_new_object();
-    json_object_object_add(o, "format", json_object_new_int(1));
-    json_object_object_add(o, "id", json_object_new_string(id));
-    json_object_object_add(o, "request", json_object_new_string(reqpath));
-    json_object_object_add(o, "serial", serial ? json_object_new_string(serial) : NULL);
-    json_object_object_add(o, "token_uri", token_uri ? json_object_new_string(token_uri) : NULL);
-    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
+    o = entry_json(id, reqpath, bind, token_uri);
     /* Entries sort by name: creation time first, so the oldest is taken first. */
     snprintf(name, sizeof(name), "%012lld-%s.json", (long long)time(NULL), id);
     r = path_of(entpath, sizeof(entpath), state_dir, NULL, name);
@@ -127,11 +250,67 @@ static char *opt_str(json_object *o, const char *key)
     return strdup(json_object_get_string(v));
 }
 
+/*
+ * A stored "bind" object: string attributes among serial, token, manufacturer and model, at
+ * least one. Anything else (another key or type, an empty object) is an error, never a weaker
+ * binding.
+ */
+static int load_bind_object(json_object *jb, struct queue_bind *ret)
+{
+    char **dst[] = {&ret->serial, &ret->label, &ret->manufacturer, &ret->model};
+    const char *names[] = {"serial", "token", "manufacturer", "model"};
+    size_t nkeys = 0;
+
+    if (!json_object_is_type(jb, json_type_object))
+        return PA_E_JOB;
+    json_object_object_foreach(jb, key, val)
+    {
+        size_t i = 0;
+
+        while (i < 4 && strcmp(key, names[i]) != 0)
+            i++;
+        if (i == 4 || *dst[i] || !json_object_is_type(val, json_type_string))
+            return PA_E_JOB;
+        *dst[i] = strdup(json_object_get_string(val));
+        if (!*dst[i])
+            return PA_E_NOMEM;
+        nkeys++;
+    }
+    return nkeys ? 0 : PA_E_JOB;
+}
+
+/*
+ * The binding of an entry file: its "bind" object (format 2; null: unbound), or - for a format 1
+ * entry, which had only "serial" - the serial plus the token attributes of its URI, so an entry
+ * queued with --token before this version is bound as well. A binding that cannot be read makes
+ * the entry unusable (never first-come). The caller clears *ret on error.
+ */
+static int load_bind(json_object *o, const char *token_uri, struct queue_bind *ret)
+{
+    json_object *jb;
+    struct tok_uri u;
+    char *serial;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    if (json_object_object_get_ex(o, "bind", &jb))
+        return jb ? load_bind_object(jb, ret) : 0;
+    memset(&u, 0, sizeof(u));
+    if (token_uri && tok_uri_parse(token_uri, false, &u) < 0)
+        return PA_E_JOB;
+    serial = opt_str(o, "serial");
+    r = bind_from_uri(&u, serial, ret);
+    free(serial);
+    tok_uri_clear(&u);
+    return r;
+}
+
 static int load_entry(const char *path, struct queue_entry *ret)
 {
     json_object *o = NULL, *v;
     char *buf = NULL, *id;
     size_t len = 0;
+    bool bad;
     int r = fs_read_file(path, 64 * 1024, &buf, &len);
 
     if (r < 0)
@@ -145,15 +324,15 @@ static int load_entry(const char *path, struct queue_entry *ret)
     }
     id = opt_str(o, "id");
     ret->request = opt_str(o, "request");
-    ret->serial = opt_str(o, "serial");
     ret->token_uri = opt_str(o, "token_uri");
+    bad = load_bind(o, ret->token_uri, &ret->bind) < 0;
     if (json_object_object_get_ex(o, "created", &v))
         ret->created = (time_t)json_object_get_int64(v);
     if (id && strlen(id) == 32)
         memcpy(ret->id, id, 33);
     free(id);
     json_object_put(o);
-    if (!ret->request || !ret->id[0]) {
+    if (bad || !ret->request || !ret->id[0]) {
         queue_entry_clear(ret);
         return PA_E_JOB;
     }
@@ -225,39 +404,42 @@ int queue_list(const char *state_dir, struct queue_entry **ret, size_t *ret_n)
     return 0;
 }
 
-int queue_take(const char *state_dir, const char *serial, struct queue_entry *ret)
+/* Move entry file `name` to taken/ if it is for this token; true when taken (into *ret). */
+static bool take_one(const char *state_dir, const char *name, const struct tok_info *tok,
+                     bool want_bound, bool blank, struct queue_entry *ret)
+{
+    struct queue_entry e;
+    char p[4096], taken[4096];
+
+    if (path_of(p, sizeof(p), state_dir, NULL, name) < 0 || load_entry(p, &e) < 0)
+        return false;
+    if (queue_bind_empty(&e.bind) == want_bound || !queue_entry_fits(&e, tok, blank) ||
+        path_of(taken, sizeof(taken), state_dir, "taken", name) < 0 || rename(p, taken) != 0) {
+        queue_entry_clear(&e);
+        return false;
+    }
+    *ret = e;
+    return true;
+}
+
+int queue_take(const char *state_dir, const struct tok_info *tok, bool blank,
+               struct queue_entry *ret)
 {
     struct dirent **names = NULL;
-    int n = 0, r, pick = -1;
+    bool found = false;
+    int n = 0, r;
 
     r = scan(state_dir, &names, &n);
     if (r < 0)
         return r;
-    /* Two passes: an entry bound to this serial wins over a first-come one. */
-    for (int pass = 0; pass < 2 && pick < 0; pass++) {
-        for (int i = 0; i < n && pick < 0; i++) {
-            struct queue_entry e;
-            char p[4096], taken[4096];
-
-            if (path_of(p, sizeof(p), state_dir, NULL, names[i]->d_name) < 0 ||
-                load_entry(p, &e) < 0)
-                continue;
-            if ((pass == 0 && e.serial && strcmp(e.serial, serial) == 0) ||
-                (pass == 1 && !e.serial)) {
-                if (path_of(taken, sizeof(taken), state_dir, "taken", names[i]->d_name) == 0 &&
-                    rename(p, taken) == 0) {
-                    *ret = e;
-                    pick = i;
-                    continue;
-                }
-            }
-            queue_entry_clear(&e);
-        }
-    }
+    /* Two passes: an entry bound to this token wins over a first-come one. */
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int i = 0; i < n && !found; i++)
+            found = take_one(state_dir, names[i]->d_name, tok, pass == 0, blank, ret);
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    return pick >= 0 ? 0 : PA_E_TOKEN_NOT_FOUND;
+    return found ? 0 : PA_E_TOKEN_NOT_FOUND;
 }
 
 int queue_untake(const char *state_dir, const char *id)

@@ -4,11 +4,15 @@
  *
  * A foreground daemon made for systemd. It waits (without spinning) for token events, then
  * re-enumerates through PKCS#11. For every token that arrives it resumes the job bound to that
- * token's serial and label, or takes the next request from the queue and enrolls it. Each job
- * runs in its own child process (the same binary, `resume` or `enroll`), so jobs are independent
- * and a pulled token only stops its own job: the record stays where it was (parked) and the job
- * continues when the same token returns. SIGTERM is passed to the children, which stop once their
- * current step is safe; the daemon exits when they have.
+ * token's serial and label, or takes the next request from the queue and enrolls it: a request
+ * bound to that token, else - only if the token is blank, counted without logging in - an unbound
+ * one, whose `enroll` child checks blankness again after login (--only-blank). A token in use (not
+ * blank, no job of ours, no request bound to it) is never written to. Each job runs in its own
+ * child process (the same binary, `resume` or `enroll`), so jobs are independent and a pulled
+ * token only stops its own job: the record stays where it was (parked) and the job continues when
+ * the same token returns. SIGTERM is passed to the children, which stop once their current step
+ * is safe; the daemon exits when they have. On a kiosk the enrollee sees whose certificate is
+ * about to be made, on which token, and confirms before anything is generated.
  */
 #include "cli.h"
 #include "config.h"
@@ -32,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +52,7 @@ enum {
     OPT_IGNORE,
     OPT_IDLE,
     OPT_RETRY,
+    OPT_CONFIRM,
     OPT_REQUEST,
     OPT_SERIAL,
     OPT_TOKEN
@@ -54,6 +60,7 @@ enum {
 
 struct wtoken {
     char serial[17], label[33];
+    char manufacturer[33], model[17];
     bool present;
     pid_t child;       /* 0 = none running */
     int last_exit;     /* exit status of the last child, -1 none */
@@ -64,6 +71,8 @@ struct wtoken {
     char queued[33];   /* queue entry an enroll child took (returned if it never started) */
     bool want_request; /* present, never enrolled, waiting for a queued request */
     bool pin_failed;   /* the last PIN was rejected: nothing more until it is re-inserted */
+    bool refused;      /* its enroll child found it not blank: nothing more until re-inserted */
+    bool in_use_noted; /* "in use" is in the journal for this insertion */
     char note[160];    /* what the kiosk says when no job explains it */
 };
 
@@ -78,6 +87,7 @@ struct watch {
     size_t nignore;
     double idle_s;
     double retry_s;
+    double confirm_s;
     struct tok_ctx *ctx;
     struct detect *det;
     int inofd;
@@ -252,36 +262,114 @@ static const char *say(const struct watch *w, const char *nl, const char *en)
     return w->dutch ? nl : en;
 }
 
+static void note(struct wtoken *t, const char *text)
+{
+    snprintf(t->note, sizeof(t->note), "%s", text);
+}
+
 static void render(struct watch *w);
+
+/* The name of the person a request file is for: first and last name, else the individual id. */
+static void whose(const struct watch *w, const char *request, char *buf, size_t len)
+{
+    const char *first = NULL, *last = NULL;
+    struct req *req = NULL;
+    char err[256];
+    long id = -1;
+
+    snprintf(buf, len, "?");
+    if (!request || req_load_file(request, &req, err, sizeof(err)) < 0)
+        return;
+    if (req_individual(req, &first, &last, NULL, &id) == 0) {
+        if (first || last)
+            snprintf(buf, len, "%s%s%s", first ? first : "", first && last ? " " : "",
+                     last ? last : "");
+        else if (id > 0)
+            snprintf(buf, len, "%s %ld", say(w, "persoon", "individual"), id);
+    }
+    req_free(req);
+}
+
+/* The kiosk's lines naming whose certificate goes onto which token. */
+static void whom_text(const struct watch *w, const struct wtoken *t, const char *request, char *buf,
+                      size_t len)
+{
+    char name[200];
+
+    whose(w, request, name, sizeof(name));
+    snprintf(buf, len, "  %s: %s\n  Token: %s, %s %s\n",
+             say(w, "Certificaat voor", "Certificate for"), name, t->label,
+             say(w, "serienummer", "serial"), t->serial);
+}
+
+/*
+ * Ask on the terminal for a yes: Enter, j or y within secs seconds. Keys typed before the
+ * question are discarded. 0 when confirmed; PA_E_REFUSED for no, a timeout or no terminal.
+ */
+static int tty_confirm(const char *prompt, double secs)
+{
+    struct timespec t0, now;
+    char line[64];
+    ssize_t n = 0;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), r = PA_E_REFUSED;
+
+    if (fd < 0)
+        return PA_E_REFUSED;
+    (void)tcflush(fd, TCIFLUSH);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (write(fd, prompt, strlen(prompt)) < 0)
+        goto out;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        double left;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = secs - (double)(now.tv_sec - t0.tv_sec) - (now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0)
+            break;
+        if (p.revents & POLLIN) { /* canonical mode: one whole line */
+            n = read(fd, line, sizeof(line) - 1);
+            break;
+        }
+        if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+            break;
+    }
+    if (n > 0 && (line[0] == '\n' || line[0] == '\r' || strchr("jJyY", line[0])))
+        r = 0;
+    (void)tcflush(fd, TCIFLUSH);
+    (void)!write(fd, "\n", 1);
+out:
+    close(fd);
+    return r;
+}
 
 /*
  * The PIN for a job on a kiosk: typed on the kiosk's terminal, without echo, and handed to the
- * job's process through a pipe. Returns the pipe's read end, -1 when no PIN is to be typed here
- * (a PIN file or the PIN pad serves), or -2 when the job must not start (say why in t->note).
+ * job's process through a pipe; whom (may be NULL) is shown right above the prompt, so typing the
+ * PIN confirms it. Returns the pipe's read end, -1 when no PIN is to be typed here (a PIN file or
+ * the PIN pad serves), or -2 when the job must not start (say why in t->note).
  */
-static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source)
+static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source, const char *whom)
 {
     struct secret *pin = NULL;
-    char prompt[96];
+    char prompt[768];
     int fds[2], r;
 
     if (!w->kiosk || pin_source || t->pinpad)
         return -1;
     if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
-        snprintf(t->note, sizeof(t->note), "%s",
-                 say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
-                     "PIN blocked or on its last try - call an officer"));
+        note(t, say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
+                    "PIN blocked or on its last try - call an officer"));
         return -2;
     }
-    snprintf(t->note, sizeof(t->note), "%s",
-             say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
+    note(t, say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
     render(w);
-    snprintf(prompt, sizeof(prompt), "  PIN (%s): ", t->label);
+    snprintf(prompt, sizeof(prompt), "%s%s  PIN (%s): ", whom ? whom : "", whom ? "\n" : "",
+             t->label);
     r = secret_prompt(prompt, 256, &pin);
     if (r < 0) {
-        snprintf(t->note, sizeof(t->note), "%s",
-                 say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
-                     "No PIN entered - remove the token and insert it again"));
+        note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
+                    "No PIN entered - remove the token and insert it again"));
         return -2;
     }
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -299,78 +387,205 @@ static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source)
     return fds[0];
 }
 
-static void start_job(struct watch *w, struct wtoken *t)
+/*
+ * Before a queued enrollment starts on a kiosk: show whose certificate it will be and on which
+ * token. Typing the PIN confirms it; where a PIN file or the PIN pad serves, the enrollee presses
+ * a key instead, within --confirm-timeout. Returns as kiosk_pin does (-2: not confirmed).
+ */
+static int kiosk_confirm(struct watch *w, struct wtoken *t, const char *request, const char *pin)
 {
-    struct queue_entry e;
-    struct job *j;
-    bool unfinished = false;
-    char uri[512], *pin = NULL;
+    char whom[512], prompt[768];
+
+    if (!w->kiosk)
+        return -1;
+    whom_text(w, t, request, whom, sizeof(whom));
+    if (!pin && !t->pinpad)
+        return kiosk_pin(w, t, NULL, whom);
+    note(t,
+         say(w, "Controleer wiens certificaat dit wordt", "Check whose certificate this will be"));
+    render(w);
+    snprintf(prompt, sizeof(prompt), "%s\n  %s (%.0f s): ", whom,
+             say(w, "Klopt dit? Druk op Enter of j om te bevestigen, n om te stoppen",
+                 "Is this right? Press Enter or y to confirm, n to stop"),
+             w->confirm_s);
+    if (tty_confirm(prompt, w->confirm_s) < 0) {
+        note(t, say(w, "Niet bevestigd - haal het token eruit en plaats het opnieuw",
+                    "Not confirmed - remove the token and insert it again"));
+        return -2;
+    }
+    t->note[0] = '\0';
+    return -1;
+}
+
+/* The URI the child selects this one token by (label and serial), with the PIN file if any. */
+static void token_uri_of(const struct wtoken *t, const char *pin, char *uri, size_t len)
+{
+    struct tok_info info = {0};
+    char *base;
+
+    snprintf(info.label, sizeof(info.label), "%s", t->label);
+    snprintf(info.serial, sizeof(info.serial), "%s", t->serial);
+    base = tok_uri_for_key(&info, NULL, 0, NULL);
+    snprintf(uri, len, "%s%s%s", base ? base : "", pin ? "?pin-source=" : "", pin ? pin : "");
+    free(base);
+}
+
+static void wtoken_info(const struct wtoken *t, struct tok_info *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->serial, sizeof(ret->serial), "%s", t->serial);
+    snprintf(ret->label, sizeof(ret->label), "%s", t->label);
+    snprintf(ret->manufacturer, sizeof(ret->manufacturer), "%s", t->manufacturer);
+    snprintf(ret->model, sizeof(ret->model), "%s", t->model);
+}
+
+/* Continue the unfinished job of a token that came back. */
+static void resume_job(struct watch *w, struct wtoken *t, const struct job *j)
+{
+    const char *cmd[] = {"resume", j->id, "--pin-source", NULL, NULL};
+    char *pin = pin_source_of(w, NULL);
+    char whom[512];
     int pin_fd;
 
-    if (t->child || ignored(w, t->serial) || !t->present || t->pin_failed)
-        return;
-    t->want_request = false;
-    j = job_of(w, t, &unfinished);
-    if (j && unfinished) {
-        const char *cmd[] = {"resume", j->id, "--pin-source", NULL, NULL};
+    if (pin)
+        cmd[3] = pin;
+    else
+        cmd[2] = NULL;
+    if (w->kiosk)
+        whom_text(w, t, j->request_path, whom, sizeof(whom));
+    pin_fd = kiosk_pin(w, t, pin, w->kiosk ? whom : NULL);
+    if (pin_fd != -2 && spawn(w, t, cmd, pin_fd) == 0)
+        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n", t->label,
+                t->serial, j->id);
+    if (pin_fd >= 0)
+        close(pin_fd);
+    free(pin);
+}
 
-        pin = pin_source_of(w, NULL);
-        if (pin)
-            cmd[3] = pin;
-        else
-            cmd[2] = NULL;
-        pin_fd = kiosk_pin(w, t, pin);
-        if (pin_fd != -2 && spawn(w, t, cmd, pin_fd) == 0)
-            fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n",
-                    t->label, t->serial, j->id);
-        if (pin_fd >= 0)
-            close(pin_fd);
-        job_free(j);
-        free(pin);
-        return;
-    }
-    if (j) { /* enrolled before: never again by itself */
-        job_free(j);
-        return;
-    }
-    if (queue_take(cli_state_dir(w->cli), t->serial, &e) < 0) {
-        t->want_request = true;
-        snprintf(t->note, sizeof(t->note), "%s",
-                 say(w, "Geen aanvraag klaar voor dit token - roep een medewerker",
-                     "No request queued for this token - call an officer"));
-        return;
-    }
-    pin = pin_source_of(w, e.token_uri);
-    {
-        struct tok_info info = {0};
-        char *base;
+/* A token that holds keys or certificates and is none of our business: never written to. */
+static void token_in_use(struct watch *w, struct wtoken *t)
+{
+    note(t, say(w, "Token is al in gebruik - roep een medewerker",
+                "Token already in use - call an officer"));
+    if (!t->in_use_noted)
+        fprintf(stderr,
+                "pkio-agent: watch: token '%s' (serial %s) is in use (it holds keys or "
+                "certificates) and no queued request is bound to it: left alone\n",
+                t->label, t->serial);
+    t->in_use_noted = true;
+}
 
-        snprintf(info.label, sizeof(info.label), "%s", t->label);
-        snprintf(info.serial, sizeof(info.serial), "%s", t->serial);
-        base = tok_uri_for_key(&info, NULL, 0, NULL);
-        snprintf(uri, sizeof(uri), "%s%s%s", base ? base : "", pin ? "?pin-source=" : "",
-                 pin ? pin : "");
-        free(base);
+/* Is the token blank, counted without logging in? 1 yes, 0 no, negative: could not count. */
+static int token_blank(struct watch *w, const struct wtoken *t, struct tok_info *info)
+{
+    struct tok_contents c;
+    int r;
+
+    wtoken_info(t, info);
+    r = tok_peek_contents(w->ctx, info, &c);
+    if (r < 0) {
+        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): counting its objects: %s\n",
+                t->label, t->serial, tok_detail());
+        return r;
     }
-    pin_fd = kiosk_pin(w, t, pin);
-    if (pin_fd == -2) {
-        (void)queue_untake(cli_state_dir(w->cli), e.id); /* nothing lost: back in the queue */
+    return tok_contents_blank(&c) ? 1 : 0;
+}
+
+/* Enroll a taken queue entry on this token (after the kiosk's confirmation). */
+static void enroll_entry(struct watch *w, struct wtoken *t, const struct queue_entry *e)
+{
+    bool bound = !queue_bind_empty(&e->bind);
+    char uri[512], *pin = pin_source_of(w, e->token_uri);
+    /* An unbound entry: the child checks blankness again once logged in (private keys). */
+    const char *cmd[] = {
+        "enroll", "--token", uri, "--request", e->request, bound ? NULL : "--only-blank", NULL};
+    int pin_fd;
+
+    token_uri_of(t, pin, uri, sizeof(uri));
+    pin_fd = kiosk_confirm(w, t, e->request, pin);
+    if (pin_fd == -2 || spawn(w, t, cmd, pin_fd) < 0) {
+        (void)queue_untake(cli_state_dir(w->cli), e->id); /* nothing lost: back in the queue */
     } else {
-        const char *cmd[] = {"enroll", "--token", uri, "--request", e.request, NULL};
-
-        if (spawn(w, t, cmd, pin_fd) == 0) {
-            memcpy(t->queued, e.id, sizeof(t->queued));
-            fprintf(stderr,
-                    "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s\n",
-                    t->label, t->serial, e.id);
-        } else {
-            (void)queue_untake(cli_state_dir(w->cli), e.id);
-        }
+        memcpy(t->queued, e->id, sizeof(t->queued));
+        fprintf(stderr,
+                "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s (%s)\n",
+                t->label, t->serial, e->id, bound ? "bound to this token" : "for a blank token");
     }
     if (pin_fd >= 0)
         close(pin_fd);
     free(pin);
-    queue_entry_clear(&e);
+}
+
+/* A token never enrolled here: the request bound to it, else (blank only) an unbound one. */
+static void take_queued(struct watch *w, struct wtoken *t)
+{
+    struct queue_entry e;
+    struct tok_info info;
+    int blank = token_blank(w, t, &info);
+
+    if (queue_take(cli_state_dir(w->cli), &info, blank == 1, &e) == 0) {
+        enroll_entry(w, t, &e);
+        queue_entry_clear(&e);
+        return;
+    }
+    t->want_request = true; /* a request bound to it may still be queued */
+    if (blank == 0) {
+        token_in_use(w, t);
+    } else if (blank < 0) {
+        note(t, say(w, "Token kan niet gelezen worden - even geduld",
+                    "Cannot read the token - please wait"));
+        t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
+    } else {
+        note(t, say(w, "Geen aanvraag klaar voor dit token - roep een medewerker",
+                    "No request queued for this token - call an officer"));
+    }
+}
+
+static void start_job(struct watch *w, struct wtoken *t)
+{
+    struct job *j;
+    bool unfinished = false;
+
+    if (t->child || ignored(w, t->serial) || !t->present || t->pin_failed || t->refused)
+        return;
+    t->want_request = false;
+    j = job_of(w, t, &unfinished);
+    if (j && unfinished)
+        resume_job(w, t, j);
+    else if (!j)
+        take_queued(w, t);
+    /* else: enrolled before, and that job ended: never again by itself */
+    job_free(j);
+}
+
+/* A token listed by the module: new, back, or still there. */
+static void token_seen(struct watch *w, const struct tok_info *info)
+{
+    struct wtoken *t = find_token(w, info->serial, info->label);
+
+    if (!t && w->ntokens < MAX_TOKENS) {
+        t = &w->tokens[w->ntokens++];
+        memset(t, 0, sizeof(*t));
+        snprintf(t->serial, sizeof(t->serial), "%s", info->serial);
+        snprintf(t->label, sizeof(t->label), "%s", info->label);
+        t->last_exit = -1;
+        t->left_at = 1; /* treat as an arrival below */
+    }
+    if (!t)
+        return;
+    t->present = true;
+    snprintf(t->manufacturer, sizeof(t->manufacturer), "%s", info->manufacturer);
+    snprintf(t->model, sizeof(t->model), "%s", info->model);
+    t->pinpad = info->protected_auth_path;
+    t->pin_blocked = tok_login_precheck(info) < 0;
+    if (t->left_at) { /* arrived (or came back): whatever held it back is forgotten */
+        t->left_at = 0;
+        t->pin_failed = false;
+        t->refused = false;
+        t->in_use_noted = false;
+        t->retry_at = 0;
+        start_job(w, t);
+    }
 }
 
 /* Re-enumerate: which tokens are present now? */
@@ -386,32 +601,9 @@ static void scan(struct watch *w)
     }
     for (size_t i = 0; i < w->ntokens; i++)
         w->tokens[i].present = false;
-    for (size_t i = 0; i < n; i++) {
-        struct wtoken *t;
-
-        if (!list[i].token_initialized)
-            continue;
-        t = find_token(w, list[i].serial, list[i].label);
-        if (!t && w->ntokens < MAX_TOKENS) {
-            t = &w->tokens[w->ntokens++];
-            memset(t, 0, sizeof(*t));
-            snprintf(t->serial, sizeof(t->serial), "%s", list[i].serial);
-            snprintf(t->label, sizeof(t->label), "%s", list[i].label);
-            t->last_exit = -1;
-            t->left_at = 1; /* treat as an arrival below */
-        }
-        if (!t)
-            continue;
-        t->present = true;
-        t->pinpad = list[i].protected_auth_path;
-        t->pin_blocked = tok_login_precheck(&list[i]) < 0;
-        if (t->left_at) { /* arrived (or came back) */
-            t->left_at = 0;
-            t->pin_failed = false;
-            t->retry_at = 0;
-            start_job(w, t);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (list[i].token_initialized)
+            token_seen(w, &list[i]);
     for (size_t i = 0; i < w->ntokens; i++) {
         struct wtoken *t = &w->tokens[i];
 
@@ -421,41 +613,58 @@ static void scan(struct watch *w)
     free(list);
 }
 
+/* The child of a queued enrollment ended: return the request if nothing was enrolled. */
+static void requeue(struct watch *w, struct wtoken *t, bool refused)
+{
+    bool unfinished = false;
+    struct job *j = job_of(w, t, &unfinished);
+
+    /* Never started (no job), or refused as not for this token: back to the queue. */
+    if (!j || refused)
+        (void)queue_untake(cli_state_dir(w->cli), t->queued);
+    job_free(j);
+}
+
+static void child_exited(struct watch *w, struct wtoken *t, int status)
+{
+    bool refused;
+
+    t->child = 0;
+    t->last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    refused = t->last_exit == pa_err_exit_code(PA_E_REFUSED);
+    if (t->queued[0])
+        requeue(w, t, refused);
+    if (refused) {
+        /* Not for this token: never tried again by itself (a re-insertion clears it). */
+        fprintf(stderr,
+                "pkio-agent: watch: token '%s' (serial %s) refused by its job's safety check "
+                "(not blank once logged in)%s%s%s; left alone until it is re-inserted\n",
+                t->label, t->serial, t->queued[0] ? ": request " : "", t->queued,
+                t->queued[0] ? " is back in the queue" : "");
+        t->refused = true;
+        t->in_use_noted = true; /* that was its one journal line */
+        token_in_use(w, t);
+    } else if (t->last_exit == 6 || t->last_exit == 7) {
+        t->pin_failed = true;
+        /* A rejected or blocked PIN is never tried again by itself. */
+        note(t, say(w, "PIN onjuist of geblokkeerd - roep een medewerker",
+                    "PIN wrong or blocked - call an officer"));
+    } else if (t->last_exit != 0 && !w->stopping) {
+        /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
+        t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
+    }
+    t->queued[0] = '\0';
+}
+
 static void reap(struct watch *w)
 {
     int status;
     pid_t pid;
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < w->ntokens; i++) {
-            struct wtoken *t = &w->tokens[i];
-
-            if (t->child != pid)
-                continue;
-            t->child = 0;
-            t->last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            if (t->queued[0]) {
-                bool unfinished = false;
-                struct job *j = job_of(w, t, &unfinished);
-
-                /* The enrollment never started (no job): its request goes back to the queue. */
-                if (!j)
-                    (void)queue_untake(cli_state_dir(w->cli), t->queued);
-                job_free(j);
-                t->queued[0] = '\0';
-            }
-            if (t->last_exit == 6 || t->last_exit == 7) {
-                t->pin_failed = true;
-                /* A rejected or blocked PIN is never tried again by itself. */
-                snprintf(t->note, sizeof(t->note), "%s",
-                         say(w, "PIN onjuist of geblokkeerd - roep een medewerker",
-                             "PIN wrong or blocked - call an officer"));
-            } else if (t->last_exit != 0 && !w->stopping) {
-                /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
-                t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
-            }
-        }
-    }
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (size_t i = 0; i < w->ntokens; i++)
+            if (w->tokens[i].child == pid)
+                child_exited(w, &w->tokens[i], status);
 }
 
 /* The kiosk line for one token. */
@@ -577,20 +786,65 @@ static void status_line(struct watch *w)
     sd_notify_msg(msg);
 }
 
-static int watch_loop(struct watch *w)
+/* Signals arrive through a pipe: SIGCHLD reaps, the others stop the daemon. */
+static void on_signals(struct watch *w)
 {
-    struct detect_opts dopts = {
-        .use_pcsc = strstr(w->detect_list, "pcsc") != NULL,
-        .use_udev = strstr(w->detect_list, "udev") != NULL,
-        .rescan_s = w->rescan_s,
-        .force_rescan = strstr(w->detect_list, "rescan") != NULL,
-    };
-    struct sigaction sa;
-    char jobs[4096], queue[4096];
-    int r;
+    unsigned char sig;
 
-    if (pipe2(sigpipe_fd, O_CLOEXEC | O_NONBLOCK) < 0)
-        return cli_fail(PA_E_INTERNAL, strerror(errno), "watch");
+    while (read(sigpipe_fd[0], &sig, 1) == 1) {
+        if (sig == SIGCHLD) {
+            reap(w);
+        } else if (!w->stopping) {
+            w->stopping = true;
+            sd_notify_msg("STOPPING=1");
+            fprintf(stderr, "pkio-agent: watch: stopping; jobs finish their current step\n");
+            for (size_t i = 0; i < w->ntokens; i++)
+                if (w->tokens[i].child)
+                    kill(w->tokens[i].child, SIGTERM);
+        }
+    }
+}
+
+/* Job records changed or requests arrived: tokens waiting for a request look again. */
+static void on_inotify(struct watch *w)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool queued = false;
+    ssize_t len;
+
+    while ((len = read(w->inofd, buf, sizeof(buf))) > 0) {
+        for (char *q = buf; q < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
+
+            if (ev->len && strstr(ev->name, ".json") && !strstr(ev->name, ".request.") &&
+                !strstr(ev->name, ".tmp."))
+                queued |= ev->mask & IN_MOVED_TO;
+            q += sizeof(*ev) + ev->len;
+        }
+    }
+    for (size_t i = 0; queued && !w->stopping && i < w->ntokens; i++)
+        if (w->tokens[i].want_request)
+            start_job(w, &w->tokens[i]);
+}
+
+static void retry_due(struct watch *w)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < w->ntokens; i++) {
+        struct wtoken *t = &w->tokens[i];
+
+        if (t->retry_at && t->retry_at <= now && t->present && !t->child) {
+            t->retry_at = 0;
+            start_job(w, t);
+        }
+    }
+}
+
+static void handle_signals_setup(struct watch *w)
+{
+    struct sigaction sa;
+
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -604,6 +858,23 @@ static int watch_loop(struct watch *w)
     } else {
         sigaction(SIGINT, &sa, NULL);
     }
+}
+
+/* Module, token events, and inotify on the job records and the queue. */
+static int watch_setup(struct watch *w)
+{
+    struct detect_opts dopts = {
+        .use_pcsc = strstr(w->detect_list, "pcsc") != NULL,
+        .use_udev = strstr(w->detect_list, "udev") != NULL,
+        .rescan_s = w->rescan_s,
+        .force_rescan = strstr(w->detect_list, "rescan") != NULL,
+    };
+    char jobs[4096], queue[4096];
+    int r;
+
+    if (pipe2(sigpipe_fd, O_CLOEXEC | O_NONBLOCK) < 0)
+        return cli_fail(PA_E_INTERNAL, strerror(errno), "watch");
+    handle_signals_setup(w);
     r = tok_open(cli_module(w->cli), &w->ctx);
     if (r < 0)
         return cli_fail(r, tok_detail(), "PKCS#11 module %s", cli_module(w->cli));
@@ -621,6 +892,23 @@ static int watch_loop(struct watch *w)
         close(w->inofd);
         w->inofd = -1;
     }
+    return 0;
+}
+
+static bool any_running(const struct watch *w)
+{
+    for (size_t i = 0; i < w->ntokens; i++)
+        if (w->tokens[i].child)
+            return true;
+    return false;
+}
+
+static int watch_loop(struct watch *w)
+{
+    int r = watch_setup(w);
+
+    if (r < 0)
+        return r;
     fprintf(stderr, "pkio-agent: watch: ready; token events from %s\n", detect_sources(w->det));
     sd_notify_msg("READY=1");
     scan(w);
@@ -632,76 +920,89 @@ static int watch_loop(struct watch *w)
             {detect_fd(w->det), POLLIN, 0},
             {w->inofd, POLLIN, 0},
         };
-        bool running = false;
         char what[160];
 
-        for (size_t i = 0; i < w->ntokens; i++)
-            running |= w->tokens[i].child != 0;
-        if (w->stopping && !running)
+        if (w->stopping && !any_running(w))
             break;
         if (w->stopping)
             p[1].fd = -1; /* events no longer matter, and an unread one would spin poll() */
         if (poll(p, w->inofd >= 0 ? 3 : 2, w->stopping ? -1 : next_timeout_ms(w)) < 0 &&
             errno != EINTR)
             break;
-        if (p[0].revents & POLLIN) {
-            unsigned char sig;
-
-            while (read(sigpipe_fd[0], &sig, 1) == 1) {
-                if (sig == SIGCHLD) {
-                    reap(w);
-                } else if (!w->stopping) {
-                    w->stopping = true;
-                    sd_notify_msg("STOPPING=1");
-                    fprintf(stderr,
-                            "pkio-agent: watch: stopping; jobs finish their current step\n");
-                    for (size_t i = 0; i < w->ntokens; i++)
-                        if (w->tokens[i].child)
-                            kill(w->tokens[i].child, SIGTERM);
-                }
-            }
-        }
-        if (p[2].revents & POLLIN) {
-            char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-            bool queued = false;
-            ssize_t len;
-
-            while ((len = read(w->inofd, buf, sizeof(buf))) > 0) {
-                for (char *q = buf; q < buf + len;) {
-                    const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
-
-                    if (ev->len && strstr(ev->name, ".json") && !strstr(ev->name, ".request.") &&
-                        !strstr(ev->name, ".tmp."))
-                        queued |= ev->mask & IN_MOVED_TO;
-                    q += sizeof(*ev) + ev->len;
-                }
-            }
-            /* A request added: tokens waiting for one get it now. */
-            for (size_t i = 0; queued && !w->stopping && i < w->ntokens; i++)
-                if (w->tokens[i].want_request)
-                    start_job(w, &w->tokens[i]);
-        }
+        if (p[0].revents & POLLIN)
+            on_signals(w);
+        if (p[2].revents & POLLIN)
+            on_inotify(w);
         if (!w->stopping && detect_poll(w->det, what, sizeof(what)) > 0)
             scan(w);
-        if (!w->stopping) {
-            time_t now = time(NULL);
-
-            for (size_t i = 0; i < w->ntokens; i++) {
-                struct wtoken *t = &w->tokens[i];
-
-                if (t->retry_at && t->retry_at <= now && t->present && !t->child) {
-                    t->retry_at = 0;
-                    start_job(w, t);
-                }
-            }
-        }
+        if (!w->stopping)
+            retry_due(w);
         render(w);
         status_line(w);
     }
     return 0;
 }
 
-int cmd_watch(struct cli *cli, int argc, char **argv)
+#define SYN_WATCH                                                                                  \
+    "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "                     \
+    "[--pin-source FILE] [--ignore SERIAL]... [--idle-timeout S] [--retry S] "                     \
+    "[--confirm-timeout S]"
+
+/* A positive number of seconds for --rescan, --idle-timeout, --retry or --confirm-timeout. */
+static int seconds_opt(struct watch *w, int c, const char *arg)
+{
+    double *dst = c == OPT_RESCAN  ? &w->rescan_s
+                  : c == OPT_IDLE  ? &w->idle_s
+                  : c == OPT_RETRY ? &w->retry_s
+                                   : &w->confirm_s;
+    const char *name = c == OPT_RESCAN  ? "--rescan"
+                       : c == OPT_IDLE  ? "--idle-timeout"
+                       : c == OPT_RETRY ? "--retry"
+                                        : "--confirm-timeout";
+    char *end = NULL;
+    double v = strtod(arg, &end);
+
+    if (!*arg || *end || !(v > 0))
+        return cli_fail(PA_E_USAGE, "a positive number of seconds", "%s", name);
+    *dst = v;
+    return 0;
+}
+
+/* One of watch's options; 1 for --help, 0, or PA_E_USAGE (reported). */
+static int watch_option(struct watch *w, int c, const char **lang)
+{
+    switch (c) {
+    case OPT_KIOSK:
+        w->kiosk = true;
+        return 0;
+    case OPT_LANG:
+        *lang = optarg;
+        return 0;
+    case OPT_DETECT:
+        w->detect_list = optarg;
+        return 0;
+    case OPT_PIN_SOURCE:
+        w->pin_source = optarg;
+        return 0;
+    case OPT_IGNORE:
+        if (w->nignore < 32)
+            w->ignore[w->nignore++] = optarg;
+        return 0;
+    case 'h':
+        cli_usage(SYN_WATCH);
+        return 1;
+    case OPT_RESCAN:
+    case OPT_IDLE:
+    case OPT_RETRY:
+    case OPT_CONFIRM:
+        return seconds_opt(w, c, optarg);
+    default:
+        return cli_fail(PA_E_USAGE, NULL, "watch");
+    }
+}
+
+/* watch's options into w; 1 when --help was shown, 0, or PA_E_USAGE (reported). */
+static int watch_options(struct watch *w, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"kiosk", no_argument, NULL, OPT_KIOSK},
@@ -712,13 +1013,26 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
         {"ignore", required_argument, NULL, OPT_IGNORE},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"retry", required_argument, NULL, OPT_RETRY},
+        {"confirm-timeout", required_argument, NULL, OPT_CONFIRM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct watch *w = calloc(1, sizeof(*w));
     const char *lang = NULL;
+    int c, r = 0;
+
+    while (r == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+        r = watch_option(w, c, &lang);
+    if (r == 0 && (optind != argc || (lang && strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0)))
+        r = cli_fail(PA_E_USAGE, "--lang nl or en", "watch");
+    w->dutch = lang ? strcmp(lang, "nl") == 0 : w->kiosk; /* Dutch by default for kiosks */
+    return r;
+}
+
+int cmd_watch(struct cli *cli, int argc, char **argv)
+{
+    struct watch *w = calloc(1, sizeof(*w));
     char err[512] = "";
-    int c, r;
+    int r;
 
     if (!w)
         return cli_fail(PA_E_NOMEM, NULL, "watch");
@@ -727,62 +1041,18 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
     w->detect_list = "pcsc,udev";
     w->idle_s = 30;
     w->retry_s = 30;
+    w->confirm_s = 60;
     w->inofd = -1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
-        double v;
-
-        switch (c) {
-        case OPT_KIOSK:
-            w->kiosk = true;
-            break;
-        case OPT_LANG:
-            lang = optarg;
-            break;
-        case OPT_DETECT:
-            w->detect_list = optarg;
-            break;
-        case OPT_PIN_SOURCE:
-            w->pin_source = optarg;
-            break;
-        case OPT_IGNORE:
-            if (w->nignore < 32)
-                w->ignore[w->nignore++] = optarg;
-            break;
-        case OPT_RESCAN:
-        case OPT_IDLE:
-        case OPT_RETRY:
-            v = strtod(optarg, &end);
-            if (!*optarg || *end || v <= 0) {
-                free(w);
-                return cli_fail(PA_E_USAGE, "a positive number of seconds", "%s",
-                                c == OPT_RESCAN ? "--rescan"
-                                : c == OPT_IDLE ? "--idle-timeout"
-                                                : "--retry");
-            }
-            *(c == OPT_RESCAN ? &w->rescan_s : c == OPT_IDLE ? &w->idle_s : &w->retry_s) = v;
-            break;
-        case 'h':
-            cli_usage("watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "
-                      "[--pin-source FILE] [--ignore SERIAL]... [--idle-timeout S] [--retry S]");
-            free(w);
-            return 0;
-        default:
-            free(w);
-            return cli_fail(PA_E_USAGE, NULL, "watch");
-        }
-    }
-    if (optind != argc || (lang && strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0)) {
+    r = watch_options(w, argc, argv);
+    if (r != 0) {
         free(w);
-        return cli_fail(PA_E_USAGE, "--lang nl or en", "watch");
+        return r > 0 ? 0 : r;
     }
-    w->dutch = lang ? strcmp(lang, "nl") == 0 : w->kiosk; /* Dutch by default for kiosks */
     r = job_dir_prepare(cli_state_dir(cli), err, sizeof(err));
-    if (r < 0) {
+    if (r < 0)
         cli_fail(r, err, "state directory %s", cli_state_dir(cli));
-    } else {
+    else
         r = watch_loop(w);
-    }
     detect_close(w->det);
     tok_close(w->ctx);
     if (w->inofd >= 0)
@@ -791,7 +1061,67 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
     return r;
 }
 
-int cmd_queue(struct cli *cli, int argc, char **argv)
+/* The binding of an entry as JSON (null when unbound). */
+static json_object *bind_json(const struct queue_bind *b)
+{
+    const char *names[] = {"serial", "token", "manufacturer", "model"};
+    const char *vals[] = {b->serial, b->label, b->manufacturer, b->model};
+    json_object *o;
+
+    if (queue_bind_empty(b))
+        return NULL;
+    o = json_object_new_object();
+    for (size_t i = 0; i < 4; i++)
+        if (vals[i])
+            json_object_object_add(o, names[i], json_object_new_string(vals[i]));
+    return o;
+}
+
+static int queue_list_cmd(struct cli *cli, int argc, char **argv)
+{
+    struct queue_entry *v = NULL;
+    size_t n = 0;
+    int r;
+
+    if (argc == 3 && strcmp(argv[2], "--json") == 0)
+        cli->json = true;
+    else if (argc != 2)
+        return cli_fail(PA_E_USAGE, NULL, "queue list");
+    r = queue_list(cli_state_dir(cli), &v, &n);
+    if (r < 0)
+        return cli_fail(r, NULL, "queue in %s", cli_state_dir(cli));
+    if (cli->json) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        for (size_t i = 0; i < n; i++) {
+            json_object *e = json_object_new_object();
+
+            json_object_object_add(e, "id", json_object_new_string(v[i].id));
+            json_object_object_add(
+                e, "serial", v[i].bind.serial ? json_object_new_string(v[i].bind.serial) : NULL);
+            json_object_object_add(e, "bind", bind_json(&v[i].bind));
+            json_object_object_add(e, "request", json_object_new_string(v[i].request));
+            json_object_array_add(a, e);
+        }
+        json_object_object_add(o, "queue", a);
+        cli_print_json(o);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            char b[256];
+
+            queue_bind_format(&v[i].bind, b, sizeof(b));
+            printf("%s  %s\n", v[i].id, b[0] ? b : "(first blank token)");
+        }
+        if (!n)
+            printf("queue is empty\n");
+    }
+    queue_list_free(v, n);
+    return 0;
+}
+
+/* queue add's options; PA_E_USAGE (reported) when they do not add up. */
+static int queue_add_args(struct cli *cli, int argc, char **argv, const char **request,
+                          const char **serial, const char **token)
 {
     static const struct option opts[] = {
         {"request", required_argument, NULL, OPT_REQUEST},
@@ -801,89 +1131,70 @@ int cmd_queue(struct cli *cli, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *request = NULL, *serial = NULL, *token = NULL;
-    struct req *req = NULL;
-    struct tok_uri u;
-    char err[512] = "", id[33];
-    int c, r;
+    int c;
 
-    if (argc < 2 || (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "list") != 0)) {
-        cli_usage("queue add --request FILE [--serial S] [--token URI] | queue list [--json]");
-        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : PA_E_USAGE;
-    }
-    if (strcmp(argv[1], "list") == 0) {
-        struct queue_entry *v = NULL;
-        size_t n = 0;
-
-        if (argc == 3 && strcmp(argv[2], "--json") == 0)
-            cli->json = true;
-        r = queue_list(cli_state_dir(cli), &v, &n);
-        if (r < 0)
-            return cli_fail(r, NULL, "queue in %s", cli_state_dir(cli));
-        if (cli->json) {
-            json_object *o = json_object_new_object(), *a = json_object_new_array();
-
-            for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_new_object();
-
-                json_object_object_add(e, "id", json_object_new_string(v[i].id));
-                json_object_object_add(e, "serial",
-                                       v[i].serial ? json_object_new_string(v[i].serial) : NULL);
-                json_object_object_add(e, "request", json_object_new_string(v[i].request));
-                json_object_array_add(a, e);
-            }
-            json_object_object_add(o, "queue", a);
-            cli_print_json(o);
-        } else {
-            for (size_t i = 0; i < n; i++)
-                printf("%s  %s\n", v[i].id, v[i].serial ? v[i].serial : "(first blank token)");
-            if (!n)
-                printf("queue is empty\n");
-        }
-        queue_list_free(v, n);
-        return 0;
-    }
-    argc--;
-    argv++;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == OPT_REQUEST)
-            request = optarg;
+            *request = optarg;
         else if (c == OPT_SERIAL)
-            serial = optarg;
+            *serial = optarg;
         else if (c == OPT_TOKEN)
-            token = optarg;
+            *token = optarg;
         else if (c == OPT_JSON)
             cli->json = true;
         else
             return cli_fail(PA_E_USAGE, NULL, "queue add");
     }
-    if (!request || optind != argc)
+    if (!*request || optind != argc)
         return cli_fail(PA_E_USAGE, "--request FILE is required", "queue add");
-    if (token) { /* pin-source only: a PIN never goes into the state directory */
-        if (tok_uri_parse(token, false, &u) < 0)
-            return cli_fail(PA_E_USAGE, "not a PKCS#11 URI, or it carries pin-value", "--token");
-        tok_uri_clear(&u);
-    }
+    return 0;
+}
+
+static int queue_add_cmd(struct cli *cli, int argc, char **argv)
+{
+    const char *request = NULL, *serial = NULL, *token = NULL;
+    struct queue_bind bind = {0};
+    struct req *req = NULL;
+    char err[512] = "", id[33], b[256];
+    int r;
+
+    r = queue_add_args(cli, argc, argv, &request, &serial, &token);
+    if (r < 0)
+        return r;
+    /* The binding: --serial and the token attributes of --token (its pin-source only is kept in
+     * the URI; a PIN never goes into the state directory: pin-value is refused). */
+    r = queue_bind_from(serial, token, &bind, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "queue add");
     /* A queued request must be valid now, not when a token arrives at an unattended kiosk. */
     r = cli_prepare_request(cli, request, NULL, &req);
-    if (r < 0)
-        goto out;
-    r = job_dir_prepare(cli_state_dir(cli), err, sizeof(err));
     if (r == 0)
-        r = queue_add(cli_state_dir(cli), request, serial, token, id, err, sizeof(err));
-    if (r < 0) {
+        r = job_dir_prepare(cli_state_dir(cli), err, sizeof(err));
+    if (r == 0)
+        r = queue_add(cli_state_dir(cli), request, &bind, token, id, err, sizeof(err));
+    if (r < 0 && err[0])
         cli_fail(r, err, "queue");
-        goto out;
-    }
-    if (cli->json) {
+    if (r == 0 && cli->json) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "bind", bind_json(&bind));
         cli_print_json(o);
-    } else {
-        printf("queued %s for %s\n", id, serial ? serial : "the first blank token");
+    } else if (r == 0) {
+        queue_bind_format(&bind, b, sizeof(b));
+        printf("queued %s for %s%s\n", id, b[0] ? "the token with " : "the first blank token", b);
     }
-out:
+    queue_bind_clear(&bind);
     req_free(req);
     return r;
+}
+
+int cmd_queue(struct cli *cli, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "list") == 0)
+        return queue_list_cmd(cli, argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "add") == 0)
+        return queue_add_cmd(cli, argc - 1, argv + 1);
+    cli_usage("queue add --request FILE [--serial S] [--token URI] | queue list [--json]");
+    return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : PA_E_USAGE;
 }

@@ -596,15 +596,3 @@ int tok_reconcile_label(struct tok_token *t, const char *label)
     free(id);
     return r;
 }
-
-int tok_token_contents(struct tok_token *t, struct tok_contents *ret)
-{
-    (void)t;
-    (void)ret;
-    return PA_E_INTERNAL; /* TODO(helper): implement */
-}
-
-bool tok_contents_blank(const struct tok_contents *c)
-{
-    return c->private_keys == 0 && c->public_keys == 0 && c->secret_keys == 0 && c->user_certs == 0;
-}

@@ -409,7 +409,7 @@ int tok_login_precheck(const struct tok_info *info)
     return 0;
 }
 
-static bool session_logged_in(struct tok_token *t)
+bool p11_session_logged_in(struct tok_token *t)
 {
     CK_SESSION_INFO si;
 
@@ -427,7 +427,7 @@ int tok_login(struct tok_token *t, const struct secret *pin)
     r = tok_token_info(t, &info);
     if (r < 0)
         return r;
-    if (!info.login_required || session_logged_in(t))
+    if (!info.login_required || p11_session_logged_in(t))
         return 0;
     r = tok_login_precheck(&info);
     if (r < 0)

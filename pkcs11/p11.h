@@ -33,6 +33,8 @@ CK_RV p11_note(const char *fn, CK_RV rv);
 int p11_err(CK_RV rv);
 const char *p11_rv_name(CK_RV rv);
 void p11_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Is the user logged in on this token's session (C_GetSessionInfo)? */
+bool p11_session_logged_in(struct tok_token *t);
 
 #define P11CALL(ctx, fn, ...) p11_note(#fn, (ctx)->f->fn(__VA_ARGS__))
 

@@ -209,8 +209,14 @@ for i in 1 2 3 4 5; do
     rc1=0 rc2=0
     wait "$p1" || rc1=$?
     wait "$p2" || rc2=$?
-    [[ ($rc1 -eq 0 || $rc1 -eq 15) && ($rc2 -eq 0 || $rc2 -eq 15) && $((rc1 + rc2)) -lt 30 ]] ||
+    # 0: did it or found it done; 15: busy. SoftHSM2 (files, no cross-process locking) can also
+    # miss the token entirely while the other process writes to it: exit 5, nothing done.
+    for rc in "$rc1" "$rc2"; do
+        [[ $rc -eq 0 || $rc -eq 15 ]] && continue
+        [[ $rc -eq 5 ]] && grep -q "no token matches" "$PKIO_ROOT"/race?.out && continue
         fail "race $i: exits $rc1 $rc2: $(cat "$PKIO_ROOT"/race?.out)"
+    done
+    [[ $rc1 -eq 0 || $rc2 -eq 0 ]] || fail "race $i: neither run enrolled: $(cat "$PKIO_ROOT"/race?.out)"
     [[ $(jobs_of_token "$t") -eq 1 ]] || fail "race $i: $(jobs_of_token "$t") jobs"
     [[ $(token_count "$t" privkey) -eq 1 && $(orders_for_job "$(job_of_token "$t")") -eq 1 ]] ||
         fail "race $i: $(token_count "$t" privkey) keys, $(orders_for_job "$(job_of_token "$t")") orders"

@@ -4,7 +4,9 @@
 # two tokens at once, each with its own job and one order; a token pulled mid-job parks the job
 # and the job completes when the same token returns; an ignored token (the officer's own) is
 # left alone; SIGTERM stops the daemon cleanly; the kiosk screen (tmux) says what happens, in
-# Dutch by default. SoftHSM2 has no insertion events, so the daemon runs with its explicit
+# Dutch by default, and before anything is generated shows whose certificate it will be and on
+# which token: typing the PIN confirms it, and with a PIN file a key must be pressed (no answer:
+# nothing happens). SoftHSM2 has no insertion events, so the daemon runs with its explicit
 # periodic-rescan fallback (--detect rescan); the PC/SC and udev paths have their own tests.
 source "$PKIO_SRC/tests/lib/common.sh"
 source "$PKIO_SRC/tests/lib/softhsm.sh"
@@ -81,20 +83,35 @@ screen_has() { tmux capture-pane -p -t "$sess" | grep -q "$1"; }
 for l in person-1 person-2 person-3; do softhsm_delete_token "$l" >/dev/null; done # people leave
 sess=pkio-kiosk-$$
 tmux new-session -d -s "$sess" -x 100 -y 30 \
-    "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --pin-source $pin --ignore $officer_serial --idle-timeout 600"
+    "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --pin-source $pin --ignore $officer_serial --idle-timeout 600 --confirm-timeout 4"
 pkio_on_exit "tmux -S '$PKIO_ROOT/tmux.sock' kill-server 2>/dev/null || true"
 screen() { tmux capture-pane -p -t "$sess"; }
 pkio_wait_until 20 "kiosk asks for a token" screen_has 'Plaats uw token'
 tmux send-keys -t "$sess" C-c C-z q Enter
 sleep 0.5
 screen | grep -q "Plaats uw token" || fail "the kiosk left its screen after Ctrl-C/Ctrl-Z: $(screen)"
-softhsm_add_token "$tokdir" person-4 >/dev/null
+s4=$(softhsm_add_token "$tokdir" person-4)
 pkio_wait_until 20 "kiosk says no request is queued" screen_has 'Geen aanvraag klaar'
 pa queue add --request "$req" >/dev/null
-pkio_on_exit "true" # (the daemon picks the new request up on its next retry)
+# A PIN file serves: the enrollee must confirm with a key. The keys typed above (q, Enter) came
+# before the question and must not count. No answer within --confirm-timeout: nothing happens.
+pkio_wait_until 30 "kiosk asks to confirm" screen_has 'Klopt dit?'
+for want in 'Certificaat voor: Johanna Maria de Vries' "Token: person-4, serienummer $s4"; do
+    screen_has "$want" || fail "the confirmation screen lacks '$want': $(screen)"
+done
+pkio_wait_until 20 "kiosk says it was not confirmed" screen_has 'Niet bevestigd'
+[[ $(pa queue list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["queue"]))') -eq 1 &&
+    -z $(job_state_of "$s4") ]] || fail "an unconfirmed enrollment started or its request was not returned"
+[[ $(token_count person-4 privkey) -eq 0 ]] || fail "a key was generated without confirmation"
+tok4=$(softhsm_token_path "$tokdir" person-4)
+mv "$tok4" "$PKIO_ROOT/pulled-4" # re-inserted: asked again
+sleep 1
+mv "$PKIO_ROOT/pulled-4" "$tok4"
+pkio_wait_until 30 "kiosk asks to confirm again" screen_has 'Klopt dit?'
+tmux send-keys -t "$sess" j Enter
 pkio_wait_until 90 "kiosk says done" screen_has 'Klaar - u kunt het token verwijderen'
 pkio_wait_until 10 "kiosk names the token" screen_has "person-4"
-pass "kiosk: Dutch status per token ('Plaats uw token' ... 'Klaar - u kunt het token verwijderen'), no escape by keyboard"
+pass "kiosk: Dutch status per token ('Plaats uw token' ... 'Klaar - u kunt het token verwijderen'), no escape by keyboard; name, token and serial confirmed with a key first, nothing without"
 
 # --- the kiosk asks for the PIN itself (no PIN file, no PIN pad) and never retries a wrong one ----
 tmux kill-session -t "$sess"
@@ -105,8 +122,15 @@ tmux new-session -d -s "$sess" -x 100 -y 30 \
 pkio_on_exit "tmux -S '$PKIO_ROOT/tmux.sock' kill-server 2>/dev/null || true"
 pkio_wait_until 20 "kiosk asks for a token" screen_has 'Plaats uw token'
 pa queue add --request "$req" >/dev/null
-softhsm_add_token "$tokdir" person-5 >/dev/null
-pkio_wait_until 30 "kiosk asks for the PIN" screen_has 'Voer de PIN van uw token in'
+s5=$(softhsm_add_token "$tokdir" person-5)
+pkio_wait_until 30 "kiosk asks for the PIN" screen_has 'PIN (person-5):'
+# Typing the PIN is the confirmation: whose certificate, and on which token, stand right above it.
+screen | awk -v s="serienummer $s5" '
+    /Certificaat voor: Johanna Maria de Vries/ { name = NR }
+    index($0, s) { serial = NR }
+    /PIN \(person-5\):/ { pin = NR }
+    END { exit !(name && serial && pin && name < pin && serial < pin && pin - name <= 3) }' ||
+    fail "name and serial are not shown right above the PIN prompt: $(screen)"
 tmux send-keys -t "$sess" "$TOKEN_PIN" Enter
 pkio_wait_until 90 "kiosk says done" screen_has 'Klaar - u kunt het token verwijderen'
 screen | grep -q "$TOKEN_PIN" && fail "the PIN was echoed on the kiosk: $(screen)"
@@ -121,4 +145,4 @@ sleep 2 # longer than --retry: a rejected PIN must not be asked for or tried aga
 screen | grep -q "Voer de PIN" && fail "the kiosk asked for the PIN again after a rejection"
 [[ $(pa queue list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["queue"]))') -eq 1 ]] ||
     fail "the request of the enrollment that never started was not returned to the queue"
-pass "kiosk PIN entry: typed without echo, handed over by pipe; a wrong PIN is not retried and the request goes back to the queue"
+pass "kiosk PIN entry: name and serial above the prompt, typed without echo, handed over by pipe; a wrong PIN is not retried and the request goes back to the queue"

@@ -22,6 +22,18 @@
 #   the token with that serial (use it when labels repeat; LABEL is then only informative).
 # softhsm_serials
 #   Prints the serial of every initialised token in $SOFTHSM2_CONF, one a line.
+# softhsm_stage_setup STAGE
+#   A second, private token directory STAGE/tokens (with STAGE/softhsm2.conf) that no process
+#   watching $SOFTHSM2_CONF sees: tokens are built there, objects and all, then inserted whole.
+# softhsm_stage_token STAGE LABEL
+#   Initialise a token (same PINs) in STAGE; prints its serial.
+# softhsm_stage_run STAGE CMD...
+#   Run CMD (e.g. pkcs11-tool --module "$SOFTHSM_MODULE" ...) with SOFTHSM2_CONF set to STAGE's.
+# softhsm_token_path DIR LABEL
+#   The directory DIR/tokens/UUID of the token labelled LABEL (labels must be unique in DIR).
+# softhsm_insert_staged STAGE DIR LABEL
+#   Move the token LABEL from STAGE into DIR/tokens in one rename: a watcher of DIR sees it
+#   appear complete, never half-built.
 
 SOFTHSM_SO_PIN=12345678
 SOFTHSM_USER_PIN=1234
@@ -98,4 +110,57 @@ softhsm_delete_token()
     fi
     softhsm2-util --delete-token "${sel[@]}" >"$PKIO_ROOT/softhsm-delete.log" 2>&1 ||
         fail "softhsm2-util --delete-token ${sel[*]} failed: $(cat "$PKIO_ROOT/softhsm-delete.log")"
+}
+
+softhsm_stage_setup()
+{
+    [[ $# -eq 1 ]] || fail "usage: softhsm_stage_setup STAGE"
+    mkdir -p "$1/tokens" || fail "cannot create $1/tokens"
+    chmod 0700 "$1" "$1/tokens"
+    cat >"$1/softhsm2.conf" <<EOF
+directories.tokendir = $1/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+slots.mechanisms = ALL
+library.reset_on_fork = false
+EOF
+}
+
+softhsm_stage_token()
+{
+    [[ $# -eq 2 ]] || fail "usage: softhsm_stage_token STAGE LABEL"
+    [[ -f $1/softhsm2.conf ]] || fail "softhsm_stage_token: run softhsm_stage_setup $1 first"
+    SOFTHSM2_CONF=$1/softhsm2.conf _softhsm_init "$2"
+}
+
+softhsm_stage_run()
+{
+    [[ $# -ge 2 ]] || fail "usage: softhsm_stage_run STAGE CMD..."
+    local stage=$1
+    shift
+    SOFTHSM2_CONF=$stage/softhsm2.conf "$@"
+}
+
+softhsm_token_path()
+{
+    [[ $# -eq 2 ]] || fail "usage: softhsm_token_path DIR LABEL"
+    local f n=0 found=''
+    for f in "$1"/tokens/*/token.object; do
+        [[ -e $f ]] || continue
+        if grep -qF -- "$2" "$f"; then
+            found=$(dirname "$f")
+            n=$((n + 1))
+        fi
+    done
+    [[ $n -eq 1 ]] || fail "softhsm_token_path: $n tokens in $1 match label '$2'"
+    printf '%s\n' "$found"
+}
+
+softhsm_insert_staged()
+{
+    [[ $# -eq 3 ]] || fail "usage: softhsm_insert_staged STAGE DIR LABEL"
+    local from
+    from=$(softhsm_token_path "$1" "$3") || exit 1
+    mv -- "$from" "$2/tokens/" || fail "cannot move token $3 into $2/tokens"
 }
