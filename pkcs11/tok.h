@@ -88,9 +88,19 @@ int tok_uri_parse(const char *s, bool allow_pin_value, struct tok_uri *ret);
 void tok_uri_clear(struct tok_uri *u);
 /* Does the token described by info match the token part of u? */
 bool tok_uri_matches(const struct tok_uri *u, const struct tok_info *info);
-/* Format a URI naming a key object on a token; caller frees. */
+/*
+ * Formatting (caller frees; NULL only when out of memory). Every byte of a value outside RFC
+ * 3986 unreserved (ALPHA DIGIT - . _ ~) is percent-encoded, upper-case hex; the id always in
+ * full. That is stricter than RFC 7512 needs, and what every parser accepts. The result parses
+ * back with tok_uri_parse to the same attributes (when it is within the parser's 4096 bytes).
+ */
+/* Naming a key: token, serial, id (when id_len), object (when label is not empty), type=private. */
 char *tok_uri_for_key(const struct tok_info *info, const unsigned char *id, size_t id_len,
                       const char *label);
+/* A URI naming a token: token and serial. */
+char *tok_uri_for_token(const struct tok_info *info);
+/* Every attribute u holds, pin-source in the query; pin-value is never printed. */
+char *tok_uri_format(const struct tok_uri *u);
 /* Parse a key type such as "rsa:2048" or "ec:p256". */
 int tok_key_type_parse(const char *s, enum tok_key_type *ret);
 const char *tok_key_type_name(enum tok_key_type t);
@@ -210,6 +220,14 @@ struct tok_contents {
 };
 /* Count the objects of the selected token (one C_FindObjects sweep per class). */
 int tok_token_contents(struct tok_token *t, struct tok_contents *ret);
+/*
+ * Count the objects of a token that is not selected, without logging in: the one initialised
+ * token with which->serial and which->label (and manufacturer and model where non-empty) gets a
+ * read-only session for the count, closed again. Only public objects are seen (logged_in false
+ * unless the token needs no login). PA_E_TOKEN_NOT_FOUND / PA_E_TOKEN_AMBIGUOUS when not
+ * exactly one token is that one.
+ */
+int tok_peek_contents(struct tok_ctx *ctx, const struct tok_info *which, struct tok_contents *ret);
 /*
  * Blank, as pkio-agent defines it (docs/pkio-agent.8): no private, public or secret key and no
  * certificate other than CA certificates. Data objects do not count. Pure.
