@@ -7,8 +7,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +149,49 @@ int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errle
     sk_X509_pop_free(all, X509_free);
     free(pem);
     return r;
+}
+
+/* The EKU of an authentication certificate, if it has one, must allow client authentication. */
+static bool eku_fits_auth(X509 *leaf)
+{
+    uint32_t xku = X509_get_extended_key_usage(leaf);
+
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE))
+        return true;
+    return xku & (XKU_SSL_CLIENT | XKU_SMIME | XKU_ANYEKU);
+}
+
+int certs_check_usage(X509 *leaf, const char *profile, char *errbuf, size_t errlen)
+{
+    EVP_PKEY *pub = X509_get0_pubkey(leaf);
+    bool ec = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC;
+    uint32_t ku = X509_get_key_usage(leaf); /* UINT32_MAX when the extension is absent */
+    uint32_t need = 0;
+    const char *what = NULL;
+
+    if (!profile || !*profile)
+        return 0;
+    if (strcmp(profile, "authentication") == 0) {
+        need = KU_DIGITAL_SIGNATURE;
+        what = "digitalSignature";
+    } else if (strcmp(profile, "encryption") == 0) {
+        need = ec ? KU_KEY_AGREEMENT : KU_KEY_ENCIPHERMENT;
+        what = ec ? "keyAgreement" : "keyEncipherment";
+    } else if (strcmp(profile, "nonrepudiation") == 0) {
+        need = KU_NON_REPUDIATION;
+        what = "nonRepudiation";
+    } else {
+        return 0;
+    }
+    if (!(ku & need)) {
+        snprintf(errbuf, errlen, "the issued certificate's keyUsage lacks %s, which the %s "
+                 "profile needs", what, profile);
+        return PA_E_CERT;
+    }
+    if (strcmp(profile, "authentication") == 0 && !eku_fits_auth(leaf)) {
+        snprintf(errbuf, errlen, "the issued certificate's extendedKeyUsage does not allow "
+                 "client authentication");
+        return PA_E_CERT;
+    }
+    return 0;
 }

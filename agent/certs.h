@@ -34,4 +34,13 @@ int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_p
  */
 int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errlen);
 
+/*
+ * Does the issued certificate's keyUsage (and extendedKeyUsage, when present) fit the key and the
+ * request's profile? authentication: digitalSignature, and an EKU (if any) with clientAuth,
+ * emailProtection or anyExtendedKeyUsage; encryption: keyEncipherment for RSA keys, keyAgreement
+ * for EC keys; nonrepudiation: nonRepudiation. An unknown or empty profile is not checked.
+ * PA_E_CERT with the reason in errbuf.
+ */
+int certs_check_usage(X509 *leaf, const char *profile, char *errbuf, size_t errlen);
+
 #endif

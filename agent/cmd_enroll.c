@@ -226,6 +226,13 @@ static void print_job(const struct job *j)
     if (j->key_id_hex[0])
         printf("  key       %s id %s (%s)%s\n", j->key_type, j->key_id_hex, j->key_label,
                j->custody_ok ? ", custody checked" : "");
+    if (j->custody)
+        printf("  custody   %s\n", j->custody);
+    if (j->keygen_at)
+        printf("  keygen    %s on a %s%s slot, module %s\n",
+               j->keygen_mechanism[0] ? j->keygen_mechanism : "(interrupted before the answer)",
+               j->slot_hw ? "hardware" : "software", j->slot_removable ? ", removable" : "",
+               j->module_path ? j->module_path : "?");
     if (j->request_path)
         printf("  request   %s (%s)\n", j->request_path, j->product ? j->product : "");
     if (j->order_id)

@@ -286,6 +286,8 @@ void job_free(struct job *j)
     free(j->product);
     free(j->request_path);
     free(j->cert_pem);
+    free(j->module_path);
+    free(j->custody);
     free(j->last_error);
     for (size_t i = 0; i < j->nhistory; i++)
         free(j->history[i].note);
@@ -409,6 +411,13 @@ static const struct job_field job_fields[] = {
     JA(key_id_hex, JK_HEX, false),
     JA(spki_sha256, JK_SHA256, false),
     JF(custody_ok, JK_BOOL, 0, false),
+    JF(keygen_at, JK_TIME, 0, false),
+    JA(keygen_mechanism, JK_TEXT, false),
+    JF(slot_hw, JK_BOOL, 0, false),
+    JF(slot_removable, JK_BOOL, 0, false),
+    JF(module_path, JK_PTEXT, PATH_MAX, false),
+    JF(custody, JK_PTEXT, 1024, false),
+    JA(profile, JK_TEXT, false),
     JF(csr_pem, JK_PTEXT, 64 * 1024, false),
     JA(csr_sha256, JK_SHA256, false),
     JF(pss, JK_BOOL, 0, false),

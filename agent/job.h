@@ -43,7 +43,14 @@ struct job {
     char key_label[65];
     char key_id_hex[129]; /* CKA_ID, hex; empty before keygen */
     char spki_sha256[65]; /* SHA-256 of the public key's DER SubjectPublicKeyInfo */
-    bool custody_ok;      /* custody attributes checked and good */
+    bool custody_ok;      /* custody checked and good */
+    /* Custody evidence (docs/ARCHITECTURE.md "Custody"): what proves the key is on the token. */
+    time_t keygen_at;          /* this job called C_GenerateKeyPair at (saved before the call) */
+    char keygen_mechanism[40]; /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
+    bool slot_hw, slot_removable; /* CKF_HW_SLOT, CKF_REMOVABLE_DEVICE of the slot */
+    char *module_path;         /* the PKCS#11 module that generated it */
+    char *custody;             /* "generated here; value_readable=no extractable=no ..." */
+    char profile[32];          /* the request's certificate.profile_option */
     char *csr_pem;        /* NULL before the CSR */
     char csr_sha256[65];  /* SHA-256 of the CSR's DER */
     bool pss;             /* CSR signed with RSASSA-PSS */

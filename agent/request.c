@@ -1178,6 +1178,16 @@ int req_individual(const struct req *req, const char **first, const char **last,
     return 0;
 }
 
+const char *req_profile_option(const struct req *req)
+{
+    json_object *cert = NULL;
+
+    if (!json_object_object_get_ex(req->root, "certificate", &cert) ||
+        !json_object_is_type(cert, json_type_object))
+        return NULL;
+    return req_opt_string(cert, "profile_option");
+}
+
 const char *req_individual_str(const struct req *req, const char *key)
 {
     json_object *cert = NULL, *ind = NULL;

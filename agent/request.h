@@ -54,6 +54,9 @@ void req_free(struct req *req);
 int req_individual(const struct req *req, const char **first, const char **last,
                    const char **country, long *individual_id);
 
+/** certificate.profile_option as a string, or NULL; valid until req_free. */
+const char *req_profile_option(const struct req *req);
+
 /** The string certificate.individual.KEY, or NULL (absent, not a string); valid until req_free. */
 const char *req_individual_str(const struct req *req, const char *key);
 

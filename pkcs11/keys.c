@@ -16,6 +16,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,60 +302,16 @@ static int derive_id(struct tok_token *t, CK_OBJECT_HANDLE pub, bool ec, unsigne
     return 0;
 }
 
-int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
-               unsigned char *ret_id, size_t *ret_id_len)
+/* Give both halves the CKA_ID derived from the public key, or leave both at tmp_id. */
+static void set_ids(struct tok_token *t, CK_OBJECT_HANDLE hpub, CK_OBJECT_HANDLE hpriv, bool ec,
+                    const unsigned char *tmp_id, size_t tmp_len, unsigned char *ret_id,
+                    size_t *ret_id_len)
 {
-    struct keyspec ks = spec_of(type);
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_BYTE e65537[] = {0x01, 0x00, 0x01};
-    CK_MECHANISM mech = {ks.mech, NULL, 0};
-    CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
-    unsigned char tmp_id[SHA_DIGEST_LENGTH], id[SHA_DIGEST_LENGTH];
-    size_t id_len = 0, label_len = label ? strlen(label) : 0;
-    CK_ULONG bits = ks.bits;
-    CK_RV rv;
-    int r;
+    unsigned char id[SHA_DIGEST_LENGTH];
+    size_t id_len = 0;
+    CK_RV rv = CKR_GENERAL_ERROR;
 
-    /*
-     * One template that SoftHSM2 and tpm2-pkcs11 both accept: no ENCRYPT/DECRYPT/WRAP/UNWRAP
-     * attributes (tpm2-pkcs11 rejects FALSE there), CKA_TOKEN true (it rejects session keys).
-     */
-    CK_ATTRIBUTE pub[8] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &no, sizeof(no)},
-        {CKA_VERIFY, &yes, sizeof(yes)},
-        {CKA_ID, tmp_id, sizeof(tmp_id)},
-        {CKA_LABEL, (void *)(uintptr_t)label, label_len},
-    };
-    CK_ATTRIBUTE priv[] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, &yes, sizeof(yes)},
-        {CKA_EXTRACTABLE, &no, sizeof(no)},
-        {CKA_SIGN, &yes, sizeof(yes)},
-        {CKA_ID, tmp_id, sizeof(tmp_id)},
-        {CKA_LABEL, (void *)(uintptr_t)label, label_len},
-    };
-    CK_ULONG npub = label_len ? 5 : 4, npriv = label_len ? 7 : 6;
-
-    r = tok_check_keygen(t, type);
-    if (r < 0)
-        return r;
-    if (ks.oid) {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)(uintptr_t)ks.oid, ks.oid_len};
-    } else {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
-        pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537)};
-    }
-    /* A random id first: the public key, from which the real id derives, does not exist yet. */
-    if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
-        return PA_E_INTERNAL;
-    rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub, npub, priv, npriv, &hpub,
-                 &hpriv);
-    if (rv != CKR_OK)
-        return p11_err(rv);
-    r = derive_id(t, hpub, ks.oid != NULL, id, &id_len);
-    if (r == 0) {
+    if (derive_id(t, hpub, ec, id, &id_len) == 0) {
         CK_ATTRIBUTE set = {CKA_ID, id, id_len};
 
         /* Same CKA_ID on both halves, or neither changes. */
@@ -361,21 +319,151 @@ int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
         if (rv == CKR_OK) {
             rv = P11CALL(t->ctx, C_SetAttributeValue, t->session, hpub, &set, 1);
             if (rv != CKR_OK) {
-                CK_ATTRIBUTE back = {CKA_ID, tmp_id, sizeof(tmp_id)};
+                CK_ATTRIBUTE back = {CKA_ID, (void *)(uintptr_t)tmp_id, tmp_len};
 
                 (void)P11CALL(t->ctx, C_SetAttributeValue, t->session, hpriv, &back, 1);
             }
         }
         if (rv != CKR_OK)
-            log_debug("pkcs11: token keeps CKA_ID fixed; using the random id");
+            log_debug("pkcs11: token keeps CKA_ID fixed; using the id it was generated with");
     }
-    if (r < 0 || rv != CKR_OK) {
-        memcpy(id, tmp_id, sizeof(tmp_id));
-        id_len = sizeof(tmp_id);
+    if (rv != CKR_OK) {
+        memcpy(id, tmp_id, tmp_len);
+        id_len = tmp_len;
     }
     memcpy(ret_id, id, id_len);
     *ret_id_len = id_len;
+}
+
+/* A template being built: attributes point into the caller's storage. */
+struct tmpl {
+    CK_ATTRIBUTE a[16];
+    CK_ULONG n;
+};
+
+static void tmpl_add(struct tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v, size_t len)
+{
+    t->a[t->n++] = (CK_ATTRIBUTE){type, (void *)(uintptr_t)v, len};
+}
+
+/* A usage attribute: true when wanted; false only in explicit mode, else left to the token. */
+static void tmpl_use(struct tmpl *t, CK_ATTRIBUTE_TYPE type, bool want, bool explicit_)
+{
+    static const CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+
+    if (want || explicit_)
+        tmpl_add(t, type, want ? &yes : &no, sizeof(CK_BBOOL));
+}
+
+/* Public and private templates for one generation attempt. */
+static void build_templates(const struct keyspec *ks, unsigned usage, bool explicit_,
+                            const unsigned char *id, size_t id_len, const char *label,
+                            struct tmpl *pub, struct tmpl *priv)
+{
+    static const CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    static const CK_BYTE e65537[] = {0x01, 0x00, 0x01};
+    bool ec = ks->oid != NULL, sign = usage & TOK_USE_SIGN, dec = usage & TOK_USE_DECRYPT;
+    size_t label_len = label ? strlen(label) : 0;
+
+    pub->n = priv->n = 0;
+    tmpl_add(pub, CKA_TOKEN, &yes, 1);
+    tmpl_add(pub, CKA_PRIVATE, &no, 1);
+    tmpl_add(pub, CKA_ID, id, id_len);
+    tmpl_use(pub, CKA_VERIFY, sign, explicit_);
+    tmpl_add(priv, CKA_TOKEN, &yes, 1);
+    tmpl_add(priv, CKA_PRIVATE, &yes, 1);
+    tmpl_add(priv, CKA_SENSITIVE, &yes, 1);
+    tmpl_add(priv, CKA_EXTRACTABLE, &no, 1);
+    tmpl_add(priv, CKA_ID, id, id_len);
+    tmpl_use(priv, CKA_SIGN, sign, explicit_);
+    if (ec) {
+        tmpl_use(priv, CKA_DERIVE, dec, explicit_);
+        tmpl_add(pub, CKA_EC_PARAMS, ks->oid, ks->oid_len);
+    } else {
+        tmpl_use(pub, CKA_ENCRYPT, dec, explicit_);
+        tmpl_use(pub, CKA_WRAP, dec, explicit_);
+        tmpl_use(priv, CKA_DECRYPT, dec, explicit_);
+        tmpl_use(priv, CKA_UNWRAP, dec, explicit_);
+        tmpl_add(pub, CKA_MODULUS_BITS, &ks->bits, sizeof(ks->bits));
+        tmpl_add(pub, CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537));
+    }
+    if (label_len) {
+        tmpl_add(pub, CKA_LABEL, label, label_len);
+        tmpl_add(priv, CKA_LABEL, label, label_len);
+    }
+}
+
+static void keygen_info(struct tok_token *t, const struct keyspec *ks, bool explicit_,
+                        struct tok_keygen_info *ret)
+{
+    CK_SLOT_INFO si;
+
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->mechanism, sizeof(ret->mechanism), "%s",
+             ks->oid ? "CKM_EC_KEY_PAIR_GEN" : "CKM_RSA_PKCS_KEY_PAIR_GEN");
+    if (P11CALL(t->ctx, C_GetSlotInfo, t->slot, &si) == CKR_OK) {
+        ret->hw_slot = si.flags & CKF_HW_SLOT;
+        ret->removable = si.flags & CKF_REMOVABLE_DEVICE;
+    }
+    ret->usage_explicit = explicit_;
+}
+
+/* May the explicit template be the reason the generation failed, and did it leave nothing? */
+static bool explicit_refused(struct tok_token *t, CK_RV rv, const unsigned char *id, size_t id_len)
+{
+    CK_OBJECT_HANDLE h[1];
+    CK_ULONG n1 = 0, n2 = 0;
+
+    if (rv != CKR_ATTRIBUTE_VALUE_INVALID && rv != CKR_TEMPLATE_INCONSISTENT &&
+        rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_GENERAL_ERROR &&
+        rv != CKR_FUNCTION_FAILED)
+        return false;
+    return find_objects(t, CKO_PRIVATE_KEY, id, id_len, h, 1, &n1) == 0 &&
+           find_objects(t, CKO_PUBLIC_KEY, id, id_len, h, 1, &n2) == 0 && n1 == 0 && n2 == 0;
+}
+
+int tok_keygen_ex(struct tok_token *t, enum tok_key_type type, unsigned usage, const char *label,
+                  unsigned char *ret_id, size_t *ret_id_len, struct tok_keygen_info *ret_info)
+{
+    struct keyspec ks = spec_of(type);
+    CK_MECHANISM mech = {ks.mech, NULL, 0};
+    CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+    unsigned char tmp_id[SHA_DIGEST_LENGTH];
+    struct tmpl pub, priv;
+    bool explicit_ = true;
+    CK_RV rv;
+    int r;
+
+    r = tok_check_keygen(t, type);
+    if (r < 0)
+        return r;
+    /* A random id first: the public key, from which the real id derives, does not exist yet. */
+    if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+        return PA_E_INTERNAL;
+    build_templates(&ks, usage, true, tmp_id, sizeof(tmp_id), label, &pub, &priv);
+    rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub.a, pub.n, priv.a, priv.n,
+                 &hpub, &hpriv);
+    if (rv != CKR_OK && explicit_refused(t, rv, tmp_id, sizeof(tmp_id))) {
+        /* Some tokens refuse an explicit false (tpm2-pkcs11: CKR_GENERAL_ERROR): nothing was
+         * made, so ask again with only the usages we want; the key's real usages are read back
+         * afterwards and checked. */
+        explicit_ = false;
+        build_templates(&ks, usage, false, tmp_id, sizeof(tmp_id), label, &pub, &priv);
+        rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub.a, pub.n, priv.a, priv.n,
+                     &hpub, &hpriv);
+    }
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    set_ids(t, hpub, hpriv, ks.oid != NULL, tmp_id, sizeof(tmp_id), ret_id, ret_id_len);
+    if (ret_info)
+        keygen_info(t, &ks, explicit_, ret_info);
     return 0;
+}
+
+int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
+               unsigned char *ret_id, size_t *ret_id_len)
+{
+    return tok_keygen_ex(t, type, TOK_USE_SIGN, label, ret_id, ret_id_len, NULL);
 }
 
 static bool attr_true(const CK_ATTRIBUTE *a)
@@ -383,15 +471,37 @@ static bool attr_true(const CK_ATTRIBUTE *a)
     return a->ulValueLen == sizeof(CK_BBOOL) && *(CK_BBOOL *)a->pValue == CK_TRUE;
 }
 
+/* Does any secret component of the key come back with a value? A sensitive key answers
+ * CKR_ATTRIBUTE_SENSITIVE (or the attribute does not exist for its type). */
+static int value_readable(struct tok_token *t, CK_OBJECT_HANDLE h, bool *ret)
+{
+    static const CK_ATTRIBUTE_TYPE secret[] = {CKA_VALUE, CKA_PRIVATE_EXPONENT, CKA_PRIME_1};
+
+    *ret = false;
+    for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
+        CK_ATTRIBUTE a = {secret[i], NULL, 0};
+        CK_RV rv = P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1);
+
+        if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+            rv == CKR_SESSION_HANDLE_INVALID)
+            return p11_err(rv);
+        if (rv == CKR_OK && a.ulValueLen != CK_UNAVAILABLE_INFORMATION && a.ulValueLen > 0)
+            *ret = true;
+    }
+    return 0;
+}
+
 int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
                     struct tok_custody *ret)
 {
-    CK_BBOOL v[7] = {0};
-    CK_ATTRIBUTE a[7] = {
-        {CKA_SENSITIVE, &v[0], 1},         {CKA_EXTRACTABLE, &v[1], 1},      {CKA_LOCAL, &v[2], 1},
-        {CKA_NEVER_EXTRACTABLE, &v[3], 1}, {CKA_ALWAYS_SENSITIVE, &v[4], 1}, {CKA_TOKEN, &v[5], 1},
-        {CKA_PRIVATE, &v[6], 1},
+    enum { N = 11 };
+    static const CK_ATTRIBUTE_TYPE types[N] = {
+        CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
+        CKA_TOKEN,     CKA_PRIVATE,     CKA_SIGN,  CKA_DECRYPT,           CKA_UNWRAP,
+        CKA_DERIVE,
     };
+    CK_BBOOL v[N] = {0};
+    CK_ATTRIBUTE a[N];
     CK_OBJECT_HANDLE h;
     CK_RV rv;
     int r;
@@ -400,8 +510,9 @@ int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
     if (r < 0)
         return r;
     /* Attributes a token cannot report come back as unavailable: read them one by one so one
-     * missing attribute does not hide the others, and count "unknown" as unsafe. */
-    for (size_t i = 0; i < 7; i++) {
+     * missing attribute does not hide the others, and count "unknown" as false. */
+    for (size_t i = 0; i < N; i++) {
+        a[i] = (CK_ATTRIBUTE){types[i], &v[i], 1};
         rv = P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a[i], 1);
         if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
             rv == CKR_SESSION_HANDLE_INVALID)
@@ -409,21 +520,29 @@ int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
         if (rv != CKR_OK)
             a[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
     }
+    memset(ret, 0, sizeof(*ret));
     ret->sensitive = attr_true(&a[0]);
-    ret->extractable = a[1].ulValueLen == CK_UNAVAILABLE_INFORMATION || attr_true(&a[1]);
+    ret->reported_extractable = a[1].ulValueLen != CK_UNAVAILABLE_INFORMATION;
+    ret->extractable = !ret->reported_extractable || attr_true(&a[1]);
     ret->local = attr_true(&a[2]);
     ret->never_extractable = attr_true(&a[3]);
     ret->always_sensitive = attr_true(&a[4]);
     ret->is_token = attr_true(&a[5]);
     ret->is_private = attr_true(&a[6]);
-    return 0;
+    ret->sign = attr_true(&a[7]);
+    ret->decrypt = attr_true(&a[8]);
+    ret->unwrap = attr_true(&a[9]);
+    ret->derive = attr_true(&a[10]);
+    return value_readable(t, h, &ret->value_readable);
 }
 
 int tok_custody_ok(const struct tok_custody *c)
 {
     const char *why = NULL;
 
-    if (!c->local)
+    if (c->value_readable)
+        why = "can be read out (its secret value is not protected)";
+    else if (!c->local)
         why = "was not generated on the token (CKA_LOCAL false)";
     else if (c->extractable)
         why = "is extractable";
@@ -439,6 +558,54 @@ int tok_custody_ok(const struct tok_custody *c)
         why = "is not a private object";
     if (why) {
         p11_set_detail("the key %s; it cannot be used for a PKIo certificate", why);
+        return PA_E_CUSTODY;
+    }
+    return 0;
+}
+
+int tok_custody_ok_generated(const struct tok_custody *c)
+{
+    const char *why = NULL;
+
+    if (c->value_readable)
+        why = "can be read out (its secret value is not protected)";
+    else if (c->reported_extractable && c->extractable)
+        why = "is extractable";
+    else if (!c->is_token)
+        why = "is a session object";
+    if (why) {
+        p11_set_detail("the key %s; it cannot be used for a PKIo certificate", why);
+        return PA_E_CUSTODY;
+    }
+    return 0;
+}
+
+void tok_custody_describe(const struct tok_custody *c, char *out, size_t outlen)
+{
+    snprintf(out, outlen,
+             "value_readable=%s extractable=%s sensitive=%s always_sensitive=%s "
+             "never_extractable=%s local=%s token=%s private=%s sign=%s decrypt=%s unwrap=%s "
+             "derive=%s",
+             c->value_readable ? "yes" : "no",
+             c->reported_extractable ? (c->extractable ? "yes" : "no") : "unreported",
+             c->sensitive ? "yes" : "no", c->always_sensitive ? "yes" : "no",
+             c->never_extractable ? "yes" : "no", c->local ? "yes" : "no",
+             c->is_token ? "yes" : "no", c->is_private ? "yes" : "no", c->sign ? "yes" : "no",
+             c->decrypt ? "yes" : "no", c->unwrap ? "yes" : "no", c->derive ? "yes" : "no");
+}
+
+int tok_usage_ok(const struct tok_custody *c, unsigned usage, bool ec)
+{
+    const char *why = NULL;
+
+    if ((usage & TOK_USE_SIGN) && !c->sign)
+        why = "signing (CKA_SIGN)";
+    else if ((usage & TOK_USE_DECRYPT) && ec && !c->derive)
+        why = "key agreement (CKA_DERIVE)";
+    else if ((usage & TOK_USE_DECRYPT) && !ec && !(c->decrypt && c->unwrap))
+        why = "decryption (CKA_DECRYPT and CKA_UNWRAP)";
+    if (why) {
+        p11_set_detail("the token did not give the key the usage asked for: %s", why);
         return PA_E_CUSTODY;
     }
     return 0;

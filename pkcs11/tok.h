@@ -68,9 +68,31 @@ enum tok_key_type {
     TOK_KEY_EC_P384
 };
 
-/* Custody attributes of a private key, read back from the token. */
+/*
+ * Custody attributes of a private key, read back from the token. An attribute the module does not
+ * report reads as false (extractable: as true when it is unreported and reported_extractable is
+ * false). value_readable is true when any secret component (CKA_VALUE, CKA_PRIVATE_EXPONENT,
+ * CKA_PRIME_1) came back with a value: such a key is never acceptable.
+ */
 struct tok_custody {
     bool sensitive, extractable, local, never_extractable, always_sensitive, is_token, is_private;
+    bool value_readable;
+    bool reported_extractable; /* the module answered CKA_EXTRACTABLE */
+    bool sign, decrypt, unwrap, derive; /* usage attributes of the private key */
+};
+
+/* Key usages asked for at generation (the request's profile decides). */
+enum {
+    TOK_USE_SIGN = 1,    /* CKA_SIGN / CKA_VERIFY (also needed to sign the CSR) */
+    TOK_USE_DECRYPT = 2, /* RSA: CKA_DECRYPT + CKA_UNWRAP (ENCRYPT/WRAP); EC: CKA_DERIVE */
+};
+
+/* What a key generation can prove about itself; recorded as custody evidence. */
+struct tok_keygen_info {
+    char mechanism[40]; /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
+    bool hw_slot;       /* the slot says CKF_HW_SLOT */
+    bool removable;     /* the slot says CKF_REMOVABLE_DEVICE */
+    bool usage_explicit; /* unwanted usages were set false explicitly (else token defaults) */
 };
 
 struct tok_ctx;   /* one loaded module */
@@ -160,12 +182,34 @@ int tok_check_keygen(struct tok_token *t, enum tok_key_type type);
  */
 int tok_keygen(struct tok_token *t, enum tok_key_type type, const char *label,
                unsigned char *ret_id, size_t *ret_id_len);
+/*
+ * The same with the usages (TOK_USE_*) set explicitly: wanted ones true, the others false where
+ * the token accepts an explicit false (tpm2-pkcs11 refuses false for some; then the template
+ * leaves them to the token's default, which tok_key_custody reads back). ret_info (may be NULL)
+ * receives the evidence: mechanism and slot flags.
+ */
+int tok_keygen_ex(struct tok_token *t, enum tok_key_type type, unsigned usage, const char *label,
+                  unsigned char *ret_id, size_t *ret_id_len, struct tok_keygen_info *ret_info);
 
 /* Read the custody attributes of the private key with this CKA_ID. */
 int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
                     struct tok_custody *ret);
-/* PA_E_CUSTODY unless sensitive, always sensitive, never extractable, not extractable, local. */
+/*
+ * The gate for a key we did NOT generate in this job: attribute proof only. PA_E_CUSTODY unless
+ * sensitive, always sensitive, never extractable, not extractable, local, and its value unreadable.
+ */
 int tok_custody_ok(const struct tok_custody *c);
+/*
+ * The gate for a key this job generated itself with C_GenerateKeyPair on this token (many card
+ * stacks, OpenSC's PKCS#15 layer among them, report CKA_LOCAL, CKA_SENSITIVE and friends false
+ * for keys the card made): its secret value must be unreadable, CKA_EXTRACTABLE not true, and
+ * it must be a private token object. PA_E_CUSTODY otherwise.
+ */
+int tok_custody_ok_generated(const struct tok_custody *c);
+/* "sensitive=yes always_sensitive=no ..." for the record; out gets at most outlen-1 bytes. */
+void tok_custody_describe(const struct tok_custody *c, char *out, size_t outlen);
+/* PA_E_CUSTODY when a usage asked for (TOK_USE_*) is not on the key. */
+int tok_usage_ok(const struct tok_custody *c, unsigned usage, bool ec);
 
 /* Does a private key with this id exist? 0 yes, PA_E_TOKEN_NOT_FOUND no. ret_label optional. */
 int tok_find_key(struct tok_token *t, const unsigned char *id, size_t id_len, char **ret_label);
