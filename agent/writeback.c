@@ -5,9 +5,38 @@
 #include "tok.h"
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+
+/* The chain, as far as the token takes it; a pulled token is an error, a refusal is noted. */
+static int store_chain(struct tok_token *t, STACK_OF(X509) * chain, struct wb_result *res)
+{
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *ca = sk_X509_value(chain, i);
+        bool written = false;
+        int r = tok_store_cert(t, ca, NULL, 0, NULL, &written);
+
+        if (r == PA_E_TOKEN_GONE || r == PA_E_NOMEM)
+            return r;
+        if (r < 0) {
+            if (!res->ca_skipped) {
+                char cn[128] = "?";
+
+                X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn,
+                                          sizeof(cn));
+                snprintf(res->skipped, sizeof(res->skipped), "CN=%s: %s", cn, tok_detail());
+            }
+            res->ca_skipped++;
+        } else if (written) {
+            res->ca_written++;
+        } else {
+            res->ca_present++;
+        }
+    }
+    return 0;
+}
 
 int wb_install(struct tok_token *t, const unsigned char *id, size_t id_len, X509 *leaf,
                STACK_OF(X509) * chain, struct wb_result *ret, char *errbuf, size_t errlen)
@@ -33,17 +62,13 @@ int wb_install(struct tok_token *t, const unsigned char *id, size_t id_len, X509
         goto out;
     }
     r = tok_store_cert(t, leaf, id, id_len, label, &res.leaf_written);
-    for (int i = 0; r == 0 && i < sk_X509_num(chain); i++) {
-        bool written = false;
-
-        r = tok_store_cert(t, sk_X509_value(chain, i), NULL, 0, NULL, &written);
-        if (written)
-            res.ca_written++;
-        else
-            res.ca_present++;
-    }
     if (r < 0) {
-        snprintf(errbuf, errlen, "writing certificates: %s", tok_detail());
+        snprintf(errbuf, errlen, "writing the certificate: %s", tok_detail());
+        goto out;
+    }
+    r = store_chain(t, chain, &res);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "writing CA certificates: %s", tok_detail());
         goto out;
     }
     /* Read back: the leaf must now be there under the key's id, byte for byte. */

@@ -328,6 +328,18 @@ static void set_ids(struct tok_token *t, CK_OBJECT_HANDLE hpub, CK_OBJECT_HANDLE
             log_debug("pkcs11: token keeps CKA_ID fixed; using the id it was generated with");
     }
     if (rv != CKR_OK) {
+        /* The token keeps the id it chose (some cards pick their own and ignore ours): use
+         * whatever the private key really carries. */
+        unsigned char *v = NULL;
+        CK_ULONG len = 0;
+
+        if (get_attr(t, hpriv, CKA_ID, &v, &len) == 0 && len > 0 && len <= TOK_ID_MAX) {
+            memcpy(ret_id, v, len);
+            *ret_id_len = len;
+            free(v);
+            return;
+        }
+        free(v);
         memcpy(id, tmp_id, tmp_len);
         id_len = tmp_len;
     }
@@ -415,8 +427,7 @@ static bool explicit_refused(struct tok_token *t, CK_RV rv, const unsigned char 
     CK_ULONG n1 = 0, n2 = 0;
 
     if (rv != CKR_ATTRIBUTE_VALUE_INVALID && rv != CKR_TEMPLATE_INCONSISTENT &&
-        rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_GENERAL_ERROR &&
-        rv != CKR_FUNCTION_FAILED)
+        rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_GENERAL_ERROR && rv != CKR_FUNCTION_FAILED)
         return false;
     return find_objects(t, CKO_PRIVATE_KEY, id, id_len, h, 1, &n1) == 0 &&
            find_objects(t, CKO_PUBLIC_KEY, id, id_len, h, 1, &n2) == 0 && n1 == 0 && n2 == 0;
@@ -441,8 +452,8 @@ int tok_keygen_ex(struct tok_token *t, enum tok_key_type type, unsigned usage, c
     if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
         return PA_E_INTERNAL;
     build_templates(&ks, usage, true, tmp_id, sizeof(tmp_id), label, &pub, &priv);
-    rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub.a, pub.n, priv.a, priv.n,
-                 &hpub, &hpriv);
+    rv = P11CALL(t->ctx, C_GenerateKeyPair, t->session, &mech, pub.a, pub.n, priv.a, priv.n, &hpub,
+                 &hpriv);
     if (rv != CKR_OK && explicit_refused(t, rv, tmp_id, sizeof(tmp_id))) {
         /* Some tokens refuse an explicit false (tpm2-pkcs11: CKR_GENERAL_ERROR): nothing was
          * made, so ask again with only the usages we want; the key's real usages are read back
@@ -496,9 +507,9 @@ int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
 {
     enum { N = 11 };
     static const CK_ATTRIBUTE_TYPE types[N] = {
-        CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
-        CKA_TOKEN,     CKA_PRIVATE,     CKA_SIGN,  CKA_DECRYPT,           CKA_UNWRAP,
-        CKA_DERIVE,
+        CKA_SENSITIVE,        CKA_EXTRACTABLE, CKA_LOCAL,   CKA_NEVER_EXTRACTABLE,
+        CKA_ALWAYS_SENSITIVE, CKA_TOKEN,       CKA_PRIVATE, CKA_SIGN,
+        CKA_DECRYPT,          CKA_UNWRAP,      CKA_DERIVE,
     };
     CK_BBOOL v[N] = {0};
     CK_ATTRIBUTE a[N];
