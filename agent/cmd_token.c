@@ -89,6 +89,15 @@ static const char *pin_state(const struct tok_info *t)
     return "PIN ok";
 }
 
+/* "  pkcs11:token=...;serial=...", percent-encoded (labels have spaces, '(', '/', ...). */
+static void print_token_uri(const struct tok_info *t)
+{
+    char *uri = tok_uri_for_token(t);
+
+    printf("  %s\n", uri ? uri : "(no memory for the URI)");
+    free(uri);
+}
+
 int cmd_tokens(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -145,7 +154,8 @@ int cmd_tokens(struct cli *cli, int argc, char **argv)
                    t->write_protected ? "; write-protected" : "");
             if (t->free_private_memory >= 0)
                 printf("; %ld bytes free", t->free_private_memory);
-            printf("\n  pkcs11:token=%s;serial=%s\n", t->label, t->serial);
+            printf("\n");
+            print_token_uri(t);
         }
     }
     r = 0;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(int err, char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -78,19 +79,45 @@ static int set_part(char **field, const char *key, const char *val, char *errbuf
     return *field ? 0 : PA_E_NOMEM;
 }
 
-int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, size_t errlen)
-{
-    struct csr_subject s = {0};
-    size_t len = strlen(dn);
-    char *buf = NULL, *key, *val;
-    size_t o = 0;
-    int r = 0;
+/* The attribute types of the subject parts: OpenSSL's short name, the long name, the OID. */
+static const char *const subject_keys[4][3] = {
+    {"CN", "commonName", "2.5.4.3"},
+    {"GN", "givenName", "2.5.4.42"},
+    {"SN", "surname", "2.5.4.4"},
+    {"C", "countryName", "2.5.4.6"},
+};
 
-    if (len == 0 || dn[0] != '/' || len > 1024)
-        return fail(PA_E_USAGE, errbuf, errlen, "subject must look like /CN=First Last[/C=NL]");
-    buf = malloc(len + 1);
-    if (!buf)
-        return PA_E_NOMEM;
+/* Set the part key names (compared case-insensitively when any_case) to val. */
+static int add_part(struct csr_subject *s, const char *key, const char *val, bool any_case,
+                    char *errbuf, size_t errlen)
+{
+    char **fields[4] = {&s->cn, &s->given_name, &s->surname, &s->country};
+
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            const char *name = subject_keys[i][j];
+            int r;
+
+            if (any_case ? strcasecmp(key, name) != 0 : strcmp(key, name) != 0)
+                continue;
+            r = set_part(fields[i], key, val, errbuf, errlen);
+            if (r == 0 && i == 3 && !valid_country(val))
+                r = fail(PA_E_USAGE, errbuf, errlen, "subject: C must be two letters");
+            return r;
+        }
+    }
+    return fail(PA_E_USAGE, errbuf, errlen, "subject: '%s' is not allowed (only CN, GN, SN and C)",
+                key);
+}
+
+/* OpenSSL's one-line form "/C=NL/CN=Jan": a backslash takes the next character literally. */
+static int parse_slash(const char *dn, size_t len, struct csr_subject *s, char *errbuf,
+                       size_t errlen)
+{
+    char *buf = malloc(len + 1), *key, *val;
+    size_t o = 0;
+    int r = buf ? 0 : PA_E_NOMEM;
+
     for (size_t i = 1; i <= len && r == 0; i++) {
         if (i < len && dn[i] == '\\' && i + 1 < len) {
             buf[o++] = dn[++i];
@@ -109,29 +136,183 @@ int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, siz
             break;
         }
         *val++ = '\0';
-        if (strcmp(key, "CN") == 0)
-            r = set_part(&s.cn, key, val, errbuf, errlen);
-        else if (strcmp(key, "GN") == 0 || strcmp(key, "givenName") == 0)
-            r = set_part(&s.given_name, key, val, errbuf, errlen);
-        else if (strcmp(key, "SN") == 0 || strcmp(key, "surname") == 0)
-            r = set_part(&s.surname, key, val, errbuf, errlen);
-        else if (strcmp(key, "C") == 0) {
-            r = set_part(&s.country, key, val, errbuf, errlen);
-            if (r == 0 && !valid_country(val))
-                r = fail(PA_E_USAGE, errbuf, errlen, "subject: C must be two letters");
-        } else
-            r = fail(PA_E_USAGE, errbuf, errlen,
-                     "subject: '%s' is not allowed (only CN, GN, SN and C)", key);
+        r = add_part(s, key, val, false, errbuf, errlen);
     }
+    free(buf);
+    return r;
+}
+
+/* RFC 4514: characters a value may hold only escaped (besides '\\'), and what may follow '\\'. */
+#define DN_MUST_ESCAPE "\";<>"
+#define DN_ESCAPABLE   "\"+,;<>\\ #="
+
+static int dn_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * RFC 4514 attribute type, up to '=' (blanks before and after the type are allowed): copied
+ * into key, *p left after the '='.
+ */
+static int dn_type(const char **p, char *key, char *errbuf, size_t errlen)
+{
+    const char *s = *p, *start, *end;
+
+    while (*s == ' ')
+        s++;
+    start = s;
+    while (*s && *s != '=' && *s != ',' && *s != '+')
+        s++;
+    end = s;
+    while (end > start && end[-1] == ' ')
+        end--;
+    memcpy(key, start, (size_t)(end - start));
+    key[end - start] = '\0';
+    if (*s != '=')
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject: '%s' is not KEY=VALUE (write a ',' inside a value as '\\,')", key);
+    *p = s + 1;
+    return 0;
+}
+
+/* One RFC 4514 escape at *p ('\\' then a special character or two hex digits) into val. */
+static int dn_unescape(const char **p, const char *key, char *val, size_t *o, char *errbuf,
+                       size_t errlen)
+{
+    const char *s = *p + 1;
+    int hi = dn_hexval(s[0]), lo = hi >= 0 ? dn_hexval(s[1]) : -1;
+
+    if (hi >= 0 && lo >= 0) {
+        if (hi == 0 && lo == 0) /* \00 would cut the value short: a control character */
+            return fail(PA_E_USAGE, errbuf, errlen,
+                        "subject: %s is empty, too long, not UTF-8 or has control characters", key);
+        val[(*o)++] = (char)(hi << 4 | lo);
+        *p = s + 2;
+        return 0;
+    }
+    if (*s && strchr(DN_ESCAPABLE, *s)) {
+        val[(*o)++] = *s;
+        *p = s + 1;
+        return 0;
+    }
+    return fail(PA_E_USAGE, errbuf, errlen,
+                "subject: %s: '\\' must be followed by one of , + \" \\ < > ; = # space, or two "
+                "hex digits",
+                key);
+}
+
+/* RFC 4514 attribute value, up to an unescaped ',' or '+' or the end: unescaped into val. */
+static int dn_value(const char **p, const char *key, char *val, char *errbuf, size_t errlen)
+{
+    const char *s = *p;
+    bool raw_space = false;
+    size_t o = 0;
+    int r;
+
+    if (*s == '#')
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject: %s: values in hex (#...) are not supported; write a leading '#' "
+                    "as '\\#'",
+                    key);
+    if (*s == ' ')
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject: %s: a leading space must be escaped as '\\ '", key);
+    while (*s && *s != ',' && *s != '+') {
+        raw_space = false;
+        if (*s == '\\') {
+            r = dn_unescape(&s, key, val, &o, errbuf, errlen);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (strchr(DN_MUST_ESCAPE, *s))
+            return fail(PA_E_USAGE, errbuf, errlen, "subject: %s: write '%c' as '\\%c'", key, *s,
+                        *s);
+        raw_space = *s == ' ';
+        val[o++] = *s++;
+    }
+    if (raw_space)
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject: %s: a trailing space must be escaped as '\\ '", key);
+    val[o] = '\0';
+    *p = s;
+    return 0;
+}
+
+/*
+ * RFC 4514 "CN=Jan,C=NL": RDNs separated by ',', most specific first. Each RDN holds one
+ * attribute: multi-valued RDNs ('+') are refused.
+ */
+static int parse_rfc4514(const char *dn, size_t len, struct csr_subject *s, char *errbuf,
+                         size_t errlen)
+{
+    char *key = malloc(len + 1), *val = malloc(len + 1);
+    const char *p = dn;
+    int r = key && val ? 0 : PA_E_NOMEM;
+
+    while (r == 0) {
+        r = dn_type(&p, key, errbuf, errlen);
+        if (r == 0)
+            r = dn_value(&p, key, val, errbuf, errlen);
+        if (r == 0)
+            r = add_part(s, key, val, true, errbuf, errlen);
+        if (r < 0 || *p == '\0')
+            break;
+        if (*p == '+')
+            r = fail(PA_E_USAGE, errbuf, errlen,
+                     "subject: multi-valued RDNs ('+') are not supported; write a '+' inside a "
+                     "value as '\\+'");
+        p++; /* past the ',' */
+    }
+    free(key);
+    free(val);
+    return r;
+}
+
+int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, size_t errlen)
+{
+    struct csr_subject s = {0};
+    size_t len = strlen(dn);
+    int r;
+
+    if (len == 0 || len > 1024)
+        return fail(PA_E_USAGE, errbuf, errlen,
+                    "subject must look like CN=First Last,C=NL or /C=NL/CN=First Last");
+    if (dn[0] == '/')
+        r = parse_slash(dn, len, &s, errbuf, errlen);
+    else
+        r = parse_rfc4514(dn, len, &s, errbuf, errlen);
     if (r == 0 && !s.cn)
         r = fail(PA_E_USAGE, errbuf, errlen, "subject needs exactly one CN");
-    free(buf);
     if (r < 0) {
         csr_subject_clear(&s);
         return r;
     }
     *ret = s;
     return 0;
+}
+
+/* The enrollee's country, two letters, upper-cased. */
+static int set_person_country(struct csr_subject *s, const char *country, char *errbuf,
+                              size_t errlen)
+{
+    int r;
+
+    if (!valid_country(country))
+        return fail(PA_E_REQUEST, errbuf, errlen,
+                    "certificate.individual.country must be two letters");
+    r = set_part(&s->country, "C", country, errbuf, errlen);
+    if (r == 0)
+        for (char *p = s->country; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+    return r;
 }
 
 int csr_subject_person(const char *first, const char *last, const char *country,
@@ -155,17 +336,8 @@ int csr_subject_person(const char *first, const char *last, const char *country,
         r = set_part(&s.given_name, "GN", first, errbuf, errlen);
     if (r == 0)
         r = set_part(&s.surname, "SN", last, errbuf, errlen);
-    if (r == 0 && country && *country) {
-        if (!valid_country(country))
-            r = fail(PA_E_REQUEST, errbuf, errlen,
-                     "certificate.individual.country must be two "
-                     "letters");
-        else
-            r = set_part(&s.country, "C", country, errbuf, errlen);
-        if (r == 0)
-            for (char *p = s.country; *p; p++)
-                *p = (char)toupper((unsigned char)*p);
-    }
+    if (r == 0 && country && *country)
+        r = set_person_country(&s, country, errbuf, errlen);
     free(cn);
     if (r < 0) {
         csr_subject_clear(&s);

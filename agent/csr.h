@@ -19,9 +19,19 @@ struct csr_subject {
 };
 
 /*
- * Parse "/CN=Jan de Vries/GN=Jan/SN=de Vries/C=NL" (OpenSSL's one-line form). Only CN, GN
- * (givenName), SN (surname) and C are accepted; CN must appear exactly once. Backslash escapes
- * a '/'. PA_E_USAGE with a message in errbuf otherwise.
+ * Parse a subject in one of two forms:
+ *  - RFC 4514, "CN=Jan de Vries,SN=de Vries,GN=Jan,C=NL": RDNs separated by ',', most specific
+ *    first; attribute types case-insensitive; escapes \, \+ \" \\ \< \> \; \= \# "\ " and
+ *    hex pairs (\4A, \C3\A9); '"', ';', '<', '>', a leading '#' or space and a trailing space
+ *    only escaped; blanks before and after an attribute type are allowed. Multi-valued RDNs
+ *    ('+') and hex values ("#04...") are refused.
+ *  - OpenSSL's one-line form, "/C=NL/GN=Jan/SN=de Vries/CN=Jan de Vries" (starts with '/'):
+ *    attribute types case-sensitive; a backslash takes the next character literally.
+ * Only CN (commonName), GN (givenName), SN (surname) and C (countryName), or their OIDs, are
+ * accepted; CN must appear exactly once, each part is 1-64 bytes of UTF-8 without control
+ * characters, C two letters. The order given does not matter: csr_build always writes C, GN,
+ * SN, CN (RFC 4514: "CN=..,SN=..,GN=..,C=.."), so "CN=Jan,C=NL" and "/C=NL/CN=Jan" give the
+ * same subject. PA_E_USAGE with a message in errbuf otherwise.
  */
 int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, size_t errlen);
 /* Build the subject of an enrollee: CN = "first last", GN, SN and C when known. */

@@ -7,7 +7,12 @@
  *  - allow_pin_value only widens what is accepted, and false never yields a pin_value;
  *  - a parsed URI keeps its limits (id length, PIN length, no empty pin-source, one PIN source);
  *  - a URI matches the token it describes (tok_uri_matches);
- *  - tok_uri_for_key output parses back to the same token, serial, id and object.
+ *  - tok_uri_for_key output parses back to the same token, serial, id and object;
+ *  - everything printed (tok_uri_for_key, tok_uri_for_token, tok_uri_format) is "pkcs11:" then
+ *    only RFC 3986 unreserved characters, %XX with upper-case hex and the separators ; = ? &
+ *    (the conservative RFC 7512 form), and never carries a pin-value;
+ *  - round trip: tok_uri_format of any parsed URI parses back to the same attributes (all but
+ *    pin-value), and formatting that again gives the same text.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +64,69 @@ static bool same_uri(const struct tok_uri *a, const struct tok_uri *b)
            eq(a->type, b->type) && eq(a->pin_source, b->pin_source);
 }
 
+static bool hexdigit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* "pkcs11:", then unreserved characters, %XX (upper-case hex) and the separators ; = ? & only. */
+static void check_printed(const char *s)
+{
+    FUZZ_CHECK(strncmp(s, "pkcs11:", 7) == 0);
+    for (const char *p = s + 7; *p; p++) {
+        char c = *p;
+
+        if (c == '%') {
+            FUZZ_CHECK(hexdigit(p[1]) && hexdigit(p[2]));
+            p += 2;
+            continue;
+        }
+        FUZZ_CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   strchr("-._~;=?&", c) != NULL);
+    }
+    FUZZ_CHECK(strstr(s, "pin-value=") == NULL);
+}
+
+/* tok_uri_format(u) parses back to u (without its PIN) and formats to the same text again. */
+static void check_format_round_trip(const struct tok_uri *u)
+{
+    struct tok_uri back;
+    char *s = tok_uri_format(u), *again;
+
+    if (!s)
+        return; /* out of memory */
+    check_printed(s);
+    if (strlen(s) > URI_MAX) {
+        free(s); /* longer than the parser takes: only with long values that all need escaping */
+        return;
+    }
+    FUZZ_CHECK(tok_uri_parse(s, false, &back) == 0);
+    FUZZ_CHECK(same_uri(u, &back));
+    FUZZ_CHECK(back.pin_value == NULL);
+    again = tok_uri_format(&back);
+    FUZZ_CHECK(!again || strcmp(again, s) == 0);
+    free(again);
+    tok_uri_clear(&back);
+    free(s);
+}
+
+/* tok_uri_for_token(info) parses back to exactly the token's label and serial. */
+static void check_token_round_trip(const struct tok_info *info)
+{
+    struct tok_uri back;
+    char *s = tok_uri_for_token(info);
+
+    if (!s)
+        return;
+    check_printed(s);
+    FUZZ_CHECK(tok_uri_parse(s, false, &back) == 0);
+    FUZZ_CHECK(eq(back.token, info->label) && eq(back.serial, info->serial));
+    FUZZ_CHECK(!back.manufacturer && !back.model && !back.object && !back.type && !back.id_len);
+    FUZZ_CHECK(tok_uri_matches(&back, info));
+    tok_uri_clear(&back);
+    free(s);
+}
+
 /*
  * The token u describes (when its strings fit CK_TOKEN_INFO) must match u, and a key URI
  * formatted for that token must parse back to the same key.
@@ -78,9 +146,11 @@ static void check_match_and_round_trip(const struct tok_uri *u)
     info.slot_id = u->has_slot_id ? u->slot_id : 0;
     FUZZ_CHECK(tok_uri_matches(u, &info));
 
+    check_token_round_trip(&info);
     s = tok_uri_for_key(&info, u->id, u->id_len, u->object);
     if (!s)
         return; /* out of memory */
+    check_printed(s);
     if (strlen(s) > URI_MAX) {
         free(s); /* longer than the parser takes: only with object labels over ~1300 bytes */
         return;
@@ -112,11 +182,13 @@ static void one(const char *s)
         FUZZ_CHECK(r_lax == 0 && same_uri(&strict, &lax));
         check_limits(&strict);
         check_match_and_round_trip(&strict);
+        check_format_round_trip(&strict);
         tok_uri_clear(&strict);
     }
     if (r_lax == 0) {
         check_limits(&lax);
         check_match_and_round_trip(&lax);
+        check_format_round_trip(&lax);
         tok_uri_clear(&lax);
     }
 }

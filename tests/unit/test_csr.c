@@ -304,8 +304,9 @@ static void test_subject_bad_shape(void **state)
     char *big;
 
     (void)state;
-    subject_bad("", "subject must look like /CN=First Last[/C=NL]");
-    subject_bad("CN=Jan", "subject must look like /CN=First Last[/C=NL]");
+    subject_bad("", "subject must look like CN=First Last,C=NL or /C=NL/CN=First Last");
+    /* "CN=Jan" is RFC 4514 now (see the rfc4514 tests); a bare name is neither form. */
+    subject_bad("Jan", "subject: 'Jan' is not KEY=VALUE (write a ',' inside a value as '\\,')");
     subject_bad("/", "subject: '' is not KEY=VALUE");
     subject_bad("/CN", "subject: 'CN' is not KEY=VALUE");
     subject_bad("/CN=Jan/", "subject: '' is not KEY=VALUE");
@@ -316,7 +317,7 @@ static void test_subject_bad_shape(void **state)
     memcpy(big, "/CN=Jan/SN=", 11);
     memset(big + 11, 'x', 1025 - 11);
     big[1025] = '\0';
-    subject_bad(big, "subject must look like /CN=First Last[/C=NL]");
+    subject_bad(big, "subject must look like CN=First Last,C=NL or /C=NL/CN=First Last");
     free(big);
 }
 
@@ -824,6 +825,337 @@ static void test_text_spki_any_armour(void **state)
     csr_subject_clear(&subj);
 }
 
+/* ---- csr_subject_parse: RFC 4514 ----------------------------------------------------- */
+
+static bool eq_or_null(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_subject(const struct csr_subject *a, const struct csr_subject *b)
+{
+    return eq_or_null(a->cn, b->cn) && eq_or_null(a->given_name, b->given_name) &&
+           eq_or_null(a->surname, b->surname) && eq_or_null(a->country, b->country);
+}
+
+/* Parse dn, which must succeed; the caller clears *s. */
+static void subject_ok(const char *dn, struct csr_subject *s)
+{
+    char err[256] = "";
+    int r = csr_subject_parse(dn, s, err, sizeof(err));
+
+    if (r != 0)
+        print_error("csr_subject_parse(\"%s\") = %d \"%s\"\n", dn, r, err);
+    assert_int_equal(r, 0);
+}
+
+/* The CSR subject of s (built with the EC test key); caller frees. */
+static X509_NAME *built_name(const struct csr_subject *s)
+{
+    char *pem = NULL, err[256] = "";
+    X509_REQ *req;
+    X509_NAME *name;
+
+    assert_int_equal(csr_build(K.ec, K.ec_pub, s, false, &pem, err, sizeof(err)), 0);
+    req = parse_req(pem);
+    name = X509_NAME_dup(X509_REQ_get_subject_name(req));
+    assert_non_null(name);
+    X509_REQ_free(req);
+    free(pem);
+    return name;
+}
+
+/* name as OpenSSL prints it in RFC 2253/4514 form; caller frees. */
+static char *rfc2253(const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data, *s;
+    long len;
+
+    assert_non_null(bio);
+    assert_true(X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0);
+    len = BIO_get_mem_data(bio, &data);
+    s = strndup(data, (size_t)len);
+    BIO_free(bio);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_rfc4514_full(void **state)
+{
+    struct csr_subject s;
+
+    (void)state;
+    subject_ok("CN=Jan de Vries,SN=de Vries,GN=Jan,C=NL", &s);
+    assert_string_equal(s.cn, "Jan de Vries");
+    assert_string_equal(s.given_name, "Jan");
+    assert_string_equal(s.surname, "de Vries");
+    assert_string_equal(s.country, "NL");
+    csr_subject_clear(&s);
+
+    subject_ok("CN=Jan", &s);
+    assert_string_equal(s.cn, "Jan");
+    assert_null(s.given_name);
+    assert_null(s.surname);
+    assert_null(s.country);
+    csr_subject_clear(&s);
+}
+
+/* RFC 4514 lists the most specific RDN first: "CN=Jan,C=NL" is the DN the slash form writes
+ * "/C=NL/CN=Jan". Both give the same X509_NAME, which OpenSSL prints back as we were given. */
+static void test_rfc4514_order(void **state)
+{
+    struct csr_subject a, b, c;
+    X509_NAME *na, *nb;
+    char *text;
+
+    (void)state;
+    subject_ok("CN=Jan Jansen,SN=Jansen,GN=Jan,C=NL", &a);
+    subject_ok("/C=NL/GN=Jan/SN=Jansen/CN=Jan Jansen", &b);
+    subject_ok("C=NL,GN=Jan,SN=Jansen,CN=Jan Jansen", &c); /* any order: the same subject */
+    assert_true(same_subject(&a, &b));
+    assert_true(same_subject(&a, &c));
+    na = built_name(&a);
+    nb = built_name(&b);
+    assert_int_equal(X509_NAME_cmp(na, nb), 0);
+    /* The CSR's RDNs: C first, CN last (most specific); RFC 4514 prints them reversed. */
+    assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(na, 0))),
+                     NID_countryName);
+    assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(na, 3))),
+                     NID_commonName);
+    text = rfc2253(na);
+    assert_string_equal(text, "CN=Jan Jansen,SN=Jansen,GN=Jan,C=NL");
+    free(text);
+    X509_NAME_free(na);
+    X509_NAME_free(nb);
+    csr_subject_clear(&a);
+    csr_subject_clear(&b);
+    csr_subject_clear(&c);
+
+    subject_ok("CN=Jan,C=NL", &a);
+    subject_ok("/C=NL/CN=Jan", &b);
+    na = built_name(&a);
+    nb = built_name(&b);
+    assert_int_equal(X509_NAME_cmp(na, nb), 0);
+    X509_NAME_free(na);
+    X509_NAME_free(nb);
+    csr_subject_clear(&a);
+    csr_subject_clear(&b);
+}
+
+static void test_rfc4514_escapes(void **state)
+{
+    struct csr_subject s;
+
+    (void)state;
+    subject_ok("CN=a\\,b\\+c\\\"d\\\\e\\<f\\>g\\;h\\=i", &s);
+    assert_string_equal(s.cn, "a,b+c\"d\\e<f>g;h=i");
+    csr_subject_clear(&s);
+
+    /* A leading '#' or space and a trailing space, escaped; inner spaces and '#' as they are. */
+    subject_ok("CN=\\#1 # x,SN=\\ de Vries\\ ", &s);
+    assert_string_equal(s.cn, "#1 # x");
+    assert_string_equal(s.surname, " de Vries ");
+    csr_subject_clear(&s);
+
+    /* '=' needs no escape inside a value; escaping it is allowed too. */
+    subject_ok("CN=a=b\\=c", &s);
+    assert_string_equal(s.cn, "a=b=c");
+    csr_subject_clear(&s);
+
+    /* Escaping a character that needs none (space, '#' inside the value) is harmless. */
+    subject_ok("CN=Jan\\ de\\#Vries", &s);
+    assert_string_equal(s.cn, "Jan de#Vries");
+    csr_subject_clear(&s);
+
+    /* A '/' is plain data in this form. */
+    subject_ok("CN=ACME/Sales", &s);
+    assert_string_equal(s.cn, "ACME/Sales");
+    csr_subject_clear(&s);
+}
+
+static void test_rfc4514_hex_pairs(void **state)
+{
+    struct csr_subject s;
+
+    (void)state;
+    subject_ok("CN=\\4Aan \\4a\\61nsen", &s);
+    assert_string_equal(s.cn, "Jan Jansen");
+    csr_subject_clear(&s);
+
+    /* Hex pairs make UTF-8 byte by byte; raw UTF-8 works as well. */
+    subject_ok("CN=J\\C3\\BCrgen M\\c3\\bcller,SN=M\xc3\xbcller", &s);
+    assert_string_equal(s.cn, "J\xc3\xbcrgen M\xc3\xbcller");
+    assert_string_equal(s.surname, "M\xc3\xbcller");
+    csr_subject_clear(&s);
+
+    subject_ok("CN=\\2C\\2b\\5C\\20", &s); /* ",+\ " */
+    assert_string_equal(s.cn, ",+\\ ");
+    csr_subject_clear(&s);
+}
+
+static void test_rfc4514_types(void **state)
+{
+    struct csr_subject s;
+
+    (void)state;
+    /* Attribute types are case-insensitive; long names and OIDs are accepted. */
+    subject_ok("cn=Jan de Vries,sn=de Vries,gn=Jan,c=NL", &s);
+    assert_string_equal(s.cn, "Jan de Vries");
+    assert_string_equal(s.surname, "de Vries");
+    assert_string_equal(s.given_name, "Jan");
+    assert_string_equal(s.country, "NL");
+    csr_subject_clear(&s);
+
+    subject_ok("commonName=Jan,SURNAME=V,givenname=J,countryName=nl", &s);
+    assert_string_equal(s.cn, "Jan");
+    assert_string_equal(s.surname, "V");
+    assert_string_equal(s.given_name, "J");
+    assert_string_equal(s.country, "nl");
+    csr_subject_clear(&s);
+
+    subject_ok("2.5.4.3=Jan,2.5.4.4=V,2.5.4.42=J,2.5.4.6=BE", &s);
+    assert_string_equal(s.cn, "Jan");
+    assert_string_equal(s.surname, "V");
+    assert_string_equal(s.given_name, "J");
+    assert_string_equal(s.country, "BE");
+    csr_subject_clear(&s);
+
+    /* Blanks around an attribute type are allowed ("CN=Jan, C=NL" is a common spelling). */
+    subject_ok("CN=Jan, C=NL", &s);
+    assert_string_equal(s.cn, "Jan");
+    assert_string_equal(s.country, "NL");
+    csr_subject_clear(&s);
+    subject_ok(" CN =Jan,  C  =NL", &s);
+    assert_string_equal(s.cn, "Jan");
+    assert_string_equal(s.country, "NL");
+    csr_subject_clear(&s);
+}
+
+static void test_rfc4514_bad(void **state)
+{
+    (void)state;
+    subject_bad("CN=Jan+SN=Jansen", "subject: multi-valued RDNs ('+') are not supported; write a "
+                                    "'+' inside a value as '\\+'");
+    subject_bad("CN=#0C034A616E", "subject: CN: values in hex (#...) are not supported; write a "
+                                  "leading '#' as '\\#'");
+    subject_bad("CN= Jan", "subject: CN: a leading space must be escaped as '\\ '");
+    subject_bad("CN=Jan ,C=NL", "subject: CN: a trailing space must be escaped as '\\ '");
+    subject_bad("CN=Jan,C=NL ", "subject: C: a trailing space must be escaped as '\\ '");
+    subject_bad("CN=a;b", "subject: CN: write ';' as '\\;'");
+    subject_bad("CN=Jan;C=NL", "subject: CN: write ';' as '\\;'"); /* no RFC 2253 ';' */
+    subject_bad("CN=\"Jan\"", "subject: CN: write '\"' as '\\\"'");
+    subject_bad("CN=a<b", "subject: CN: write '<' as '\\<'");
+    subject_bad("CN=a>b", "subject: CN: write '>' as '\\>'");
+}
+
+static void test_rfc4514_bad_escapes(void **state)
+{
+    static const char bad_escape[] = "subject: CN: '\\' must be followed by one of , + \" \\ < > "
+                                     "; = # space, or two hex digits";
+    static const char bad_text[] =
+        "subject: CN is empty, too long, not UTF-8 or has control characters";
+
+    (void)state;
+    subject_bad("CN=a\\x", bad_escape);
+    subject_bad("CN=a\\", bad_escape);
+    subject_bad("CN=\\4", bad_escape);
+    subject_bad("CN=\\4g", bad_escape);
+    subject_bad("CN=\\g4", bad_escape);
+    subject_bad("CN=a\\/b", bad_escape);
+    subject_bad("CN=a\\00b", bad_text);       /* NUL */
+    subject_bad("CN=a\\0Ab", bad_text);       /* newline */
+    subject_bad("CN=a\\7F", bad_text);        /* DEL */
+    subject_bad("CN=a\tb", bad_text);         /* raw control character */
+    subject_bad("CN=caf\\E9", bad_text);      /* Latin-1, not UTF-8 */
+    subject_bad("CN=\\C3", bad_text);         /* cut UTF-8 */
+    subject_bad("CN=\\C0\\AF", bad_text);     /* overlong */
+    subject_bad("CN=\\ED\\A0\\80", bad_text); /* surrogate */
+    subject_bad("CN=", bad_text);
+    subject_bad("CN=,C=NL", bad_text);
+}
+
+static void test_rfc4514_bad_shape(void **state)
+{
+    static const char not_kv[] = " is not KEY=VALUE (write a ',' inside a value as '\\,')";
+    char msg[128];
+
+    (void)state;
+    (void)snprintf(msg, sizeof(msg), "subject: 'Jansen'%s", not_kv);
+    subject_bad("CN=Jan,Jansen", msg);
+    (void)snprintf(msg, sizeof(msg), "subject: ''%s", not_kv);
+    subject_bad("CN=Jan,", msg);
+    subject_bad("CN=Jan,,C=NL", msg);
+    subject_bad(",CN=Jan", msg);
+    (void)snprintf(msg, sizeof(msg), "subject: 'CN'%s", not_kv);
+    subject_bad("CN", msg);
+    subject_bad("=Jan", "subject: '' is not allowed (only CN, GN, SN and C)");
+    subject_bad("CN=Jan,O=ACME", "subject: 'O' is not allowed (only CN, GN, SN and C)");
+    subject_bad("CN=Jan,2.5.4.10=ACME",
+                "subject: '2.5.4.10' is not allowed (only CN, GN, SN and C)");
+    subject_bad("CN=Jan,CN=Piet", "subject: CN given twice");
+    subject_bad("cn=Jan,commonName=Piet", "subject: commonName given twice");
+    subject_bad("C=NL", "subject needs exactly one CN");
+    subject_bad("GN=Jan,SN=de Vries", "subject needs exactly one CN");
+    subject_bad("CN=Jan,C=NLD", "subject: C must be two letters");
+    subject_bad("CN=Jan,c=N1", "subject: C must be two letters");
+}
+
+static void test_rfc4514_length(void **state)
+{
+    char dn[256], err[256];
+    struct csr_subject s;
+    size_t pos = (size_t)snprintf(dn, sizeof(dn), "CN=");
+
+    (void)state;
+    /* 64 bytes (ub-common-name), each written as a hex pair: 192 characters of value. */
+    for (int i = 0; i < 64; i++)
+        pos += (size_t)snprintf(dn + pos, sizeof(dn) - pos, "\\%02X", 'a' + i % 26);
+    subject_ok(dn, &s);
+    assert_int_equal(strlen(s.cn), 64);
+    csr_subject_clear(&s);
+    (void)snprintf(dn + pos, sizeof(dn) - pos, "\\61");
+    assert_int_equal(csr_subject_parse(dn, &s, err, sizeof(err)), PA_E_USAGE);
+    assert_string_equal(err, "subject: CN is empty, too long, not UTF-8 or has control characters");
+}
+
+/* What OpenSSL prints for a subject (RFC 2253 flags: escapes and hex pairs) parses back. */
+static void test_rfc4514_openssl_round_trip(void **state)
+{
+    static const char *const cns[] = {
+        "Jan de Vries",
+        "#lead",
+        " lead and trail ",
+        ",+\"\\<>;=#",
+        "J\xc3\xbcrgen M\xc3\xbcller",
+        "a/b",
+        "\xe2\x82\xac \xf0\x9f\x94\x91",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cns) / sizeof(cns[0]); i++) {
+        struct csr_subject s = {0}, back;
+        X509_NAME *name;
+        char *text;
+
+        s.cn = strdup(cns[i]);
+        s.given_name = strdup("G, \"g\"");
+        s.surname = strdup("S+s");
+        s.country = strdup("NL");
+        assert_true(s.cn && s.given_name && s.surname && s.country);
+        name = built_name(&s);
+        text = rfc2253(name);
+        subject_ok(text, &back);
+        if (!same_subject(&s, &back))
+            print_error("\"%s\" came back as CN \"%s\"\n", text, back.cn);
+        assert_true(same_subject(&s, &back));
+        csr_subject_clear(&back);
+        free(text);
+        X509_NAME_free(name);
+        csr_subject_clear(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -842,6 +1174,16 @@ int main(void)
         cmocka_unit_test(test_subject_control_chars),
         cmocka_unit_test(test_subject_bad_utf8),
         cmocka_unit_test(test_subject_bad_shape),
+        cmocka_unit_test(test_rfc4514_full),
+        cmocka_unit_test(test_rfc4514_order),
+        cmocka_unit_test(test_rfc4514_escapes),
+        cmocka_unit_test(test_rfc4514_hex_pairs),
+        cmocka_unit_test(test_rfc4514_types),
+        cmocka_unit_test(test_rfc4514_bad),
+        cmocka_unit_test(test_rfc4514_bad_escapes),
+        cmocka_unit_test(test_rfc4514_bad_shape),
+        cmocka_unit_test(test_rfc4514_length),
+        cmocka_unit_test(test_rfc4514_openssl_round_trip),
         cmocka_unit_test(test_person),
         cmocka_unit_test(test_person_bad),
         cmocka_unit_test(test_build_rsa_pkcs1),

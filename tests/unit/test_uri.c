@@ -612,7 +612,8 @@ static void test_uri_for_key_exact(void **state)
     (void)snprintf(info.serial, sizeof(info.serial), "%s", "0123ABCD");
     s = tok_uri_for_key(&info, id, sizeof(id), "Key %1");
     assert_non_null(s);
-    assert_string_equal(s, "pkcs11:token=My%20Token%2F1%3Bx;serial=0123ABCD;id=%00%FFa%3B;"
+    /* The id is percent-encoded in full, even its unreserved bytes ('a' is %61). */
+    assert_string_equal(s, "pkcs11:token=My%20Token%2F1%3Bx;serial=0123ABCD;id=%00%FF%61%3B;"
                            "object=Key%20%251;type=private");
     free(s);
 
@@ -682,6 +683,298 @@ static void test_uri_for_key_worst_case(void **state)
         label[i] = (char)(0x80 | (i & 0x7f));
     label[sizeof(label) - 1] = '\0';
     round_trip(&info, id, sizeof(id), label);
+}
+
+/* ---- RFC 7512 printing: percent-encoding and round trips -------------------------------- */
+
+static const char unreserved_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789-._~";
+
+/* How the agent prints one byte: unreserved as is, anything else as %XX (upper-case hex). */
+static void enc_byte(char *out, size_t *pos, unsigned char c)
+{
+    if (c && strchr(unreserved_chars, c))
+        out[(*pos)++] = (char)c;
+    else
+        *pos += (size_t)sprintf(out + *pos, "%%%02X", c);
+}
+
+static bool eq_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Every attribute but pin-value (which is never printed) is the same. */
+static bool same_attrs(const struct tok_uri *a, const struct tok_uri *b)
+{
+    return eq_str(a->token, b->token) && eq_str(a->manufacturer, b->manufacturer) &&
+           eq_str(a->model, b->model) && eq_str(a->serial, b->serial) &&
+           a->has_slot_id == b->has_slot_id && a->slot_id == b->slot_id && a->id_len == b->id_len &&
+           memcmp(a->id, b->id, a->id_len) == 0 && eq_str(a->object, b->object) &&
+           eq_str(a->type, b->type) && eq_str(a->pin_source, b->pin_source);
+}
+
+/*
+ * Only what every parser takes: "pkcs11:", then unreserved characters, "%XX" with upper-case
+ * hex, and the separators ';', '=', '?' and '&' (no second ':', no '/', '(', ' ', ...).
+ */
+static void assert_conservative(const char *s)
+{
+    assert_memory_equal(s, "pkcs11:", 7);
+    for (const char *p = s + 7; *p; p++) {
+        if (*p == '%') {
+            assert_non_null(strchr("0123456789ABCDEF", p[1]));
+            assert_non_null(strchr("0123456789ABCDEF", p[2]));
+            assert_true(p[1] && p[2]);
+            p += 2;
+            continue;
+        }
+        if (!strchr(unreserved_chars, *p) && !strchr(";=?&", *p))
+            print_error("unexpected '%c' in %s\n", *p, s);
+        assert_true(strchr(unreserved_chars, *p) || strchr(";=?&", *p));
+    }
+}
+
+static struct tok_info info_with(const char *label, const char *serial)
+{
+    struct tok_info i;
+
+    memset(&i, 0, sizeof(i));
+    assert_true(strlen(label) < sizeof(i.label) && strlen(serial) < sizeof(i.serial));
+    memcpy(i.label, label, strlen(label) + 1);
+    memcpy(i.serial, serial, strlen(serial) + 1);
+    return i;
+}
+
+static void test_print_isoapplet(void **state)
+{
+    static const unsigned char id[] = {0x3f, 0x00, 0x41};
+    struct tok_info info = info_with("JavaCard isoApplet (User PIN)", "0123456789ABCDEF");
+    char *s;
+
+    (void)state;
+    s = tok_uri_for_token(&info);
+    assert_non_null(s);
+    assert_string_equal(s, "pkcs11:token=JavaCard%20isoApplet%20%28User%20PIN%29;"
+                           "serial=0123456789ABCDEF");
+    assert_conservative(s);
+    free(s);
+    s = tok_uri_for_key(&info, id, sizeof(id), "pkio-agent (2025)");
+    assert_non_null(s);
+    assert_string_equal(s, "pkcs11:token=JavaCard%20isoApplet%20%28User%20PIN%29;"
+                           "serial=0123456789ABCDEF;id=%3F%00%41;"
+                           "object=pkio-agent%20%282025%29;type=private");
+    assert_conservative(s);
+    free(s);
+    round_trip(&info, id, sizeof(id), "pkio-agent (2025)");
+}
+
+static void test_print_token_round_trip(void **state)
+{
+    struct tok_info info = info_with("a;b?c/d%e f&g", "S/N 1");
+    struct tok_uri u;
+    char *s;
+
+    (void)state;
+    s = tok_uri_for_token(&info);
+    assert_non_null(s);
+    assert_string_equal(s, "pkcs11:token=a%3Bb%3Fc%2Fd%25e%20f%26g;serial=S%2FN%201");
+    parse_ok(s, false, &u);
+    assert_string_equal(u.token, info.label);
+    assert_string_equal(u.serial, info.serial);
+    assert_null(u.object);
+    assert_null(u.type);
+    assert_int_equal(u.id_len, 0);
+    assert_true(tok_uri_matches(&u, &info));
+    tok_uri_clear(&u);
+    free(s);
+}
+
+/* Each byte 0x01-0xff in a label is printed as enc_byte says and read back as itself. */
+static void test_print_every_byte(void **state)
+{
+    (void)state;
+    for (int c = 1; c < 256; c++) {
+        char label[4] = {(char)c, 'x', (char)c, '\0'}, want[64];
+        struct tok_info info = info_with(label, "1");
+        size_t pos = (size_t)sprintf(want, "pkcs11:token=");
+        struct tok_uri u;
+        char *s;
+
+        enc_byte(want, &pos, (unsigned char)c);
+        want[pos++] = 'x';
+        enc_byte(want, &pos, (unsigned char)c);
+        (void)sprintf(want + pos, ";serial=1");
+        s = tok_uri_for_token(&info);
+        assert_non_null(s);
+        assert_string_equal(s, want);
+        assert_conservative(s);
+        parse_ok(s, false, &u);
+        assert_string_equal(u.token, label);
+        tok_uri_clear(&u);
+        free(s);
+    }
+}
+
+/* Every printable ASCII character, in labels of the maximum length (32) and a serial (16). */
+static void test_print_printable_ascii(void **state)
+{
+    char all[96];
+    unsigned char id[TOK_ID_MAX];
+
+    (void)state;
+    for (int c = 0x20; c < 0x7f; c++)
+        all[c - 0x20] = (char)c;
+    all[95] = '\0';
+    for (size_t i = 0; i < sizeof(id); i++)
+        id[i] = (unsigned char)(0x20 + i);
+    for (size_t off = 0; off < 95; off += 16) {
+        char label[33] = "", serial[17] = "", object[33] = "";
+        struct tok_info info;
+        char *s;
+
+        /* 32 bytes from off, wrapping around, so every character lands in every field. */
+        for (size_t k = 0; k < 32; k++)
+            label[k] = all[(off + k) % 95];
+        for (size_t k = 0; k < 16; k++)
+            serial[k] = all[(off + 40 + k) % 95];
+        for (size_t k = 0; k < 32; k++)
+            object[k] = all[(off + 60 + k) % 95];
+        info = info_with(label, serial);
+        assert_int_equal(strlen(info.label), 32);
+        s = tok_uri_for_key(&info, id, sizeof(id), object);
+        assert_non_null(s);
+        assert_conservative(s);
+        free(s);
+        round_trip(&info, id, sizeof(id), object);
+    }
+}
+
+static void test_print_utf8(void **state)
+{
+    /* "Jürgen Müller", and 10 x U+20AC EURO SIGN + "ab": 32 bytes, the longest label. */
+    struct tok_info info = info_with("J\xc3\xbcrgen M\xc3\xbcller", "1");
+    char euro[33];
+    char *s;
+
+    (void)state;
+    s = tok_uri_for_token(&info);
+    assert_non_null(s);
+    assert_string_equal(s, "pkcs11:token=J%C3%BCrgen%20M%C3%BCller;serial=1");
+    free(s);
+    round_trip(&info, (const unsigned char *)"\x01", 1, "\xe2\x82\xac \xf0\x9f\x94\x91 key");
+
+    for (int i = 0; i < 10; i++)
+        memcpy(euro + 3 * i, "\xe2\x82\xac", 3);
+    memcpy(euro + 30, "ab", 3);
+    info = info_with(euro, "2");
+    assert_int_equal(strlen(info.label), 32);
+    s = tok_uri_for_token(&info);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), strlen("pkcs11:token=") + 10 * 9 + 2 + strlen(";serial=2"));
+    assert_conservative(s);
+    free(s);
+    round_trip(&info, NULL, 0, euro);
+}
+
+static void test_print_max_label(void **state)
+{
+    char label[33];
+    struct tok_info info;
+    char *s;
+
+    (void)state;
+    memset(label, '(', 32);
+    label[32] = '\0';
+    info = info_with(label, "0000000000000000");
+    s = tok_uri_for_token(&info);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), strlen("pkcs11:token=") + 3 * 32 + strlen(";serial=") + 16);
+    assert_conservative(s);
+    free(s);
+    round_trip(&info, NULL, 0, label);
+    memset(label, 'z', 32);
+    info = info_with(label, "0000000000000000");
+    round_trip(&info, NULL, 0, NULL);
+}
+
+/* tok_uri_format: everything parsed comes back, printed in the conservative form. */
+static void test_format_round_trip(void **state)
+{
+    struct tok_uri u, back;
+    char *s;
+
+    (void)state;
+    parse_ok("pkcs11:token=JavaCard isoApplet (User PIN);manufacturer=ACME [NL];"
+             "model=M!$'*+,:@;serial=a=b;slot-id=07;id=%00a~;object=%C3%A9 %25;type=private"
+             "?pin-source=file:/run/my pins/a%26b;c",
+             false, &u);
+    s = tok_uri_format(&u);
+    assert_non_null(s);
+    assert_string_equal(s, "pkcs11:token=JavaCard%20isoApplet%20%28User%20PIN%29;"
+                           "manufacturer=ACME%20%5BNL%5D;model=M%21%24%27%2A%2B%2C%3A%40;"
+                           "serial=a%3Db;slot-id=7;id=%00%61%7E;object=%C3%A9%20%25;"
+                           "type=private?pin-source=%2Frun%2Fmy%20pins%2Fa%26b%3Bc");
+    assert_conservative(s);
+    parse_ok(s, false, &back);
+    assert_true(same_attrs(&u, &back));
+    tok_uri_clear(&back);
+    tok_uri_clear(&u);
+    free(s);
+}
+
+static void test_format_edges(void **state)
+{
+    struct tok_uri u, back;
+    char *s;
+
+    (void)state;
+    /* Nothing: just the scheme. */
+    parse_ok("pkcs11:", false, &u);
+    s = tok_uri_format(&u);
+    assert_string_equal(s, "pkcs11:");
+    free(s);
+    tok_uri_clear(&u);
+
+    /* Query only; a path that itself starts with "file:" keeps it. */
+    parse_ok("pkcs11:?pin-source=file:file:x", false, &u);
+    assert_string_equal(u.pin_source, "file:x");
+    s = tok_uri_format(&u);
+    assert_string_equal(s, "pkcs11:?pin-source=file%3Afile%3Ax");
+    parse_ok(s, false, &back);
+    assert_string_equal(back.pin_source, "file:x");
+    tok_uri_clear(&back);
+    free(s);
+    tok_uri_clear(&u);
+
+    /* Empty values are printed (they name the empty label), slot-id 0 and the largest. */
+    parse_ok("pkcs11:token=;object=;slot-id=18446744073709551615", false, &u);
+    s = tok_uri_format(&u);
+    assert_string_equal(s, "pkcs11:token=;slot-id=18446744073709551615;object=");
+    parse_ok(s, false, &back);
+    assert_true(same_attrs(&u, &back));
+    tok_uri_clear(&back);
+    free(s);
+    tok_uri_clear(&u);
+}
+
+static void test_format_no_pin_value(void **state)
+{
+    struct tok_uri u, back;
+    char *s;
+
+    (void)state;
+    parse_ok("pkcs11:token=t?pin-value=1234", true, &u);
+    assert_non_null(u.pin_value);
+    s = tok_uri_format(&u);
+    assert_string_equal(s, "pkcs11:token=t");
+    assert_null(strstr(s, "1234"));
+    parse_ok(s, false, &back);
+    assert_null(back.pin_value);
+    assert_true(same_attrs(&u, &back));
+    tok_uri_clear(&back);
+    tok_uri_clear(&u);
+    free(s);
 }
 
 /* ---- key types ------------------------------------------------------------------------ */
@@ -786,6 +1079,15 @@ int main(void)
         cmocka_unit_test(test_uri_for_key_exact),
         cmocka_unit_test(test_uri_for_key_round_trip),
         cmocka_unit_test(test_uri_for_key_worst_case),
+        cmocka_unit_test(test_print_isoapplet),
+        cmocka_unit_test(test_print_token_round_trip),
+        cmocka_unit_test(test_print_every_byte),
+        cmocka_unit_test(test_print_printable_ascii),
+        cmocka_unit_test(test_print_utf8),
+        cmocka_unit_test(test_print_max_label),
+        cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_edges),
+        cmocka_unit_test(test_format_no_pin_value),
         cmocka_unit_test(test_key_type_parse),
         cmocka_unit_test(test_key_type_parse_bad),
         cmocka_unit_test(test_key_type_name),
