@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,8 +225,8 @@ static void token_close(struct ectx *e)
  */
 static int token_open(struct ectx *e)
 {
-    struct tok_info info = {0}, now;
-    char *uri = NULL, *full = NULL;
+    struct tok_info now;
+    char *uri = NULL;
     int r;
 
     if (e->tok)
@@ -233,18 +234,14 @@ static int token_open(struct ectx *e)
     if (e->o->token_uri) {
         uri = strdup(e->o->token_uri);
     } else {
-        snprintf(info.label, sizeof(info.label), "%s", e->job->token_label);
-        snprintf(info.serial, sizeof(info.serial), "%s", e->job->token_serial);
-        uri = tok_uri_for_key(&info, NULL, 0, NULL);
-        if (uri && e->o->pin_source) {
-            size_t n = strlen(uri) + strlen(e->o->pin_source) + 16;
+        /* The job's own token, named by serial and label; the PIN file (if any) as pin-source,
+         * percent-encoded like every value we print. */
+        struct tok_uri u = {0};
 
-            full = malloc(n);
-            if (full)
-                snprintf(full, n, "%s?pin-source=%s", uri, e->o->pin_source);
-            free(uri);
-            uri = full;
-        }
+        u.token = e->job->token_label;
+        u.serial = e->job->token_serial;
+        u.pin_source = (char *)(uintptr_t)e->o->pin_source;
+        uri = tok_uri_format(&u);
     }
     if (!uri)
         return cli_fail(PA_E_NOMEM, NULL, "token URI");
@@ -1745,7 +1742,7 @@ static int pick_job(struct job **list, size_t n, const struct tok_info *info, co
                                 j->id);
             *cont = j;
         } else if (j->state == JOB_DONE && strcmp(j->request_sha256, sha) == 0) {
-            *done = j;
+            *done = j; /* the caller checks that its key is still on the token */
         }
     }
     if (*cont)
@@ -1820,6 +1817,21 @@ static int new_job(struct ectx *e, const struct tok_info *info, const char *abs,
     return r;
 }
 
+/* Does the token still hold the finished job's key? A token that was wiped and initialised again
+ * (same serial and label) does not: then this is a new enrollment, not a rerun. */
+static bool still_there(struct ectx *e, const struct job *d)
+{
+    unsigned char id[TOK_ID_MAX];
+    size_t id_len = 0;
+
+    if (hex_decode(d->key_id_hex, id, sizeof(id), &id_len) < 0)
+        return false;
+    if (tok_find_key(e->tok, id, id_len, NULL) == 0)
+        return true;
+    progress(e, "job %s finished for this request, but its key is no longer on the token", d->id);
+    return false;
+}
+
 static int say_done(struct ectx *e, const struct job *d)
 {
     if (e->cli->json) {
@@ -1870,7 +1882,7 @@ static int choose_and_lock(struct ectx *e, const struct tok_info *info, const ch
         r = pick_job(list, n, info, sha, &cont, &done);
     if (r == 0 && cont) {
         r = continue_job(e, cont);
-    } else if (r == 0 && done) {
+    } else if (r == 0 && done && still_there(e, done)) {
         *ret_done = true;
         r = say_done(e, done);
     } else if (r == 0) {

@@ -34,6 +34,7 @@ const char *policy_software_token(const struct tok_info *info)
         {NULL, "SW TPM", "tpm2-pkcs11 on a software TPM (swtpm)"},
         {"IBM", "Soft", "opencryptoki's soft token"},
         {"IBM", "SoftTok", "opencryptoki's soft token"},
+        {"IBM Corp.", "IBM SoftTok", "opencryptoki's soft token"},
     };
 
     for (size_t i = 0; i < sizeof(soft) / sizeof(soft[0]); i++)

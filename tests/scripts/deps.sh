@@ -11,7 +11,8 @@ test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-t
            libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-swtpm0 dbus dbus-daemon dbus-bin
            opensc-pkcs11 gnutls-bin valgrind binutils time tmux umockdev udev systemd
            dpkg-dev strace man-db adduser jq pcscd vsmartcard-vpcd vsmartcard-vpicc
-           python3-virtualsmartcard python3-pycryptodome libumockdev-dev util-linux)
+           python3-virtualsmartcard python3-pycryptodome libumockdev-dev util-linux
+           opencryptoki libopencryptoki0)
 
 case "${1:-test}" in
 build) want=("${build_pkgs[@]}") ;;

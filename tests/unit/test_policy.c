@@ -42,6 +42,7 @@ static void test_software_tokens(void **state)
     struct tok_info softhsm = tok("SoftHSM project", "SoftHSM v2");
     struct tok_info swtpm = tok("IBM", "SW   TPM");
     struct tok_info ock = tok("IBM", "Soft");
+    struct tok_info ock38 = tok("IBM Corp.", "IBM SoftTok");
     struct tok_info card = tok("OpenSC Project", "PKCS#15 emulated");
     struct tok_info ibm_hw = tok("IBM", "CCA");
 
@@ -49,6 +50,7 @@ static void test_software_tokens(void **state)
     assert_non_null(strstr(policy_software_token(&softhsm), "SoftHSM2"));
     assert_non_null(strstr(policy_software_token(&swtpm), "swtpm"));
     assert_non_null(strstr(policy_software_token(&ock), "opencryptoki"));
+    assert_non_null(strstr(policy_software_token(&ock38), "opencryptoki"));
     assert_null(policy_software_token(&card));
     assert_null(policy_software_token(&ibm_hw));
 }
