@@ -93,6 +93,8 @@ int cmd_order(struct cli *cli, int argc, char **argv);
 int cmd_order_status(struct cli *cli, int argc, char **argv);
 int cmd_download(struct cli *cli, int argc, char **argv);
 int cmd_enroll(struct cli *cli, int argc, char **argv);
+int cmd_renew(struct cli *cli, int argc, char **argv);
+int cmd_revoke(struct cli *cli, int argc, char **argv);
 int cmd_resume(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_cancel(struct cli *cli, int argc, char **argv);

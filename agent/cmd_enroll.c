@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cmd_enroll.c - the enrollment commands: enroll, resume, status, cancel, audit verify.
+ * cmd_enroll.c - the enrollment commands: enroll, renew, revoke, resume, status, cancel, audit.
  */
 #include "audit.h"
 #include "cli.h"
@@ -8,6 +8,7 @@
 #include "enroll.h"
 #include "job.h"
 #include "pa_err.h"
+#include "revoke.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,11 +27,24 @@ enum {
     OPT_ALL,
     OPT_PIN_SOURCE,
     OPT_ONLY_BLANK,
+    OPT_EARLY,
+    OPT_JOB,
+    OPT_CERT,
+    OPT_SERIAL,
+    OPT_REASON,
+    OPT_COMMENT,
+    OPT_YES,
 };
 
 #define SYN_ENROLL                                                                                 \
     "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces "            \
     "CERT_ID|order:ORDER_ID] [--only-blank] [--json]"
+#define SYN_RENEW                                                                                  \
+    "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type T] [--pss] "    \
+    "[--no-wait] [--json]"
+#define SYN_REVOKE                                                                                 \
+    "revoke (--job ID | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON "                  \
+    "[--comment TEXT] [--yes] [--json]"
 #define SYN_RESUME "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"
 
 /* "123" is a certificate id, "order:45" an order id. */
@@ -55,7 +69,9 @@ static int parse_replaces(const char *s, long *cert, long *order)
     return 0;
 }
 
-int cmd_enroll(struct cli *cli, int argc, char **argv)
+/* The options enroll and renew share (renew adds --early and makes --request optional). */
+static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_opts *o,
+                        const char *syn)
 {
     static const struct option opts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
@@ -65,57 +81,186 @@ int cmd_enroll(struct cli *cli, int argc, char **argv)
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
         {"replaces", required_argument, NULL, OPT_REPLACES},
         {"only-blank", no_argument, NULL, OPT_ONLY_BLANK},
+        {"early", no_argument, NULL, OPT_EARLY},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct enroll_opts o = {.key_type = TOK_KEY_RSA2048};
     int c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_TOKEN:
-            o.token_uri = optarg;
-            break;
-        case OPT_REQUEST:
-            o.request = optarg;
-            break;
-        case OPT_KEY_TYPE:
-            if (cli_key_type(optarg, &o.key_type) < 0)
+        if (c == OPT_TOKEN) {
+            o->token_uri = optarg;
+        } else if (c == OPT_REQUEST) {
+            o->request = optarg;
+        } else if (c == OPT_KEY_TYPE) {
+            if (cli_key_type(optarg, &o->key_type) < 0)
                 return PA_E_USAGE;
-            break;
-        case OPT_PSS:
-            o.pss = true;
-            break;
-        case OPT_NO_WAIT:
-            o.no_wait = true;
-            break;
-        case OPT_ONLY_BLANK:
-            o.only_blank = true;
-            break;
-        case OPT_REPLACES:
-            if (parse_replaces(optarg, &o.replaces_certificate_id, &o.replaces_order_id) < 0)
+        } else if (c == OPT_PSS || c == OPT_NO_WAIT || c == OPT_ONLY_BLANK || c == OPT_JSON) {
+            o->pss |= c == OPT_PSS;
+            o->no_wait |= c == OPT_NO_WAIT;
+            o->only_blank |= c == OPT_ONLY_BLANK;
+            cli->json |= c == OPT_JSON;
+        } else if (c == OPT_EARLY && o->renew) {
+            o->early = true;
+        } else if (c == OPT_REPLACES) {
+            if (parse_replaces(optarg, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
                 return cli_fail(PA_E_USAGE, "a certificate id, or order:ORDER_ID", "--replaces");
-            break;
-        case OPT_JSON:
-            cli->json = true;
-            break;
-        case 'h':
-            cli_usage(SYN_ENROLL);
-            return 0;
-        default:
-            return cli_fail(PA_E_USAGE, NULL, "enroll");
+        } else if (c == 'h') {
+            cli_usage(syn);
+            return 1;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "%s", o->renew ? "renew" : "enroll");
         }
     }
-    if (!o.token_uri && cli->cfg->token_uri)
-        o.token_uri = cli->cfg->token_uri;
-    if (!o.token_uri || !o.request || optind != argc)
+    if (!o->token_uri && cli->cfg->token_uri)
+        o->token_uri = cli->cfg->token_uri;
+    if (!o->token_uri || (!o->request && !o->renew) || optind != argc)
         return cli_fail(PA_E_USAGE, "--token URI (or token.uri) and --request FILE are required",
-                        "enroll");
-    if (o.pss && (o.key_type == TOK_KEY_EC_P256 || o.key_type == TOK_KEY_EC_P384))
-        return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "enroll");
+                        "%s", o->renew ? "renew" : "enroll");
+    if (o->pss && (o->key_type == TOK_KEY_EC_P256 || o->key_type == TOK_KEY_EC_P384))
+        return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "%s", o->renew ? "renew" : "enroll");
+    return 0;
+}
+
+int cmd_enroll(struct cli *cli, int argc, char **argv)
+{
+    struct enroll_opts o = {.key_type = TOK_KEY_RSA2048};
+    int r = parse_enroll(cli, argc, argv, &o, SYN_ENROLL);
+
+    if (r != 0)
+        return r < 0 ? r : 0;
     enroll_handle_stop_signals();
     return enroll_start(cli, &o, NULL);
+}
+
+/* Is the job's token the one the URI names? */
+static bool job_matches_uri(const struct job *j, const struct tok_uri *u)
+{
+    struct tok_info info;
+
+    memset(&info, 0, sizeof(info));
+    snprintf(info.label, sizeof(info.label), "%s", j->token_label);
+    snprintf(info.serial, sizeof(info.serial), "%s", j->token_serial);
+    snprintf(info.model, sizeof(info.model), "%s", j->token_model);
+    snprintf(info.manufacturer, sizeof(info.manufacturer), "%s", j->token_manufacturer);
+    return tok_uri_matches(u, &info);
+}
+
+/*
+ * The certificate a renewal replaces, and the request it was made with: --replaces names it
+ * (then the job of that certificate, if ours, gives the request), else the newest finished job
+ * on the token the URI names.
+ */
+static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_request)
+{
+    struct job **list = NULL, *pick = NULL;
+    struct tok_uri u;
+    size_t n = 0;
+    char err[1024] = "";
+    int r = tok_uri_parse(o->token_uri, false, &u);
+
+    if (r < 0)
+        return cli_fail(PA_E_USAGE, tok_detail(), "--token %s", o->token_uri);
+    r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct job *j = list[i];
+
+        if (j->state != JOB_DONE || !j->certificate_id)
+            continue;
+        if (o->replaces_certificate_id ? j->certificate_id == o->replaces_certificate_id
+                                       : job_matches_uri(j, &u))
+            pick = j; /* oldest first: the last one is the newest */
+    }
+    if (r < 0)
+        cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
+    else if (!pick && !o->replaces_certificate_id)
+        r = cli_fail(PA_E_USAGE,
+                     "no finished enrollment of this station on that token; name "
+                     "the certificate with --replaces",
+                     "renew --token %s", o->token_uri);
+    if (r == 0 && pick && !o->replaces_certificate_id)
+        o->replaces_certificate_id = pick->certificate_id;
+    if (r == 0 && !o->request && pick && pick->request_path)
+        *ret_request = strdup(pick->request_path);
+    if (r == 0 && !o->request && !*ret_request)
+        r = cli_fail(PA_E_USAGE,
+                     "the request of the replaced certificate is not known here; "
+                     "give it with --request",
+                     "renew");
+    job_list_free(list, n);
+    tok_uri_clear(&u);
+    return r;
+}
+
+int cmd_renew(struct cli *cli, int argc, char **argv)
+{
+    struct enroll_opts o = {.key_type = TOK_KEY_RSA2048, .renew = true};
+    char *request = NULL;
+    int r = parse_enroll(cli, argc, argv, &o, SYN_RENEW);
+
+    if (r != 0)
+        return r < 0 ? r : 0;
+    o.warn_days = 60; /* renew.warn_days: wired once the config key lands */
+    r = renew_target(cli, &o, &request);
+    if (r == 0) {
+        if (!o.request)
+            o.request = request;
+        enroll_handle_stop_signals();
+        r = enroll_start(cli, &o, NULL);
+    }
+    free(request);
+    return r;
+}
+
+int cmd_revoke(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"job", required_argument, NULL, OPT_JOB},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"serial", required_argument, NULL, OPT_SERIAL},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {"comment", required_argument, NULL, OPT_COMMENT},
+        {"yes", no_argument, NULL, OPT_YES},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct revoke_opts o = {0};
+    long dummy = 0;
+    int c, given = 0;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_JOB) {
+            o.job = optarg;
+            given++;
+        } else if (c == OPT_CERT) {
+            if (parse_replaces(optarg, &o.cert, &dummy) < 0 || dummy)
+                return cli_fail(PA_E_USAGE, "a certificate id", "--cert");
+            given++;
+        } else if (c == OPT_SERIAL) {
+            o.serial = optarg;
+            given++;
+        } else if (c == OPT_REASON || c == OPT_COMMENT) {
+            *(c == OPT_REASON ? &o.reason : &o.comment) = optarg;
+        } else if (c == OPT_YES || c == OPT_JSON) {
+            o.yes |= c == OPT_YES;
+            cli->json |= c == OPT_JSON;
+        } else if (c == 'h') {
+            cli_usage(SYN_REVOKE);
+            return 0;
+        } else {
+            return cli_fail(PA_E_USAGE, NULL, "revoke");
+        }
+    }
+    if (given != 1 || optind != argc)
+        return cli_fail(PA_E_USAGE, "name exactly one of --job, --cert, --serial", "revoke");
+    if (!revoke_reason_valid(o.reason))
+        return cli_fail(PA_E_USAGE,
+                        "--reason key_compromise, superseded, cessation_of_operation, "
+                        "affiliation_changed or unspecified",
+                        "revoke");
+    return revoke_run(cli, &o);
 }
 
 int cmd_resume(struct cli *cli, int argc, char **argv)

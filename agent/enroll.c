@@ -22,6 +22,7 @@
 #include "person.h"
 #include "policy.h"
 #include "request.h"
+#include "revoke.h"
 #include "secret.h"
 #include "writeback.h"
 
@@ -1137,7 +1138,7 @@ static int order_of_certificate(struct ectx *e, struct cc_client *c, long cert, 
 static int revoke_settled(struct ectx *e, struct cc_client *c)
 {
     struct cc_order_info info;
-    const char *rs;
+    enum revoke_state st;
     int r = cc_order_info(c, e->job->replaces_order_id, &info);
 
     if (r < 0) {
@@ -1145,22 +1146,15 @@ static int revoke_settled(struct ectx *e, struct cc_client *c)
         return cli_fail(r, cc_last_error(c), "reading order %ld of the replaced certificate",
                         e->job->replaces_order_id);
     }
-    rs = info.revoke_request_status;
-    r = 1;
-    if (strcmp(info.status, "revoked") == 0 || strcmp(rs, "approved") == 0) {
-        e->job->old_revoked = true;
-        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "revoked");
-    } else if (strcmp(rs, "pending") == 0 || strcmp(rs, "submitted") == 0) {
-        e->job->revoke_request_id = info.revoke_request_id;
-        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "pending");
-    } else if (strcmp(rs, "rejected") == 0 && e->job->revoke_attempt_at) {
-        e->job->revoke_request_id = info.revoke_request_id;
-        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "rejected");
-    } else {
-        r = 0;
+    st = revoke_state_of(&info, e->job->revoke_attempt_at != 0);
+    if (st != RV_NONE) {
+        e->job->old_revoked = st == RV_REVOKED;
+        e->job->revoke_request_id = st == RV_REVOKED ? 0 : info.revoke_request_id;
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "%s",
+                 revoke_state_name(st));
     }
     cc_order_info_clear(&info);
-    return r;
+    return st != RV_NONE;
 }
 
 /* Record the settled revoke in the job, the audit log and the replaced job. */
@@ -1569,6 +1563,25 @@ static void person_of_request(const struct req *req, struct person *p)
         p->id = 0;
 }
 
+/* A renewal replaces only a certificate that is due, unless --early. */
+static int check_due(const struct enroll_opts *o, const struct cc_order_info *old, long cert)
+{
+    char due[11];
+    time_t t = time(NULL) + (time_t)o->warn_days * 86400;
+    struct tm tm;
+
+    if (!o->renew || o->early || !old->valid_till[0])
+        return 0;
+    gmtime_r(&t, &tm);
+    strftime(due, sizeof(due), "%Y-%m-%d", &tm);
+    if (strcmp(old->valid_till, due) <= 0)
+        return 0;
+    return cli_fail(PA_E_REFUSED,
+                    "it is not due for renewal yet; add --early to renew it now anyway",
+                    "certificate %ld is valid until %s (renewal within %d days)", cert,
+                    old->valid_till, o->warn_days);
+}
+
 /* Is the replaced certificate still in force? 0, or the refusal (reported). */
 static int check_old_state(const struct cc_order_info *old, long cert)
 {
@@ -1664,6 +1677,8 @@ static int check_replaces(struct ectx *e, long *order, long *cert)
     }
     *cert = old.certificate_id;
     r = check_old_state(&old, *cert);
+    if (r == 0)
+        r = check_due(e->o, &old, *cert);
     if (r == 0) {
         r = req_load_file(e->o->request, &req, err, sizeof(err));
         if (r < 0)
@@ -1882,7 +1897,7 @@ static int choose_and_lock(struct ectx *e, const struct tok_info *info, const ch
         r = pick_job(list, n, info, sha, &cont, &done);
     if (r == 0 && cont) {
         r = continue_job(e, cont);
-    } else if (r == 0 && done && still_there(e, done)) {
+    } else if (r == 0 && done && !e->o->renew && still_there(e, done)) {
         *ret_done = true;
         r = say_done(e, done);
     } else if (r == 0) {
@@ -2044,8 +2059,12 @@ int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts 
         r = cancel_order(&e);
     if (r == 0)
         r = cancel_key(&e);
-    if (r == 0)
+    if (r == 0) {
         r = job_transition(e.job, JOB_CANCELED, "canceled by the officer");
+        if (r < 0)
+            cli_fail(r, NULL, "job %s (%s) cannot be canceled", e.job->id,
+                     job_state_name(e.job->state));
+    }
     if (r == 0)
         r = save(&e);
     if (r == 0)

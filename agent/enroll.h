@@ -25,6 +25,9 @@ struct enroll_opts {
     long replaces_certificate_id;
     long replaces_order_id;
     bool only_blank; /* enroll: refuse (PA_E_REFUSED) unless the token is blank (queue, unbound) */
+    bool renew;      /* renew: never "already done"; the replaced certificate must be due */
+    bool early;      /* renew --early: also a certificate not yet within renew.warn_days */
+    int warn_days;   /* renew: "due" means valid_till within this many days */
 };
 
 /*

@@ -129,7 +129,9 @@ static bool job_transition_allowed(enum job_state from, enum job_state to)
 {
     if (!job_state_valid(from) || !job_state_valid(to) || from == to)
         return false;
-    if (to == JOB_FAILED || to == JOB_CANCELED)
+    if (to == JOB_CANCELED) /* a failed job is canceled to clean up after it */
+        return !job_state_terminal(from) || from == JOB_FAILED;
+    if (to == JOB_FAILED)
         return !job_state_terminal(from);
     if (from == JOB_FAILED)
         return !job_state_terminal(to);
@@ -438,6 +440,10 @@ static const struct job_field job_fields[] = {
     JF(revoke_attempt_at, JK_TIME, 0, false),
     JF(revoke_request_id, JK_LONG, 0, false),
     JA(revoke_status, JK_TEXT, false),
+    JF(cert_revoke_at, JK_TIME, 0, false),
+    JA(cert_revoke_reason, JK_TEXT, false),
+    JF(cert_revoke_request_id, JK_LONG, 0, false),
+    JA(cert_revoke_status, JK_TEXT, false),
     JF(last_error, JK_PTEXT, JOB_MAX_LINE, false),
 };
 

@@ -73,6 +73,11 @@ struct job {
     time_t revoke_attempt_at;  /* a revoke PUT may have left at this time; 0 = never sent */
     long revoke_request_id;    /* the revocation request that awaits an approver, 0 = none */
     char revoke_status[16];    /* "", "pending" (request awaits approval), "revoked", "rejected" */
+    /* Revoking this job's own certificate (`pkio-agent revoke`): lost token, compromise... */
+    time_t cert_revoke_at;        /* the revoke PUT may have left at this time; 0 = never sent */
+    char cert_revoke_reason[32];  /* key_compromise, superseded, ... */
+    long cert_revoke_request_id;  /* the revocation request awaiting approval, 0 = none */
+    char cert_revoke_status[16];  /* "", "pending", "revoked", "rejected" */
     char *last_error; /* one line; NULL when none */
     struct job_event *history;
     size_t nhistory;

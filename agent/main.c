@@ -18,6 +18,12 @@ static const struct cli_command commands[] = {
     {"enroll", cmd_enroll,
      "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces ID] "
      "[--json]"},
+    {"renew", cmd_renew,
+     "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type T] [--pss] "
+     "[--no-wait] [--json]"},
+    {"revoke", cmd_revoke,
+     "revoke (--job ID | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON [--comment TEXT] "
+     "[--yes] [--json]"},
     {"resume", cmd_resume, "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"},
     {"status", cmd_status, "status [JOB] [--json]"},
     {"cancel", cmd_cancel, "cancel JOB [--pin-source FILE] [--json]"},

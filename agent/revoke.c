@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "revoke.h"
+
+#include "audit.h"
+#include "certcentral.h"
+#include "cli.h"
+#include "job.h"
+#include "pa_err.h"
+#include "person.h"
+
+#include <json-c/json.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum revoke_state revoke_state_of(const struct cc_order_info *info, bool attempted)
+{
+    const char *rs = info->revoke_request_status;
+
+    if (strcmp(info->status, "revoked") == 0 || strcmp(rs, "approved") == 0)
+        return RV_REVOKED;
+    if (strcmp(rs, "pending") == 0 || strcmp(rs, "submitted") == 0)
+        return RV_PENDING;
+    if (strcmp(rs, "rejected") == 0 && attempted)
+        return RV_REJECTED;
+    return RV_NONE;
+}
+
+const char *revoke_state_name(enum revoke_state s)
+{
+    static const char *const names[] = {"", "revoked", "pending", "rejected"};
+
+    return (unsigned)s < 4 ? names[s] : "";
+}
+
+bool revoke_reason_valid(const char *reason)
+{
+    static const char *const ok[] = {"key_compromise", "superseded", "cessation_of_operation",
+                                     "affiliation_changed", "unspecified"};
+
+    for (size_t i = 0; reason && i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(reason, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The run: the target, the job (locked) if it is ours, the client. */
+struct rv {
+    struct cli *cli;
+    const struct revoke_opts *o;
+    const char *state_dir;
+    struct job *job; /* NULL: a certificate without a job of ours (--cert) */
+    int lock_fd;
+    long cert, order;
+    struct cc_client *cc;
+    struct cc_order_info info;
+};
+
+/* Load the job under its lock: the only copy acted on. */
+static int lock_job(struct rv *v, const char *id)
+{
+    char err[512] = "", jid[33];
+    struct job *j = NULL;
+    int r = job_load(v->state_dir, id, &j, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "job %s", id);
+    snprintf(jid, sizeof(jid), "%s", j->id);
+    job_free(j);
+    r = job_lock(v->state_dir, jid, &v->lock_fd);
+    if (r < 0)
+        return cli_fail(r, "another pkio-agent process is working on it", "job %s", jid);
+    r = job_load(v->state_dir, jid, &v->job, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "job %s", jid);
+    if (!v->job->certificate_id)
+        return cli_fail(PA_E_JOB, "it has no certificate (cancel it instead)", "job %s", jid);
+    v->cert = v->job->certificate_id;
+    v->order = v->job->order_id;
+    return 0;
+}
+
+/* The newest job with a certificate matching cert (cert > 0) or token serial; ambiguity refused. */
+static int find_job(struct rv *v, long cert, const char *serial, char ret_id[33])
+{
+    struct job **list = NULL;
+    size_t n = 0, hits = 0;
+    char err[1024] = "";
+    long seen = 0;
+    int r = job_list(v->state_dir, &list, &n, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "jobs in %s", v->state_dir);
+    ret_id[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const struct job *j = list[i];
+
+        if (!j->certificate_id || !j->cert_serial[0] ||
+            (cert ? j->certificate_id != cert : strcmp(j->token_serial, serial) != 0))
+            continue;
+        if (seen != j->certificate_id)
+            hits++;
+        seen = j->certificate_id;
+        snprintf(ret_id, 33, "%s", j->id);
+    }
+    job_list_free(list, n);
+    if (hits > 1 && !cert)
+        return cli_fail(PA_E_USAGE,
+                        "more than one certificate was enrolled on that token serial; name one "
+                        "with --job or --cert (see 'pkio-agent status')",
+                        "token serial %s", serial);
+    return 0;
+}
+
+static int resolve(struct rv *v)
+{
+    const struct revoke_opts *o = v->o;
+    char id[33] = "";
+    int r = 0;
+
+    if (o->job)
+        return lock_job(v, o->job);
+    r = find_job(v, o->cert, o->serial, id);
+    if (r == 0 && id[0])
+        return lock_job(v, id);
+    if (r < 0)
+        return r;
+    if (!o->cert) /* by serial: only certificates this station enrolled */
+        return cli_fail(PA_E_JOB, "no certificate of ours was enrolled on it", "token serial %s",
+                        o->serial);
+    v->cert = o->cert; /* named explicitly: not ours, but the officer says so */
+    return 0;
+}
+
+static int read_order(struct rv *v)
+{
+    int r = cli_cc_client(v->cli, &v->cc);
+
+    if (r < 0)
+        return r; /* reported */
+    if (!v->order)
+        r = cc_find_order_by_certificate(v->cc, NULL, v->cert, &v->order);
+    if (r == 0)
+        r = cc_order_info(v->cc, v->order, &v->info);
+    if (r < 0)
+        return cli_fail(r, cc_last_error(v->cc), "certificate %ld", v->cert);
+    if (v->info.certificate_id != v->cert)
+        return cli_fail(PA_E_CA_PROTOCOL, "CertCentral shows another certificate for its order",
+                        "certificate %ld (order %ld)", v->cert, v->order);
+    return 0;
+}
+
+/* "Johanna de Vries <j@x.nl>, serial 1A2B, valid till 2027-12-01, order 100001" */
+static void describe(const struct rv *v, char *out, size_t len)
+{
+    struct person p = {v->info.individual.id, v->info.individual.first_name,
+                       v->info.individual.last_name, v->info.individual.email};
+    char who[300];
+
+    person_describe(&p, who, sizeof(who));
+    snprintf(
+        out, len, "certificate %ld of %s, serial %s, valid till %s, order %ld%s%s", v->cert, who,
+        v->job && v->job->cert_serial[0] ? v->job->cert_serial
+                                         : (v->info.serial_number ? v->info.serial_number : "?"),
+        v->info.valid_till[0] ? v->info.valid_till : "?", v->order,
+        v->job ? ", job " : " (not enrolled by this station)", v->job ? v->job->id : "");
+}
+
+/* Ask on the terminal; anything but "yes" (or no terminal at all) is no. */
+static int confirm(const struct rv *v, const char *what)
+{
+    char line[16] = "";
+    FILE *tty;
+
+    if (v->o->yes)
+        return 0;
+    tty = fopen("/dev/tty", "r+");
+    if (!tty)
+        return cli_fail(PA_E_USAGE, "no terminal to confirm on; add --yes to revoke unattended",
+                        "revoke");
+    fprintf(tty, "Revoke %s\nreason %s. This cannot be undone. Type 'yes' to revoke: ", what,
+            v->o->reason);
+    fflush(tty);
+    if (!fgets(line, sizeof(line), tty))
+        line[0] = '\0';
+    fclose(tty);
+    if (strcmp(line, "yes\n") != 0)
+        return cli_fail(PA_E_REFUSED, "not confirmed; nothing was revoked", "revoke");
+    return 0;
+}
+
+static int audit_it(const struct rv *v, const char *outcome, const char *detail)
+{
+    struct audit_event ev = {
+        .event = "revoke-certificate",
+        .outcome = outcome,
+        .job_id = v->job ? v->job->id : NULL,
+        .token_serial = v->job ? v->job->token_serial : NULL,
+        .token_label = v->job ? v->job->token_label : NULL,
+        .order_id = v->order,
+        .certificate_id = v->cert,
+        .cert_serial = v->job ? v->job->cert_serial : NULL,
+        .detail = detail,
+    };
+
+    return audit_append(v->state_dir, &ev);
+}
+
+static int save_job(struct rv *v)
+{
+    int r = v->job ? job_save(v->state_dir, v->job) : 0;
+
+    if (r < 0)
+        return cli_fail(r, strerror(errno), "saving job %s", v->job->id);
+    return 0;
+}
+
+/* Record a settled revocation (in the job if ours, always in the audit log) and say it. */
+static int settled(struct rv *v, enum revoke_state st, long request_id)
+{
+    char what[160];
+    int r;
+
+    if (st == RV_REVOKED)
+        snprintf(what, sizeof(what), "revoked");
+    else
+        snprintf(what, sizeof(what), "revocation request %ld %s", request_id,
+                 st == RV_PENDING ? "awaits approval in CertCentral: NOT revoked yet"
+                                  : "was rejected by an approver: NOT revoked");
+    if (v->job) {
+        snprintf(v->job->cert_revoke_status, sizeof(v->job->cert_revoke_status), "%s",
+                 revoke_state_name(st));
+        v->job->cert_revoke_request_id = request_id;
+        (void)job_note(v->job, "certificate %ld: %s (%s)", v->cert, what, v->o->reason);
+    }
+    r = save_job(v);
+    if (r == 0 && audit_it(v, st == RV_REVOKED ? "ok" : "pending", what) < 0)
+        r = cli_fail(PA_E_IO, strerror(errno), "appending to the audit log");
+    if (r < 0)
+        return r;
+    if (v->cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "certificate_id", json_object_new_int64(v->cert));
+        json_object_object_add(o, "order_id", json_object_new_int64(v->order));
+        json_object_object_add(o, "job", v->job ? json_object_new_string(v->job->id) : NULL);
+        json_object_object_add(o, "revocation", json_object_new_string(revoke_state_name(st)));
+        json_object_object_add(o, "request_id",
+                               request_id ? json_object_new_int64(request_id) : NULL);
+        cli_print_json(o);
+    } else {
+        printf("certificate %ld: %s\n", v->cert, what);
+    }
+    return st == RV_REJECTED ? PA_E_CA_REJECTED : 0;
+}
+
+/* Send the revoke once; a failure is settled by reading the order again. */
+static int send_revoke(struct rv *v)
+{
+    struct cc_revoke_result res;
+    char comment[256], why[512];
+    enum revoke_state st;
+    int r;
+
+    if (v->job) {
+        v->job->cert_revoke_at = time(NULL);
+        snprintf(v->job->cert_revoke_reason, sizeof(v->job->cert_revoke_reason), "%s",
+                 v->o->reason);
+        r = save_job(v);
+        if (r < 0)
+            return r;
+    }
+    snprintf(comment, sizeof(comment), "%s",
+             v->o->comment ? v->o->comment : "revoked with pkio-agent");
+    r = cc_revoke_certificate(v->cc, v->cert, v->o->reason, comment, &res);
+    if (r == 0)
+        return settled(v, res.pending ? RV_PENDING : RV_REVOKED, res.request_id);
+    snprintf(why, sizeof(why), "%s", cc_last_error(v->cc));
+    cc_order_info_clear(&v->info);
+    if (cc_order_info(v->cc, v->order, &v->info) == 0) {
+        st = revoke_state_of(&v->info, true);
+        if (st != RV_NONE) /* "already revoked", or the answer was lost */
+            return settled(v, st, v->info.revoke_request_id);
+    }
+    (void)audit_it(v, "failed", why);
+    return cli_fail(r, why,
+                    "revoking certificate %ld (run the same command again: it checks CertCentral "
+                    "before sending anything)",
+                    v->cert);
+}
+
+int revoke_run(struct cli *cli, const struct revoke_opts *o)
+{
+    struct rv v = {.cli = cli, .o = o, .lock_fd = -1, .state_dir = cli_state_dir(cli)};
+    enum revoke_state st;
+    char what[600];
+    int r;
+
+    r = resolve(&v);
+    if (r == 0)
+        r = read_order(&v);
+    if (r < 0)
+        goto out;
+    /* Read before (re)sending: a previous run or someone else may have done it already. */
+    st = revoke_state_of(&v.info, v.job && v.job->cert_revoke_at);
+    if (st != RV_NONE) {
+        r = settled(&v, st, v.info.revoke_request_id);
+        goto out;
+    }
+    describe(&v, what, sizeof(what));
+    r = confirm(&v, what);
+    if (r == 0)
+        r = send_revoke(&v);
+out:
+    cc_order_info_clear(&v.info);
+    cc_client_free(v.cc);
+    job_free(v.job);
+    job_unlock(v.lock_fd);
+    return r;
+}

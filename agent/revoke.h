@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * revoke.h - revoking a certificate at CertCentral once, whatever is lost or killed on the way:
+ * `pkio-agent revoke` (a lost or stolen token, a compromised key, a person who left) and the
+ * re-key's revocation of the replaced certificate share the rule that CertCentral's order is
+ * read before any (re)send, so "already revoked" is success and a revocation request that waits
+ * for an approver is never sent twice.
+ */
+#ifndef PKIO_REVOKE_H
+#define PKIO_REVOKE_H
+
+#include <stdbool.h>
+
+struct cc_order_info;
+struct cli;
+
+enum revoke_state {
+    RV_NONE,     /* nothing there yet: (re)send */
+    RV_REVOKED,  /* CertCentral shows the certificate revoked (or the request approved) */
+    RV_PENDING,  /* a revocation request waits for an approver */
+    RV_REJECTED, /* an approver rejected the request (only counted after our own attempt) */
+};
+
+/*
+ * What the order info says about the certificate's revocation. attempted: we sent a revoke
+ * earlier (a rejected request is ours to report only then). Pure.
+ */
+enum revoke_state revoke_state_of(const struct cc_order_info *info, bool attempted);
+/* "", "revoked", "pending", "rejected" (the job record's words). */
+const char *revoke_state_name(enum revoke_state s);
+
+struct revoke_opts {
+    const char *job;    /* --job ID (or prefix) */
+    long cert;          /* --cert CERT_ID */
+    const char *serial; /* --serial TOKEN_SERIAL: the token need not be present */
+    const char *reason; /* key_compromise, superseded, cessation_of_operation, ... */
+    const char *comment;
+    bool yes; /* no confirmation question */
+};
+
+/* True for the revocation reasons CertCentral takes. */
+bool revoke_reason_valid(const char *reason);
+
+/*
+ * `pkio-agent revoke`: find the certificate (a job of ours; a certificate without a job only
+ * with --cert), show whose it is, ask unless --yes, record the attempt in the job, revoke, and
+ * record the outcome (revoked, or the pending request) in the job and the audit log. Returns 0
+ * when revoked or pending (the latter said clearly), else the error (reported).
+ */
+int revoke_run(struct cli *cli, const struct revoke_opts *o);
+
+#endif
