@@ -92,8 +92,28 @@ int certs_pick_leaf(STACK_OF(X509) * all, EVP_PKEY *key, X509 **ret_leaf,
     return 0;
 }
 
-int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
-                       char *errbuf, size_t errlen)
+/* The certificates between leaf and anchor on the verified path: not the leaf, not a
+ * self-signed anchor. */
+static STACK_OF(X509) * path_between(X509_STORE_CTX *ctx)
+{
+    STACK_OF(X509) *full = X509_STORE_CTX_get1_chain(ctx), *mid = sk_X509_new_null();
+
+    for (int i = 1; full && mid && i < sk_X509_num(full); i++) {
+        X509 *x = sk_X509_value(full, i);
+
+        if (X509_check_issued(x, x) == X509_V_OK) /* the anchor */
+            continue;
+        if (X509_up_ref(x) != 1 || sk_X509_push(mid, x) <= 0) {
+            sk_X509_pop_free(mid, X509_free);
+            mid = NULL;
+        }
+    }
+    sk_X509_pop_free(full, X509_free);
+    return mid;
+}
+
+int certs_verify_path(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
+                      STACK_OF(X509) * *ret_path, char *errbuf, size_t errlen)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -115,12 +135,46 @@ int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_p
                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
         goto out;
     }
+    if (ret_path) {
+        *ret_path = path_between(ctx);
+        if (!*ret_path) {
+            r = PA_E_NOMEM;
+            goto out;
+        }
+    }
     r = 0;
 out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
     return r;
+}
+
+int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
+                       char *errbuf, size_t errlen)
+{
+    return certs_verify_path(leaf, chain, anchors_pem_file, NULL, errbuf, errlen);
+}
+
+char *certs_to_pem(X509 *leaf, STACK_OF(X509) * rest)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL, *out = NULL;
+    long n;
+    bool ok = bio && PEM_write_bio_X509(bio, leaf) == 1;
+
+    for (int i = 0; ok && i < sk_X509_num(rest); i++)
+        ok = PEM_write_bio_X509(bio, sk_X509_value(rest, i)) == 1;
+    n = ok ? BIO_get_mem_data(bio, &data) : 0;
+    if (n > 0) {
+        out = malloc((size_t)n + 1);
+        if (out) {
+            memcpy(out, data, (size_t)n);
+            out[n] = '\0';
+        }
+    }
+    BIO_free(bio);
+    return out;
 }
 
 int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errlen)
@@ -184,12 +238,15 @@ int certs_check_usage(X509 *leaf, const char *profile, char *errbuf, size_t errl
         return 0;
     }
     if (!(ku & need)) {
-        snprintf(errbuf, errlen, "the issued certificate's keyUsage lacks %s, which the %s "
-                 "profile needs", what, profile);
+        snprintf(errbuf, errlen,
+                 "the issued certificate's keyUsage lacks %s, which the %s "
+                 "profile needs",
+                 what, profile);
         return PA_E_CERT;
     }
     if (strcmp(profile, "authentication") == 0 && !eku_fits_auth(leaf)) {
-        snprintf(errbuf, errlen, "the issued certificate's extendedKeyUsage does not allow "
+        snprintf(errbuf, errlen,
+                 "the issued certificate's extendedKeyUsage does not allow "
                  "client authentication");
         return PA_E_CERT;
     }

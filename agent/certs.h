@@ -27,6 +27,15 @@ int certs_pick_leaf(STACK_OF(X509) * all, EVP_PKEY *key, X509 **ret_leaf,
  */
 int certs_verify_chain(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
                        char *errbuf, size_t errlen);
+/*
+ * The same, and *ret_path receives the certificates of the verified path between the leaf and
+ * the (self-signed) anchor, up-ref'd: only these belong on the token, whatever else the download
+ * carried.
+ */
+int certs_verify_path(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pem_file,
+                      STACK_OF(X509) * *ret_path, char *errbuf, size_t errlen);
+/* leaf then rest as one PEM text (malloc'd, NUL-terminated); NULL when out of memory. */
+char *certs_to_pem(X509 *leaf, STACK_OF(X509) * rest);
 
 /*
  * Can the trust anchors be used? The file must be readable and hold only parsable PEM

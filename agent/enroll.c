@@ -872,7 +872,7 @@ static int step_recover(struct ectx *e)
 
 static int download_and_verify(struct ectx *e)
 {
-    STACK_OF(X509) *all = NULL, *chain = NULL;
+    STACK_OF(X509) *all = NULL, *chain = NULL, *path = NULL;
     struct cc_client *c = NULL;
     EVP_PKEY *pub = NULL;
     X509 *leaf = NULL;
@@ -898,7 +898,7 @@ static int download_and_verify(struct ectx *e)
         r = hold_job(e, PA_E_CERT, "issued", "the issued certificate does not carry the token key");
         goto out;
     }
-    r = certs_verify_chain(leaf, chain, e->cli->cfg->trust_anchors, err, sizeof(err));
+    r = certs_verify_path(leaf, chain, e->cli->cfg->trust_anchors, &path, err, sizeof(err));
     if (r == 0)
         r = certs_check_usage(leaf, e->job->profile, err, sizeof(err));
     if (r < 0) {
@@ -914,7 +914,10 @@ static int download_and_verify(struct ectx *e)
         OPENSSL_free(h);
         BN_free(bn);
     }
-    r = job_set_str(&e->job->cert_pem, pem);
+    /* Only the leaf and the verified path are kept (and later written to the token). */
+    free(pem);
+    pem = certs_to_pem(leaf, path);
+    r = pem ? job_set_str(&e->job->cert_pem, pem) : PA_E_NOMEM;
     if (r == 0)
         r = job_transition(e->job, JOB_ISSUED,
                            "certificate %ld (serial %s) downloaded and verified",
@@ -927,6 +930,7 @@ static int download_and_verify(struct ectx *e)
 out:
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(path, X509_free);
     sk_X509_pop_free(all, X509_free);
     EVP_PKEY_free(pub);
     free(pem);
@@ -1150,8 +1154,7 @@ static int revoke_settled(struct ectx *e, struct cc_client *c)
     if (st != RV_NONE) {
         e->job->old_revoked = st == RV_REVOKED;
         e->job->revoke_request_id = st == RV_REVOKED ? 0 : info.revoke_request_id;
-        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "%s",
-                 revoke_state_name(st));
+        snprintf(e->job->revoke_status, sizeof(e->job->revoke_status), "%s", revoke_state_name(st));
     }
     cc_order_info_clear(&info);
     return st != RV_NONE;
