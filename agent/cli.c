@@ -59,19 +59,39 @@ static const char *hint(int err)
     }
 }
 
-int cli_fail(int err, const char *detail, const char *fmt, ...)
+/* "pkio-agent: CONTEXT: DETAIL; HINT" on stderr. */
+static void vfail(int err, const char *detail, const char *h, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void vfail(int err, const char *detail, const char *h, const char *fmt, va_list ap)
 {
-    const char *h = hint(err);
-    va_list ap;
-
     fputs("pkio-agent: ", stderr);
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fprintf(stderr, ": %s", detail && *detail ? detail : pa_err_str(err));
     if (h)
         fprintf(stderr, "; %s", h);
     fputc('\n', stderr);
+}
+
+int cli_fail(int err, const char *detail, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(err, detail, hint(err), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* cli_fail with a hint of its own instead of the error's. */
+static int fail_hint(int err, const char *detail, const char *h, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_hint(int err, const char *detail, const char *h, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(err, detail, h, fmt, ap);
+    va_end(ap);
     return err;
 }
 
@@ -121,6 +141,13 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret)
     secret_free(key);
     if (r < 0)
         return cli_fail(r, NULL, "CertCentral client for %s", cli->cfg->api_url);
+    /* One rate budget for every process of the station: STATE_DIR/ratebudget. */
+    r = cc_client_set_station_budget(*ret, cli_state_dir(cli), cli->cfg->api_rate_share);
+    if (r < 0) {
+        cc_client_free(*ret);
+        *ret = NULL;
+        return cli_fail(r, NULL, "CertCentral rate budget");
+    }
     return 0;
 }
 
@@ -145,7 +172,148 @@ void cli_usage(const char *synopsis)
     printf("usage: pkio-agent [global options] %s\n", synopsis);
 }
 
-/* Get the PIN for a token: pin-source file, then the PIN pad, then a no-echo prompt. */
+const struct cli_pin_texts cli_pin_texts_en = {
+    .new_pin = "New PIN",
+    .again = "New PIN again: ",
+    .chars = "characters",
+    .at_least = "at least",
+    .differ = "The two entries differ",
+    .too_short = "The new PIN is too short",
+    .too_long = "The new PIN is too long",
+    .same = "The new PIN must differ from the transport PIN",
+};
+
+enum cli_new_pin_verdict cli_new_pin_check(const struct tok_info *info, const struct secret *old,
+                                           const struct secret *first, const struct secret *second)
+{
+    size_t min, max;
+
+    tok_pin_len_range(info, &min, &max);
+    if (first->len == 0 || first->len < min)
+        return CLI_NEW_PIN_TOO_SHORT;
+    if ((max && first->len > max) || first->len > PIN_MAX)
+        return CLI_NEW_PIN_TOO_LONG;
+    if (old && secret_equal(old, first))
+        return CLI_NEW_PIN_SAME;
+    if (second && !secret_equal(first, second))
+        return CLI_NEW_PIN_DIFFER;
+    return CLI_NEW_PIN_OK;
+}
+
+static const char *verdict_text(const struct cli_pin_texts *tx, enum cli_new_pin_verdict v)
+{
+    switch (v) {
+    case CLI_NEW_PIN_TOO_SHORT:
+        return tx->too_short;
+    case CLI_NEW_PIN_TOO_LONG:
+        return tx->too_long;
+    case CLI_NEW_PIN_SAME:
+        return tx->same;
+    case CLI_NEW_PIN_DIFFER:
+        return tx->differ;
+    case CLI_NEW_PIN_OK:
+    default:
+        return "";
+    }
+}
+
+/* " (4-8 characters)" or " (at least 4 characters)". */
+static void pin_range_text(const struct tok_info *info, const struct cli_pin_texts *tx, char *buf,
+                           size_t len)
+{
+    size_t min, max;
+
+    tok_pin_len_range(info, &min, &max);
+    if (min < 1)
+        min = 1;
+    if (max)
+        snprintf(buf, len, " (%zu-%zu %s)", min, max, tx->chars);
+    else
+        snprintf(buf, len, " (%s %zu %s)", tx->at_least, min, tx->chars);
+}
+
+int cli_ask_new_pin(const struct tok_info *info, const struct secret *old,
+                    const struct cli_pin_texts *tx, const char *lead, struct secret **ret)
+{
+    struct secret *a = NULL, *b = NULL;
+    const char *above = lead ? lead : "";
+    char range[96], prompt[1024];
+    int r = PA_E_PIN_UNAVAILABLE;
+
+    pin_range_text(info, tx, range, sizeof(range));
+    for (unsigned i = 0; i < CLI_NEW_PIN_TRIES; i++) {
+        enum cli_new_pin_verdict v;
+        size_t n = strlen(above);
+
+        snprintf(prompt, sizeof(prompt), "%s%s%s%s: ", above, n && above[n - 1] != '\n' ? "\n" : "",
+                 tx->new_pin, range);
+        r = secret_prompt(prompt, PIN_MAX, &a);
+        if (r < 0)
+            break;
+        v = cli_new_pin_check(info, old, a, NULL);
+        if (v == CLI_NEW_PIN_OK) {
+            r = secret_prompt(tx->again, PIN_MAX, &b);
+            if (r < 0)
+                break;
+            v = cli_new_pin_check(info, old, a, b);
+        }
+        if (v == CLI_NEW_PIN_OK) {
+            *ret = a;
+            a = NULL;
+            break;
+        }
+        r = PA_E_PIN_UNAVAILABLE; /* the token is not touched: ask again, a few times */
+        above = verdict_text(tx, v);
+        secret_free(a);
+        secret_free(b);
+        a = b = NULL;
+    }
+    secret_free(a);
+    secret_free(b);
+    return r;
+}
+
+/* The PIN the URI names: its pin-source file, or a pin-value from a source that is not argv.
+ * 1 when it names none; failures are reported. */
+static int pin_from_uri(const struct tok_uri *u, struct secret **ret)
+{
+    int r;
+
+    if (!u->pin_source)
+        return u->pin_value ? secret_from_mem(u->pin_value->buf, u->pin_value->len, ret) : 1;
+    r = secret_from_file(u->pin_source, PIN_MAX, ret);
+    if (r == PA_E_CONFIG)
+        return cli_fail(PA_E_CONFIG, "missing, empty, too long, or readable by group/others",
+                        "PIN file %s", u->pin_source);
+    if (r < 0)
+        return cli_fail(r, NULL, "PIN file %s", u->pin_source);
+    return 0;
+}
+
+/* The PIN from --pin-fd for a token whose PIN need not change: one line, never two. */
+static int pin_from_fd(const struct cli *cli, const struct tok_info *info, struct secret **ret)
+{
+    struct secret *extra = NULL;
+    int r = secret_lines_from_fd(cli->pin_fd, PIN_MAX, ret, &extra);
+
+    if (r < 0)
+        return cli_fail(r, "nothing to read, or not the one or two lines expected",
+                        "PIN descriptor %d", cli->pin_fd);
+    if (extra) { /* meant for a PIN change the token no longer asks for: the first line is
+                  * likely a transport PIN that is no longer right */
+        secret_free(extra);
+        secret_free(*ret);
+        *ret = NULL;
+        return fail_hint(PA_E_PIN_UNAVAILABLE,
+                         "a new PIN was given, but the token does not ask for its PIN to be "
+                         "changed; no PIN was tried",
+                         "send the PIN alone (one line) for a token that needs no PIN change",
+                         "PIN descriptor %d for token '%s'", cli->pin_fd, info->label);
+    }
+    return 0;
+}
+
+/* Get the PIN for a token: pin-source file, --pin-fd, then the PIN pad, then a no-echo prompt. */
 static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct tok_info *info,
                    struct secret **ret, bool *ret_pinpad)
 {
@@ -154,23 +322,11 @@ static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct 
 
     *ret = NULL;
     *ret_pinpad = false;
-    if (u->pin_source) {
-        r = secret_from_file(u->pin_source, PIN_MAX, ret);
-        if (r == PA_E_CONFIG)
-            return cli_fail(PA_E_CONFIG, "missing, empty, too long, or readable by group/others",
-                            "PIN file %s", u->pin_source);
-        if (r < 0)
-            return cli_fail(r, NULL, "PIN file %s", u->pin_source);
-        return 0;
-    }
-    if (u->pin_value)
-        return secret_from_mem(u->pin_value->buf, u->pin_value->len, ret);
-    if (cli->pin_fd >= 0) {
-        r = secret_from_fd(cli->pin_fd, PIN_MAX, ret);
-        if (r < 0)
-            return cli_fail(r, "nothing to read", "PIN descriptor %d", cli->pin_fd);
-        return 0;
-    }
+    r = pin_from_uri(u, ret);
+    if (r <= 0)
+        return r;
+    if (cli->pin_fd >= 0)
+        return pin_from_fd(cli, info, ret);
     if (info->protected_auth_path) {
         fprintf(stderr, "Enter the PIN on the reader's PIN pad for token '%s'.\n", info->label);
         *ret_pinpad = true;
@@ -181,6 +337,166 @@ static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct 
     if (r < 0)
         return cli_fail(r, NULL, "token '%s'", info->label);
     return 0;
+}
+
+/* Report why the token's PIN flags forbid a login or a PIN change (r from the precheck). */
+static int pin_state_fail(int r, const struct tok_info *info)
+{
+    if (!info->user_pin_locked && !info->user_pin_final_try && !info->user_pin_initialized)
+        return fail_hint(r, tok_detail(), "pkio-agent never sets a token's first PIN",
+                         "login to token '%s'", info->label);
+    return cli_fail(r, tok_detail(), "login to token '%s'", info->label);
+}
+
+/* A token whose PIN must be changed, and no way to ask for the new PIN: one clear line. */
+static int refuse_change(const struct tok_info *info)
+{
+    return fail_hint(PA_E_PIN_LOCKED,
+                     "the token's PIN must be changed first (it still has its transport PIN); "
+                     "no PIN was tried",
+                     "run this command at a terminal to choose a new PIN, or insert the token "
+                     "at the kiosk",
+                     "token '%s' (serial %s)", info->label, info->serial);
+}
+
+/* The reader's PIN pad asks for the transport PIN and the new one (C_SetPIN(NULL...)). */
+static int change_on_pinpad(struct tok_token *tok, const struct tok_info *info, bool *ret_pinpad)
+{
+    int r;
+
+    fprintf(stderr,
+            "Token '%s' still has its transport PIN, which must be changed: on the reader's PIN "
+            "pad, enter the transport PIN, then the new PIN twice.\n",
+            info->label);
+    r = tok_change_pin(tok, NULL, NULL);
+    if (r < 0)
+        return cli_fail(r, tok_detail(),
+                        "changing the PIN of token '%s' (serial %s) on the PIN pad", info->label,
+                        info->serial);
+    fprintf(stderr, "PIN changed. Enter the new PIN on the reader's PIN pad for token '%s'.\n",
+            info->label);
+    *ret_pinpad = true;
+    return 0;
+}
+
+/* Transport and new PIN from --pin-fd (two lines); one line means nobody chose a new PIN. */
+static int pins_from_fd(const struct cli *cli, const struct tok_info *info, struct secret **ret_old,
+                        struct secret **ret_new)
+{
+    int r = secret_lines_from_fd(cli->pin_fd, PIN_MAX, ret_old, ret_new);
+    enum cli_new_pin_verdict v;
+
+    if (r < 0)
+        return cli_fail(r, "nothing to read, or not the one or two lines expected",
+                        "PIN descriptor %d", cli->pin_fd);
+    if (!*ret_new)
+        return refuse_change(info);
+    v = cli_new_pin_check(info, *ret_old, *ret_new, NULL);
+    if (v != CLI_NEW_PIN_OK) {
+        char why[160], range[96];
+
+        pin_range_text(info, &cli_pin_texts_en, range, sizeof(range));
+        snprintf(why, sizeof(why), "%s%s", verdict_text(&cli_pin_texts_en, v),
+                 v == CLI_NEW_PIN_SAME ? "" : range);
+        return fail_hint(PA_E_PIN_UNAVAILABLE, why, "the token was not touched",
+                         "new PIN on descriptor %d for token '%s'", cli->pin_fd, info->label);
+    }
+    return 0;
+}
+
+/* Transport PIN from the URI or a prompt, the new PIN typed twice: only at a terminal. */
+static int pins_from_terminal(const struct tok_uri *u, const struct tok_info *info,
+                              struct secret **ret_old, struct secret **ret_new)
+{
+    char text[256];
+    int r;
+
+    if (!secret_can_prompt())
+        return refuse_change(info);
+    snprintf(text, sizeof(text),
+             "Token '%s' (serial %s) still has its transport PIN, which must be changed.",
+             info->label, info->serial);
+    r = pin_from_uri(u, ret_old);
+    if (r < 0)
+        return r;
+    if (r > 0) {
+        size_t n = strlen(text);
+
+        snprintf(text + n, sizeof(text) - n, "\nTransport PIN: ");
+        r = secret_prompt(text, PIN_MAX, ret_old);
+        if (r < 0)
+            return cli_fail(r, NULL, "transport PIN for token '%s'", info->label);
+        text[0] = '\0'; /* said once */
+    }
+    r = cli_ask_new_pin(info, *ret_old, &cli_pin_texts_en, text, ret_new);
+    if (r < 0)
+        return fail_hint(r, "no new PIN was agreed on; the token was not touched",
+                         "run the command again", "new PIN for token '%s'", info->label);
+    return 0;
+}
+
+/*
+ * A token whose PIN must be changed before use (a transport PIN): the PIN pad does it, or the
+ * transport PIN (pin-source, --pin-fd line 1, or a prompt) and a new PIN (--pin-fd line 2, or
+ * typed twice at the terminal) go into one C_SetPIN. *ret_pin is then the new PIN to log in with.
+ */
+static int change_first(const struct cli *cli, const struct tok_uri *u, struct tok_token *tok,
+                        const struct tok_info *info, struct secret **ret_pin, bool *ret_pinpad)
+{
+    struct secret *old = NULL, *new_pin = NULL;
+    bool uri_pin = u->pin_source || u->pin_value;
+    int r = tok_pin_change_precheck(info); /* locked, final try, no PIN: refused before asking */
+
+    if (r < 0)
+        return pin_state_fail(r, info);
+    if (!uri_pin && cli->pin_fd < 0 && info->protected_auth_path)
+        return change_on_pinpad(tok, info, ret_pinpad);
+    if (!uri_pin && cli->pin_fd >= 0)
+        r = pins_from_fd(cli, info, &old, &new_pin);
+    else
+        r = pins_from_terminal(u, info, &old, &new_pin);
+    if (r == 0) {
+        r = tok_change_pin(tok, old, new_pin);
+        if (r < 0)
+            cli_fail(r, tok_detail(), "changing the PIN of token '%s' (serial %s)", info->label,
+                     info->serial);
+    }
+    if (r == 0) {
+        fprintf(stderr, "Token '%s' (serial %s): PIN changed.\n", info->label, info->serial);
+        *ret_pin = new_pin;
+        new_pin = NULL;
+    }
+    secret_free(old);
+    secret_free(new_pin);
+    return r;
+}
+
+/* Log in (one C_Login), changing a transport PIN first; every failure is reported once. */
+static int login_token(const struct cli *cli, const struct tok_uri *u, struct tok_token *tok)
+{
+    struct secret *pin = NULL;
+    struct tok_info info;
+    bool pinpad = false;
+    int r = tok_token_info(tok, &info);
+
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "login to the token");
+    if (info.user_pin_to_be_changed) {
+        r = change_first(cli, u, tok, &info, &pin, &pinpad);
+    } else {
+        r = tok_login_precheck(&info); /* refuse before even asking for a PIN */
+        if (r < 0)
+            r = pin_state_fail(r, &info);
+        else if (info.login_required)
+            r = get_pin(cli, u, &info, &pin, &pinpad);
+    }
+    if (r == 0) {
+        r = tok_login(tok, pin);
+        if (r < 0)
+            cli_fail(r, tok_detail(), "login to token '%s' (serial %s)", info.label, info.serial);
+    }
+    secret_free(pin);
+    return r;
 }
 
 /* One line listing the candidates of an ambiguous selection. */
@@ -205,8 +521,6 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
     struct tok_ctx *ctx = NULL;
     struct tok_token *tok = NULL;
     struct tok_info *matches = NULL;
-    struct secret *pin = NULL;
-    bool pinpad = false;
     size_t nmatch = 0;
     int r;
 
@@ -241,26 +555,9 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
         goto out;
     }
     if (login) {
-        struct tok_info info;
-
-        r = tok_token_info(tok, &info);
-        if (r == 0)
-            r = tok_login_precheck(&info); /* refuse before even asking for a PIN */
-        if (r == 0 && info.login_required)
-            r = get_pin(cli, &u, &info, &pin, &pinpad);
-        else if (r < 0)
-            cli_fail(r, tok_detail(), "login to token '%s'", info.label);
+        r = login_token(cli, &u, tok);
         if (r < 0)
             goto out;
-        if (info.login_required && !pin && !pinpad) {
-            r = PA_E_PIN_UNAVAILABLE;
-            goto out;
-        }
-        r = tok_login(tok, pin);
-        if (r < 0) {
-            cli_fail(r, tok_detail(), "login to token '%s' (serial %s)", info.label, info.serial);
-            goto out;
-        }
     }
     *ret_ctx = ctx;
     *ret_tok = tok;
@@ -271,7 +568,6 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
         memset(&u, 0, sizeof(u));
     }
 out:
-    secret_free(pin);
     free(matches);
     tok_uri_clear(&u);
     tok_token_close(tok);

@@ -18,6 +18,7 @@ struct cfg;
 struct tok_ctx;
 struct tok_token;
 struct tok_uri;
+struct secret;
 
 /* Global options (before the command, as git does). */
 struct cli {
@@ -58,9 +59,12 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret);
 
 /*
  * Open the module, select exactly one token matching uri_text (a command-line URI: pin-value
- * refused), and log in when login is true (PIN from pin-source, a no-echo prompt, or the PIN
- * pad). On failure reports once and returns the error; *ret_ctx and *ret_tok are then NULL.
- * ret_uri (optional) receives the parsed URI (caller clears with tok_uri_clear).
+ * refused), and log in when login is true (PIN from pin-source, --pin-fd, the PIN pad, or a
+ * no-echo prompt). A token whose PIN must be changed (a transport PIN) gets a new PIN first:
+ * on its PIN pad, from --pin-fd's second line, or typed twice at the terminal; elsewhere it is
+ * refused (PA_E_PIN_LOCKED). On failure reports once and returns the error; *ret_ctx and
+ * *ret_tok are then NULL. ret_uri (optional) receives the parsed URI (caller clears with
+ * tok_uri_clear).
  */
 int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
                    struct tok_ctx **ret_ctx, struct tok_token **ret_tok, struct tok_uri *ret_uri);
@@ -72,6 +76,48 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
  */
 int cli_prepare_request(const struct cli *cli, const char *file, const char *csr_file,
                         struct req **ret);
+
+/* ---- choosing a new PIN (a token's transport PIN must be changed) ---- */
+
+/* How often a new PIN is asked for (typed twice each time) before giving up. */
+#define CLI_NEW_PIN_TRIES 3
+
+/* What cli_ask_new_pin shows; the kiosk passes its own (Dutch) texts. No format strings. */
+struct cli_pin_texts {
+    const char *new_pin;   /* "New PIN"; the length range follows in parentheses, then ": " */
+    const char *again;     /* the whole second prompt, "New PIN again: " */
+    const char *chars;     /* "characters" */
+    const char *at_least;  /* "at least" */
+    const char *differ;    /* the two entries differ */
+    const char *too_short; /* shorter than the token's ulMinPinLen */
+    const char *too_long;  /* longer than its ulMaxPinLen */
+    const char *same;      /* the new PIN is the transport PIN */
+};
+extern const struct cli_pin_texts cli_pin_texts_en;
+
+enum cli_new_pin_verdict {
+    CLI_NEW_PIN_OK,
+    CLI_NEW_PIN_TOO_SHORT,
+    CLI_NEW_PIN_TOO_LONG,
+    CLI_NEW_PIN_SAME,
+    CLI_NEW_PIN_DIFFER
+};
+
+/*
+ * Is first acceptable as the token's new PIN: within the token's length range, not the current
+ * PIN old (may be NULL), and equal to second (NULL: not typed again yet)? Pure.
+ */
+enum cli_new_pin_verdict cli_new_pin_check(const struct tok_info *info, const struct secret *old,
+                                           const struct secret *first, const struct secret *second);
+
+/*
+ * Ask on the terminal, without echo, for a new PIN and then for it again, checked with
+ * cli_new_pin_check; on a refusal say why and ask again, CLI_NEW_PIN_TRIES times at most. The
+ * token is never touched. lead (may be NULL or "") is shown above the first prompt. 0 and *ret,
+ * or PA_E_PIN_UNAVAILABLE (no terminal, nothing typed, or no acceptable PIN). Reports nothing.
+ */
+int cli_ask_new_pin(const struct tok_info *info, const struct secret *old,
+                    const struct cli_pin_texts *tx, const char *lead, struct secret **ret);
 
 /* Parse a --key-type value; reports a usage error once. */
 int cli_key_type(const char *s, enum tok_key_type *ret);

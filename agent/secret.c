@@ -223,3 +223,86 @@ int secret_from_fd(int fd, size_t max_len, struct secret **ret)
     *ret = s;
     return 0;
 }
+
+/* One line of the --pin-fd protocol: buf[0..len) without its "\n", an optional "\r" dropped. */
+static int line_secret(const char *buf, size_t len, size_t max_len, struct secret **ret)
+{
+    if (len && buf[len - 1] == '\r')
+        len--;
+    if (len == 0 || len > max_len || memchr(buf, '\0', len))
+        return PA_E_PIN_UNAVAILABLE;
+    return secret_from_mem(buf, len, ret);
+}
+
+int secret_parse_lines(const char *buf, size_t len, size_t max_len, struct secret **ret_first,
+                       struct secret **ret_second)
+{
+    struct secret *first = NULL, *second = NULL;
+    const char *nl = memchr(buf, '\n', len);
+    size_t n1 = nl ? (size_t)(nl - buf) : len, rest = nl ? len - n1 - 1 : 0;
+    const char *nl2 = rest ? memchr(nl + 1, '\n', rest) : NULL;
+    size_t n2 = nl2 ? (size_t)(nl2 - (nl + 1)) : rest;
+    int r;
+
+    /* Nothing may follow the second line's "\n". */
+    if (nl2 && (size_t)(nl2 - buf) + 1 != len)
+        return PA_E_PIN_UNAVAILABLE;
+    r = line_secret(buf, n1, max_len, &first);
+    if (r == 0 && rest)
+        r = line_secret(nl + 1, n2, max_len, &second);
+    if (r < 0) {
+        secret_free(first);
+        return r;
+    }
+    *ret_first = first;
+    *ret_second = second;
+    return 0;
+}
+
+int secret_lines_from_fd(int fd, size_t max_len, struct secret **ret_first,
+                         struct secret **ret_second)
+{
+    struct secret *s = NULL;
+    size_t cap = 2 * (max_len + 2) + 1, len = 0; /* two lines with "\r\n", and one byte more */
+    int r = secret_alloc(cap + 1, &s);
+
+    while (r == 0 && len < cap) {
+        ssize_t n = read(fd, s->buf + len, cap - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            r = PA_E_PIN_UNAVAILABLE;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (r == 0 && len >= cap)
+        r = PA_E_PIN_UNAVAILABLE; /* longer than two lines can be */
+    if (r == 0)
+        r = secret_parse_lines(s->buf, len, max_len, ret_first, ret_second);
+    secret_free(s);
+    return r;
+}
+
+bool secret_can_prompt(void)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    bool ok = fd >= 0 && isatty(fd);
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+bool secret_equal(const struct secret *a, const struct secret *b)
+{
+    unsigned char diff = 0;
+
+    if (!a || !b || a->len != b->len)
+        return false;
+    for (size_t i = 0; i < a->len; i++)
+        diff |= (unsigned char)(a->buf[i] ^ b->buf[i]);
+    return diff == 0;
+}

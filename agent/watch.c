@@ -61,13 +61,15 @@ enum {
 struct wtoken {
     char serial[17], label[33];
     char manufacturer[33], model[17];
+    unsigned long min_pin_len, max_pin_len; /* the token's PIN lengths, for a new PIN */
     bool present;
     pid_t child;       /* 0 = none running */
     int last_exit;     /* exit status of the last child, -1 none */
     time_t retry_at;   /* when to try again after a child that stopped early; 0 = on arrival */
     time_t left_at;    /* when it was removed */
     bool pinpad;       /* the token has a protected authentication path */
-    bool pin_blocked;  /* locked, final try, must change, or no PIN set: never prompt */
+    bool pin_blocked;  /* locked, final try, or no PIN set: never prompt */
+    bool pin_change;   /* a transport PIN that must be changed (and may be) */
     char queued[33];   /* queue entry an enroll child took (returned if it never started) */
     bool want_request; /* present, never enrolled, waiting for a queued request */
     bool pin_failed;   /* the last PIN was rejected: nothing more until it is re-inserted */
@@ -268,6 +270,7 @@ static void note(struct wtoken *t, const char *text)
 }
 
 static void render(struct watch *w);
+static void wtoken_info(const struct wtoken *t, struct tok_info *ret);
 
 /* The name of the person a request file is for: first and last name, else the individual id. */
 static void whose(const struct watch *w, const char *request, char *buf, size_t len)
@@ -343,48 +346,161 @@ out:
     return r;
 }
 
+/* What the kiosk knows of a token's PIN, from what the token says now. */
+static void set_pin_state(struct wtoken *t, const struct tok_info *info)
+{
+    t->pinpad = info->protected_auth_path;
+    t->pin_change = info->user_pin_to_be_changed && tok_pin_change_precheck(info) == 0;
+    t->pin_blocked = !t->pin_change && tok_login_precheck(info) < 0;
+    t->min_pin_len = info->min_pin_len;
+    t->max_pin_len = info->max_pin_len;
+}
+
+/* Read the PIN flags again: a job may have changed the PIN since the last scan. */
+static void refresh_pin_state(struct watch *w, struct wtoken *t)
+{
+    struct tok_info *list = NULL;
+    size_t n = 0;
+
+    if (tok_list(w->ctx, &list, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (list[i].token_initialized && strcmp(list[i].serial, t->serial) == 0 &&
+            strcmp(list[i].label, t->label) == 0)
+            set_pin_state(t, &list[i]);
+    free(list);
+}
+
+static const struct cli_pin_texts kiosk_texts_nl = {
+    .new_pin = "  Nieuwe PIN",
+    .again = "  Nieuwe PIN nogmaals: ",
+    .chars = "tekens",
+    .at_least = "minstens",
+    .differ = "  De twee PINs zijn niet gelijk",
+    .too_short = "  De nieuwe PIN is te kort",
+    .too_long = "  De nieuwe PIN is te lang",
+    .same = "  De nieuwe PIN moet anders zijn dan de transport-PIN",
+};
+
+static const struct cli_pin_texts kiosk_texts_en = {
+    .new_pin = "  New PIN",
+    .again = "  New PIN again: ",
+    .chars = "characters",
+    .at_least = "at least",
+    .differ = "  The two PINs differ",
+    .too_short = "  The new PIN is too short",
+    .too_long = "  The new PIN is too long",
+    .same = "  The new PIN must differ from the transport PIN",
+};
+
+/*
+ * A token that still has its transport PIN: the transport PIN (from the PIN file, else typed)
+ * and a new PIN, typed twice and checked here (length, equal, not the transport PIN) before the
+ * token is touched. whom stands above the first prompt.
+ */
+static int kiosk_new_pin(struct watch *w, struct wtoken *t, const char *pin_source,
+                         const char *whom, struct secret **ret_old, struct secret **ret_new)
+{
+    struct tok_info info;
+    char prompt[768];
+    int r;
+
+    note(t, say(w, "Uw token heeft nog een transport-PIN: kies een nieuwe PIN",
+                "Your token still has its transport PIN: choose a new PIN"));
+    render(w);
+    if (pin_source) { /* the station's transport PIN file: the pipe carries it */
+        r = secret_from_file(pin_source, 256, ret_old);
+        if (r < 0) {
+            note(t, say(w, "PIN-bestand onbruikbaar - roep een medewerker",
+                        "PIN file unusable - call an officer"));
+            return r;
+        }
+    } else {
+        snprintf(prompt, sizeof(prompt), "%s%s  %s (%s): ", whom ? whom : "", whom ? "\n" : "",
+                 say(w, "Transport-PIN", "Transport PIN"), t->label);
+        r = secret_prompt(prompt, 256, ret_old);
+        whom = NULL; /* shown */
+        if (r < 0) {
+            note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
+                        "No PIN entered - remove the token and insert it again"));
+            return r;
+        }
+    }
+    wtoken_info(t, &info);
+    info.min_pin_len = t->min_pin_len;
+    info.max_pin_len = t->max_pin_len;
+    r = cli_ask_new_pin(&info, *ret_old, w->dutch ? &kiosk_texts_nl : &kiosk_texts_en, whom,
+                        ret_new);
+    if (r < 0)
+        note(t, say(w, "Geen nieuwe PIN gekozen - haal het token eruit en plaats het opnieuw",
+                    "No new PIN chosen - remove the token and insert it again"));
+    return r;
+}
+
+/* A pipe holding the --pin-fd protocol: the PIN, and the new PIN when there is one. */
+static int pin_pipe(const struct secret *pin, const struct secret *new_pin)
+{
+    int fds[2];
+    bool ok;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -2;
+    /* Two PINs are far smaller than a pipe's buffer: this never blocks. */
+    ok = write(fds[1], pin->buf, pin->len) == (ssize_t)pin->len && write(fds[1], "\n", 1) == 1;
+    if (ok && new_pin)
+        ok = write(fds[1], new_pin->buf, new_pin->len) == (ssize_t)new_pin->len &&
+             write(fds[1], "\n", 1) == 1;
+    close(fds[1]); /* the child reads up to end of file */
+    if (!ok) {
+        close(fds[0]);
+        return -2;
+    }
+    return fds[0];
+}
+
 /*
  * The PIN for a job on a kiosk: typed on the kiosk's terminal, without echo, and handed to the
  * job's process through a pipe; whom (may be NULL) is shown right above the prompt, so typing the
- * PIN confirms it. Returns the pipe's read end, -1 when no PIN is to be typed here (a PIN file or
- * the PIN pad serves), or -2 when the job must not start (say why in t->note).
+ * PIN confirms it. A token that still has its transport PIN gets a new one here: transport PIN
+ * (typed, or from pin_source) and new PIN travel together. Returns the pipe's read end, -1 when no
+ * PIN is to be typed here (a PIN file or the PIN pad serves), or -2 when the job must not start
+ * (say why in t->note).
  */
 static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source, const char *whom)
 {
-    struct secret *pin = NULL;
+    struct secret *pin = NULL, *new_pin = NULL;
     char prompt[768];
-    int fds[2], r;
+    int fd = -2, r;
 
-    if (!w->kiosk || pin_source || t->pinpad)
+    if (!w->kiosk)
+        return -1;
+    refresh_pin_state(w, t);
+    if (t->pinpad || (pin_source && !t->pin_change))
         return -1;
     if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
         note(t, say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
                     "PIN blocked or on its last try - call an officer"));
         return -2;
     }
-    note(t, say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
-    render(w);
-    snprintf(prompt, sizeof(prompt), "%s%s  PIN (%s): ", whom ? whom : "", whom ? "\n" : "",
-             t->label);
-    r = secret_prompt(prompt, 256, &pin);
-    if (r < 0) {
-        note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
-                    "No PIN entered - remove the token and insert it again"));
-        return -2;
+    if (t->pin_change) {
+        r = kiosk_new_pin(w, t, pin_source, whom, &pin, &new_pin);
+    } else {
+        note(t, say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
+        render(w);
+        snprintf(prompt, sizeof(prompt), "%s%s  PIN (%s): ", whom ? whom : "", whom ? "\n" : "",
+                 t->label);
+        r = secret_prompt(prompt, 256, &pin);
+        if (r < 0)
+            note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
+                        "No PIN entered - remove the token and insert it again"));
     }
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        secret_free(pin);
-        return -2;
-    }
-    /* A PIN is far smaller than a pipe's buffer: this never blocks. */
-    if (write(fds[1], pin->buf, pin->len) != (ssize_t)pin->len || write(fds[1], "\n", 1) != 1) {
-        close(fds[0]);
-        fds[0] = -2;
-    }
-    close(fds[1]);
+    if (r == 0)
+        fd = pin_pipe(pin, new_pin);
     secret_free(pin);
-    t->note[0] = '\0';
-    return fds[0];
+    secret_free(new_pin);
+    if (fd >= 0)
+        t->note[0] = '\0';
+    return fd;
 }
 
 /*
@@ -399,8 +515,9 @@ static int kiosk_confirm(struct watch *w, struct wtoken *t, const char *request,
     if (!w->kiosk)
         return -1;
     whom_text(w, t, request, whom, sizeof(whom));
-    if (!pin && !t->pinpad)
-        return kiosk_pin(w, t, NULL, whom);
+    refresh_pin_state(w, t);
+    if ((!pin || t->pin_change) && !t->pinpad) /* typing a PIN confirms */
+        return kiosk_pin(w, t, pin, whom);
     note(t,
          say(w, "Controleer wiens certificaat dit wordt", "Check whose certificate this will be"));
     render(w);
@@ -454,6 +571,8 @@ static void resume_job(struct watch *w, struct wtoken *t, const struct job *j)
     if (w->kiosk)
         whom_text(w, t, j->request_path, whom, sizeof(whom));
     pin_fd = kiosk_pin(w, t, pin, w->kiosk ? whom : NULL);
+    if (pin_fd >= 0)
+        cmd[2] = NULL; /* the pipe carries every PIN */
     if (pin_fd != -2 && spawn(w, t, cmd, pin_fd) == 0)
         fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n", t->label,
                 t->serial, j->id);
@@ -501,8 +620,8 @@ static void enroll_entry(struct watch *w, struct wtoken *t, const struct queue_e
         "enroll", "--token", uri, "--request", e->request, bound ? NULL : "--only-blank", NULL};
     int pin_fd;
 
-    token_uri_of(t, pin, uri, sizeof(uri));
     pin_fd = kiosk_confirm(w, t, e->request, pin);
+    token_uri_of(t, pin_fd >= 0 ? NULL : pin, uri, sizeof(uri)); /* the pipe carries every PIN */
     if (pin_fd == -2 || spawn(w, t, cmd, pin_fd) < 0) {
         (void)queue_untake(cli_state_dir(w->cli), e->id); /* nothing lost: back in the queue */
     } else {
@@ -576,8 +695,7 @@ static void token_seen(struct watch *w, const struct tok_info *info)
     t->present = true;
     snprintf(t->manufacturer, sizeof(t->manufacturer), "%s", info->manufacturer);
     snprintf(t->model, sizeof(t->model), "%s", info->model);
-    t->pinpad = info->protected_auth_path;
-    t->pin_blocked = tok_login_precheck(info) < 0;
+    set_pin_state(t, info);
     if (t->left_at) { /* arrived (or came back): whatever held it back is forgotten */
         t->left_at = 0;
         t->pin_failed = false;

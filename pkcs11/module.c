@@ -403,10 +403,36 @@ int tok_login_precheck(const struct tok_info *info)
         return PA_E_PIN_LOCKED;
     }
     if (!info->user_pin_initialized) {
-        p11_set_detail("token '%s' (serial %s) has no user PIN set", info->label, info->serial);
+        p11_set_detail("token '%s' (serial %s) has no user PIN set: its issuer (security "
+                       "officer) must initialise the token first",
+                       info->label, info->serial);
         return PA_E_PIN_LOCKED;
     }
     return 0;
+}
+
+int tok_pin_change_precheck(const struct tok_info *info)
+{
+    struct tok_info i = *info;
+
+    i.user_pin_to_be_changed = false; /* the one flag that a change answers */
+    return tok_login_precheck(&i);
+}
+
+void tok_pin_len_range(const struct tok_info *info, size_t *ret_min, size_t *ret_max)
+{
+    unsigned long min = info->min_pin_len, max = info->max_pin_len;
+
+    *ret_min = min == CK_UNAVAILABLE_INFORMATION ? 0 : (size_t)min;
+    *ret_max = max == CK_UNAVAILABLE_INFORMATION || max < *ret_min ? 0 : (size_t)max;
+}
+
+bool tok_pin_len_ok(const struct tok_info *info, size_t len)
+{
+    size_t min, max;
+
+    tok_pin_len_range(info, &min, &max);
+    return len > 0 && len >= min && (max == 0 || len <= max);
 }
 
 bool p11_session_logged_in(struct tok_token *t)
@@ -439,9 +465,7 @@ int tok_login(struct tok_token *t, const struct secret *pin)
         }
         rv = P11CALL(t->ctx, C_Login, t->session, CKU_USER, NULL, 0);
     } else {
-        if ((info.min_pin_len && pin->len < info.min_pin_len) ||
-            (info.max_pin_len && info.max_pin_len != CK_UNAVAILABLE_INFORMATION &&
-             pin->len > info.max_pin_len)) {
+        if (!tok_pin_len_ok(&info, pin->len)) {
             p11_set_detail("PIN length %zu is outside token '%s''s range %lu-%lu; no login "
                            "attempted",
                            pin->len, info.label, info.min_pin_len, info.max_pin_len);
@@ -455,4 +479,83 @@ int tok_login(struct tok_token *t, const struct secret *pin)
     if (rv == CKR_PIN_INCORRECT)
         p11_set_detail("token '%s' (serial %s) rejected the PIN", info.label, info.serial);
     return p11_err(rv);
+}
+
+/* What C_SetPIN's answer means; the detail says that the PIN was not changed. */
+static int set_pin_result(const struct tok_info *info, CK_RV rv)
+{
+    switch (rv) {
+    case CKR_OK:
+        return 0;
+    case CKR_PIN_INCORRECT:
+        p11_set_detail("token '%s' (serial %s) rejected the current (transport) PIN; the PIN "
+                       "was not changed",
+                       info->label, info->serial);
+        return PA_E_PIN_INCORRECT;
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+        p11_set_detail("token '%s' (serial %s) refused the new PIN (%s); the PIN was not changed",
+                       info->label, info->serial, p11_rv_name(rv));
+        return PA_E_PIN_INCORRECT;
+    default:
+        return p11_err(rv);
+    }
+}
+
+/* Is this a token whose PIN tok_change_pin may change now? 0 yes; the detail says why not. */
+static int change_allowed(struct tok_token *t, const struct tok_info *info, bool pinpad)
+{
+    int r = tok_pin_change_precheck(info); /* read just now: never spend the last try */
+
+    if (r < 0)
+        return r;
+    if (!info->user_pin_to_be_changed) {
+        p11_set_detail("token '%s' (serial %s) no longer asks for its PIN to be changed; "
+                       "nothing changed",
+                       info->label, info->serial);
+        return PA_E_TOKEN;
+    }
+    if (pinpad && !info->protected_auth_path) {
+        p11_set_detail("no PIN given and token '%s' has no PIN pad", info->label);
+        return PA_E_PIN_UNAVAILABLE;
+    }
+    if (p11_session_logged_in(t)) { /* C_SetPIN would change the logged-in user's PIN */
+        p11_set_detail("token '%s' is already logged in; its PIN was not changed", info->label);
+        return PA_E_INTERNAL;
+    }
+    return 0;
+}
+
+int tok_change_pin(struct tok_token *t, const struct secret *old_pin, const struct secret *new_pin)
+{
+    struct tok_info info;
+    CK_RV rv;
+    int r;
+
+    if (!old_pin != !new_pin)
+        return PA_E_INTERNAL;
+    r = tok_token_info(t, &info);
+    if (r == 0)
+        r = change_allowed(t, &info, !old_pin);
+    if (r < 0)
+        return r;
+    if (!old_pin) {
+        rv = P11CALL(t->ctx, C_SetPIN, t->session, NULL, 0, NULL, 0);
+        return set_pin_result(&info, rv);
+    }
+    if (!tok_pin_len_ok(&info, old_pin->len)) {
+        p11_set_detail("current PIN length %zu is outside token '%s''s range %lu-%lu; no change "
+                       "attempted",
+                       old_pin->len, info.label, info.min_pin_len, info.max_pin_len);
+        return PA_E_PIN_INCORRECT;
+    }
+    if (!tok_pin_len_ok(&info, new_pin->len)) {
+        p11_set_detail("new PIN length %zu is outside token '%s''s range %lu-%lu; no change "
+                       "attempted",
+                       new_pin->len, info.label, info.min_pin_len, info.max_pin_len);
+        return PA_E_PIN_UNAVAILABLE;
+    }
+    rv = P11CALL(t->ctx, C_SetPIN, t->session, (CK_UTF8CHAR *)old_pin->buf, (CK_ULONG)old_pin->len,
+                 (CK_UTF8CHAR *)new_pin->buf, (CK_ULONG)new_pin->len);
+    return set_pin_result(&info, rv);
 }

@@ -163,9 +163,37 @@ int tok_token_info(struct tok_token *t, struct tok_info *ret);
 int tok_login_precheck(const struct tok_info *info);
 
 /*
+ * Why a PIN change would be refused before trying: PA_E_PIN_LOCKED when the token reports
+ * locked, final try (the last try is never spent) or no user PIN set (only its issuer can
+ * initialise it); 0 otherwise, whether or not the PIN must be changed. Pure.
+ */
+int tok_pin_change_precheck(const struct tok_info *info);
+
+/*
+ * The PIN lengths the token accepts (ulMinPinLen, ulMaxPinLen): *ret_min 0 when it sets no
+ * minimum, *ret_max 0 when it names no maximum. Pure.
+ */
+void tok_pin_len_range(const struct tok_info *info, size_t *ret_min, size_t *ret_max);
+/* Is a PIN of len bytes within the token's range (and not empty)? Pure. */
+bool tok_pin_len_ok(const struct tok_info *info, size_t len);
+
+/*
+ * Change the user PIN of a token that reports it must be changed (CKF_USER_PIN_TO_BE_CHANGED,
+ * e.g. a transport PIN): one C_SetPIN in the token's R/W session, which must not be logged in
+ * (so it is the CKU_USER PIN that changes). The flags are read again first: refused
+ * (PA_E_PIN_LOCKED) on final try, locked or no user PIN, PA_E_TOKEN when the token no longer
+ * asks for a change. old_pin and new_pin both NULL: the PIN pad asks for both
+ * (C_SetPIN(NULL, 0, NULL, 0); the token must report CKF_PROTECTED_AUTHENTICATION_PATH).
+ * PINs outside the token's length range are not sent. PA_E_PIN_INCORRECT when the token
+ * rejects the old PIN or refuses the new one: never retry. Neither PIN is kept.
+ */
+int tok_change_pin(struct tok_token *t, const struct secret *old_pin, const struct secret *new_pin);
+
+/*
  * Log in as the user. Reads the token flags first and refuses (PA_E_PIN_LOCKED) on final
- * try, locked or to-be-changed. pin == NULL means the protected authentication path (PIN pad);
- * then the token must report CKF_PROTECTED_AUTHENTICATION_PATH. Exactly one C_Login is made;
+ * try, locked or to-be-changed (change it first: tok_change_pin). pin == NULL means the
+ * protected authentication path (PIN pad); then the token must report
+ * CKF_PROTECTED_AUTHENTICATION_PATH. Exactly one C_Login is made;
  * PA_E_PIN_INCORRECT when the token rejects the PIN: never retry with the same PIN.
  * Already logged in counts as success. The PIN is not kept.
  */
@@ -280,5 +308,52 @@ bool tok_contents_blank(const struct tok_contents *c);
 
 /* Delete the private and public key with this id (and nothing else). */
 int tok_delete_keypair(struct tok_token *t, const unsigned char *id, size_t id_len);
+
+/* ---- every object on a token (objects.c) ----------------------------------------------- */
+
+enum tok_obj_class {
+    TOK_OBJ_PRIVATE_KEY,
+    TOK_OBJ_PUBLIC_KEY,
+    TOK_OBJ_SECRET_KEY,
+    TOK_OBJ_CERTIFICATE,
+    TOK_OBJ_DATA,
+    TOK_OBJ_OTHER
+};
+
+/* One object as tok_list_objects reads it. */
+struct tok_object {
+    enum tok_obj_class cls;
+    unsigned char id[TOK_ID_MAX]; /* CKA_ID */
+    size_t id_len;                /* 0: none, or longer than TOK_ID_MAX (then id_too_long) */
+    bool id_too_long;
+    char *label;       /* CKA_LABEL as the token has it (any bytes but NUL); "" when none */
+    bool is_private;   /* CKA_PRIVATE */
+    char key_type[8];  /* keys: "rsa", "ec" or "other"; "" for the other classes */
+    bool ca;           /* certificates: a CA certificate, as tok_token_contents counts them */
+    X509 *cert;        /* certificates: the X.509 value; NULL when not X.509 or unreadable */
+};
+
+struct tok_objects {
+    size_t n;
+    struct tok_object *v;
+    bool logged_in; /* private objects were visible (logged in, or the token needs no login) */
+};
+
+/*
+ * Every object the token's session can see, in the module's order: without a login only the
+ * public ones. At most 4096 (PA_E_TOKEN beyond). An attribute the token does not give (or keeps
+ * sensitive) reads as absent; a removed token is PA_E_TOKEN_GONE. Free with tok_objects_free.
+ */
+int tok_list_objects(struct tok_token *t, struct tok_objects **ret);
+void tok_objects_free(struct tok_objects *o);
+/* "private_key", "public_key", "secret_key", "certificate", "data", "other". */
+const char *tok_obj_class_name(enum tok_obj_class c);
+
+/*
+ * A read-only session, without login, on the initialised token that which describes: same slot,
+ * serial and label. Nothing can be written through it. PA_E_TOKEN_NOT_FOUND when that token is no
+ * longer there. Close with tok_token_close.
+ */
+int tok_open_readonly(struct tok_ctx *ctx, const struct tok_info *which, struct tok_token **ret);
 
 #endif

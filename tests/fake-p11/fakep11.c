@@ -25,6 +25,10 @@
  *                           protected_auth token), locked (CKR_PIN_LOCKED), nopin (NULL PIN
  *                           without protected_auth, CKR_ARGUMENTS_BAD) or unsupported
  *                           (CKU_CONTEXT_SPECIFIC, CKR_OPERATION_NOT_INITIALIZED).
+ *                           C_SetPIN appends "C_SetPIN <outcome>": ok, incorrect (wrong old
+ *                           PIN), pinpad (NULL PINs on a protected_auth token), locked,
+ *                           nopin, lenrange or readonly. A user C_Login on a to_be_changed token
+ *                           logs "expired" (CKR_PIN_EXPIRED, no try spent, as real cards do).
  *   FAKEP11_REMOVE_AFTER=N  after N successful C_GetTokenInfo calls since C_Initialize (counted
  *                           over all slots) every token is gone: slots lose CKF_TOKEN_PRESENT,
  *                           slot-level calls return CKR_TOKEN_NOT_PRESENT and session calls
@@ -43,6 +47,11 @@
  * PIN counter: a wrong user PIN moves the token one step towards locked (no flag ->
  * count_low -> final_try -> locked); the correct PIN clears count_low and final_try. A real
  * token behaves alike, and it lets a test see that the agent retried a rejected PIN.
+ *
+ * C_SetPIN (not logged in, R/W session: the user PIN) checks the old PIN like C_Login does
+ * (a wrong one moves the counter), takes a new PIN of 4 to 64 bytes and clears to_be_changed;
+ * with NULL PINs on a protected_auth token the "PIN pad" succeeds. The change lasts for the
+ * process.
  *
  * C_GenerateKeyPair checks the session, the mechanism list and the login state, then returns
  * CKR_FUNCTION_NOT_SUPPORTED. Every other function that is not listed in the table at the end
@@ -814,6 +823,20 @@ static void pin_failed(struct fake_token *t)
     }
 }
 
+/* A user login refused before the PIN is looked at: locked, or a PIN that must be changed. */
+static CK_RV user_pin_state(const struct fake_token *t)
+{
+    if (t->flags & CKF_USER_PIN_LOCKED) {
+        log_login(CKU_USER, "locked");
+        return CKR_PIN_LOCKED;
+    }
+    if (t->flags & CKF_USER_PIN_TO_BE_CHANGED) {
+        log_login(CKU_USER, "expired");
+        return CKR_PIN_EXPIRED;
+    }
+    return CKR_OK;
+}
+
 static CK_RV fake_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
                         CK_ULONG pin_len)
 {
@@ -852,11 +875,9 @@ static CK_RV fake_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR 
             }
         }
     }
-    if (user == CKU_USER && (t->flags & CKF_USER_PIN_LOCKED)) {
-        log_login(user, "locked");
-        rv = CKR_PIN_LOCKED;
+    rv = user == CKU_USER ? user_pin_state(t) : CKR_OK;
+    if (rv != CKR_OK)
         goto out;
-    }
     if (pin == NULL) {
         if (t->flags & CKF_PROTECTED_AUTHENTICATION_PATH) {
             log_login(user, "pinpad");
@@ -881,6 +902,74 @@ logged_in:
         t->flags &= ~(CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
     t->logged_in = 1;
     t->user = user;
+out:
+    pthread_mutex_unlock(&g_lock);
+    return rv;
+}
+
+static void log_setpin(const char *outcome)
+{
+    char line[64];
+
+    snprintf(line, sizeof(line), "C_SetPIN %s\n", outcome);
+    log_line(line);
+}
+
+/* The checks of C_SetPIN for the user PIN; CKR_OK when old may be compared. */
+static CK_RV setpin_check(const struct fake_session *s, const struct fake_token *t,
+                          CK_UTF8CHAR_PTR old, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
+{
+    if (!(s->flags & CKF_RW_SESSION)) {
+        log_setpin("readonly");
+        return CKR_SESSION_READ_ONLY;
+    }
+    if (t->logged_in && t->user == CKU_SO)
+        return CKR_FUNCTION_NOT_SUPPORTED; /* the SO PIN never changes here */
+    if (t->flags & CKF_USER_PIN_LOCKED) {
+        log_setpin("locked");
+        return CKR_PIN_LOCKED;
+    }
+    if ((old == NULL) != (pin == NULL) ||
+        (old == NULL && !(t->flags & CKF_PROTECTED_AUTHENTICATION_PATH))) {
+        log_setpin("nopin");
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (pin != NULL && (pin_len < 4 || pin_len > FAKE_MAX_PIN)) {
+        log_setpin("lenrange");
+        return CKR_PIN_LEN_RANGE;
+    }
+    return CKR_OK;
+}
+
+static CK_RV fake_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old, CK_ULONG old_len,
+                         CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
+{
+    struct fake_session *s = NULL;
+    struct fake_token *t;
+    CK_RV rv;
+
+    pthread_mutex_lock(&g_lock);
+    rv = get_session(h, &s);
+    if (rv != CKR_OK)
+        goto out;
+    t = &g.tokens[s->token];
+    rv = setpin_check(s, t, old, pin, pin_len);
+    if (rv != CKR_OK)
+        goto out;
+    if (old == NULL) {
+        log_setpin("pinpad");
+    } else if (old_len != g.pin_len || memcmp(old, g.pin, g.pin_len) != 0) {
+        log_setpin("incorrect");
+        pin_failed(t);
+        rv = CKR_PIN_INCORRECT;
+        goto out;
+    } else {
+        log_setpin("ok");
+        memcpy(g.pin, pin, pin_len);
+        g.pin[pin_len] = '\0';
+        g.pin_len = pin_len;
+    }
+    t->flags &= ~(CKF_USER_PIN_TO_BE_CHANGED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
 out:
     pthread_mutex_unlock(&g_lock);
     return rv;
@@ -1014,7 +1103,6 @@ typedef CK_BYTE_PTR BP;
 typedef CK_ULONG_PTR UP;
 STUB(fake_InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, CK_ULONG n, CK_UTF8CHAR_PTR l))
 STUB(fake_InitPIN, (SH h, CK_UTF8CHAR_PTR p, CK_ULONG n))
-STUB(fake_SetPIN, (SH h, CK_UTF8CHAR_PTR o, CK_ULONG on, CK_UTF8CHAR_PTR p, CK_ULONG n))
 STUB(fake_GetOperationState, (SH h, BP b, UP n))
 STUB(fake_SetOperationState, (SH h, BP b, CK_ULONG n, OH e, OH a))
 STUB(fake_CreateObject, (SH h, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR o))

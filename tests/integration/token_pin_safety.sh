@@ -65,13 +65,18 @@ pass "missing module: exit 5, named"
 # --- fake module: flags real soft tokens cannot report -------------------------------------------
 fake() { FAKEP11_LOG=$PKIO_ROOT/fake.log "$PKIO_AGENT" --module "$FAKEP11_MODULE" "$@"; }
 fake_uri="pkcs11:token=fake-token?pin-source=$dir/pin"
+# No terminal (setsid, stdin /dev/null): a PIN that must be changed cannot be changed here either.
 for flag in final_try locked to_be_changed; do
     : >"$PKIO_ROOT/fake.log"
-    FAKEP11_FLAGS=$flag expect_exit 7 -- fake keygen --token "$fake_uri"
-    [[ ! -s $PKIO_ROOT/fake.log ]] || fail "$flag: C_Login was called: $(cat "$PKIO_ROOT/fake.log")"
+    FAKEP11_FLAGS=$flag FAKEP11_LOG=$PKIO_ROOT/fake.log expect_exit 7 -- \
+        setsid -w "$PKIO_AGENT" --module "$FAKEP11_MODULE" keygen --token "$fake_uri" </dev/null
+    [[ ! -s $PKIO_ROOT/fake.log ]] || fail "$flag: C_Login or C_SetPIN was called: $(cat "$PKIO_ROOT/fake.log")"
     grep -q "fake-token" "$ERR" || fail "$flag: token not named: $(cat "$ERR")"
-    pass "token reporting $flag: exit 7, no C_Login"
+    [[ $(wc -l <"$ERR") -eq 1 ]] || fail "$flag: error is not one line: $(cat "$ERR")"
+    pass "token reporting $flag: exit 7, no C_Login, no C_SetPIN"
 done
+grep -q "must be changed first" "$ERR" && grep -q "terminal" "$ERR" && grep -q "kiosk" "$ERR" ||
+    fail "to_be_changed without a terminal: the line does not say what to do: $(cat "$ERR")"
 
 : >"$PKIO_ROOT/fake.log"
 FAKEP11_FLAGS=count_low expect_exit 8 -- fake keygen --token "$fake_uri" --key-type rsa:2048
