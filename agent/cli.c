@@ -82,10 +82,7 @@ int cli_fail(int err, const char *detail, const char *fmt, ...)
     return err;
 }
 
-/* cli_fail with a hint of its own instead of the error's. */
-static int fail_hint(int err, const char *detail, const char *h, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_hint(int err, const char *detail, const char *h, const char *fmt, ...)
+int cli_fail_hint(int err, const char *detail, const char *h, const char *fmt, ...)
 {
     va_list ap;
 
@@ -304,11 +301,11 @@ static int pin_from_fd(const struct cli *cli, const struct tok_info *info, struc
         secret_free(extra);
         secret_free(*ret);
         *ret = NULL;
-        return fail_hint(PA_E_PIN_UNAVAILABLE,
-                         "a new PIN was given, but the token does not ask for its PIN to be "
-                         "changed; no PIN was tried",
-                         "send the PIN alone (one line) for a token that needs no PIN change",
-                         "PIN descriptor %d for token '%s'", cli->pin_fd, info->label);
+        return cli_fail_hint(PA_E_PIN_UNAVAILABLE,
+                             "a new PIN was given, but the token does not ask for its PIN to be "
+                             "changed; no PIN was tried",
+                             "send the PIN alone (one line) for a token that needs no PIN change",
+                             "PIN descriptor %d for token '%s'", cli->pin_fd, info->label);
     }
     return 0;
 }
@@ -343,20 +340,20 @@ static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct 
 static int pin_state_fail(int r, const struct tok_info *info)
 {
     if (!info->user_pin_locked && !info->user_pin_final_try && !info->user_pin_initialized)
-        return fail_hint(r, tok_detail(), "pkio-agent never sets a token's first PIN",
-                         "login to token '%s'", info->label);
+        return cli_fail_hint(r, tok_detail(), "pkio-agent never sets a token's first PIN",
+                             "login to token '%s'", info->label);
     return cli_fail(r, tok_detail(), "login to token '%s'", info->label);
 }
 
 /* A token whose PIN must be changed, and no way to ask for the new PIN: one clear line. */
 static int refuse_change(const struct tok_info *info)
 {
-    return fail_hint(PA_E_PIN_LOCKED,
-                     "the token's PIN must be changed first (it still has its transport PIN); "
-                     "no PIN was tried",
-                     "run this command at a terminal to choose a new PIN, or insert the token "
-                     "at the kiosk",
-                     "token '%s' (serial %s)", info->label, info->serial);
+    return cli_fail_hint(PA_E_PIN_LOCKED,
+                         "the token's PIN must be changed first (it still has its transport PIN); "
+                         "no PIN was tried",
+                         "run this command at a terminal to choose a new PIN, or insert the token "
+                         "at the kiosk",
+                         "token '%s' (serial %s)", info->label, info->serial);
 }
 
 /* The reader's PIN pad asks for the transport PIN and the new one (C_SetPIN(NULL...)). */
@@ -398,8 +395,8 @@ static int pins_from_fd(const struct cli *cli, const struct tok_info *info, stru
         pin_range_text(info, &cli_pin_texts_en, range, sizeof(range));
         snprintf(why, sizeof(why), "%s%s", verdict_text(&cli_pin_texts_en, v),
                  v == CLI_NEW_PIN_SAME ? "" : range);
-        return fail_hint(PA_E_PIN_UNAVAILABLE, why, "the token was not touched",
-                         "new PIN on descriptor %d for token '%s'", cli->pin_fd, info->label);
+        return cli_fail_hint(PA_E_PIN_UNAVAILABLE, why, "the token was not touched",
+                             "new PIN on descriptor %d for token '%s'", cli->pin_fd, info->label);
     }
     return 0;
 }
@@ -430,8 +427,8 @@ static int pins_from_terminal(const struct tok_uri *u, const struct tok_info *in
     }
     r = cli_ask_new_pin(info, *ret_old, &cli_pin_texts_en, text, ret_new);
     if (r < 0)
-        return fail_hint(r, "no new PIN was agreed on; the token was not touched",
-                         "run the command again", "new PIN for token '%s'", info->label);
+        return cli_fail_hint(r, "no new PIN was agreed on; the token was not touched",
+                             "run the command again", "new PIN for token '%s'", info->label);
     return 0;
 }
 

@@ -45,6 +45,9 @@ struct cli_command {
  */
 int cli_fail(int err, const char *detail, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* cli_fail with a hint of its own (NULL: none) instead of the error's usual one. */
+int cli_fail_hint(int err, const char *detail, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* The module to use: --module, else config token.module, else the built-in default. */
 const char *cli_module(const struct cli *cli);

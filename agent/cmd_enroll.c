@@ -201,7 +201,7 @@ int cmd_renew(struct cli *cli, int argc, char **argv)
 
     if (r != 0)
         return r < 0 ? r : 0;
-    o.warn_days = 60; /* renew.warn_days: wired once the config key lands */
+    o.warn_days = cli->cfg->renew_warn_days;
     r = renew_target(cli, &o, &request);
     if (r == 0) {
         if (!o.request)
@@ -473,34 +473,164 @@ int cmd_status(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
+#define SYN_AUDIT "audit verify [--against-journal] [--journal-file FILE] [--since WHEN] [--json]"
+
+/* The text of finding f (with the chain's reason for a broken chain). */
+static void audit_text(const struct audit_report *rep, const struct audit_finding *f, char *buf,
+                       size_t len)
+{
+    audit_finding_text(f, buf, len);
+    if (f->kind == AF_CHAIN_BROKEN && rep->reason[0])
+        snprintf(buf + strlen(buf), len - strlen(buf), ": %s", rep->reason);
+}
+
+static json_object *audit_findings_json(const struct audit_report *rep)
+{
+    json_object *a = json_object_new_array();
+    char text[512];
+
+    for (size_t i = 0; a && i < rep->nfindings; i++) {
+        const struct audit_finding *f = &rep->findings[i];
+        json_object *o = json_object_new_object();
+
+        audit_text(rep, f, text, sizeof(text));
+        json_object_object_add(o, "kind", json_object_new_string(audit_finding_name(f->kind)));
+        json_object_object_add(o, "tampered",
+                               json_object_new_boolean(audit_finding_tampered(f->kind)));
+        json_object_object_add(o, "first", f->first ? json_object_new_int64(f->first) : NULL);
+        json_object_object_add(o, "last", f->last ? json_object_new_int64(f->last) : NULL);
+        json_object_object_add(o, "job", f->job[0] ? json_object_new_string(f->job) : NULL);
+        json_object_object_add(o, "text", json_object_new_string(text));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+/* The first finding that means tampering, or NULL. */
+static const struct audit_finding *audit_first_tamper(const struct audit_report *rep)
+{
+    for (size_t i = 0; i < rep->nfindings; i++)
+        if (audit_finding_tampered(rep->findings[i].kind))
+            return &rep->findings[i];
+    return NULL;
+}
+
+static void audit_print_json(const struct audit_report *rep, int r, const char *err)
+{
+    json_object *o = json_object_new_object();
+    const struct audit_finding *first = audit_first_tamper(rep);
+    char text[512] = "";
+
+    if (r == PA_E_JOB && first)
+        audit_text(rep, first, text, sizeof(text));
+    else if (r < 0)
+        snprintf(text, sizeof(text), "%s", err);
+    json_object_object_add(o, "intact", json_object_new_boolean(r == 0));
+    json_object_object_add(o, "lines", json_object_new_int64(rep->lines));
+    json_object_object_add(o, "first_bad_line",
+                           rep->bad_line ? json_object_new_int64(rep->bad_line) : NULL);
+    json_object_object_add(o, "reason", r == 0 ? NULL : json_object_new_string(text));
+    json_object_object_add(o, "jobs", json_object_new_int64(rep->jobs));
+    json_object_object_add(o, "anchors",
+                           rep->anchors >= 0 ? json_object_new_int64(rep->anchors) : NULL);
+    json_object_object_add(o, "journal_first",
+                           rep->journal_first ? json_object_new_int64(rep->journal_first) : NULL);
+    json_object_object_add(o, "findings", audit_findings_json(rep));
+    json_object_object_add(o, "findings_dropped", json_object_new_int64((int64_t)rep->dropped));
+    cli_print_json(o);
+}
+
+static void audit_print_text(const struct audit_report *rep, int r)
+{
+    char text[512];
+
+    for (size_t i = 0; i < rep->nfindings; i++) {
+        audit_text(rep, &rep->findings[i], text, sizeof(text));
+        printf("%s: %s\n", audit_finding_tampered(rep->findings[i].kind) ? "TAMPERED" : "note",
+               text);
+    }
+    if (rep->dropped)
+        printf("TAMPERED: ... and %zu more findings\n", rep->dropped);
+    if (r != 0)
+        return;
+    printf("audit log intact: %ld line%s; job records: %ld, all agree", rep->lines,
+           rep->lines == 1 ? "" : "s", rep->jobs);
+    if (rep->anchors >= 0)
+        printf("; journal: %ld anchors, all agree", rep->anchors);
+    if (rep->journal_first > 1)
+        printf(" (lines 1..%ld are older than the journal)", rep->journal_first - 1);
+    printf("\n");
+}
+
+/* The options after "audit verify". */
+static int audit_options(struct cli *cli, int argc, char **argv, struct audit_verify_opts *o)
+{
+    enum { A_JSON = 0x200, A_JOURNAL, A_JOURNAL_FILE, A_SINCE };
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, A_JSON},
+        {"against-journal", no_argument, NULL, A_JOURNAL},
+        {"journal-file", required_argument, NULL, A_JOURNAL_FILE},
+        {"since", required_argument, NULL, A_SINCE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == A_JSON) {
+            cli->json = true;
+        } else if (c == A_JOURNAL) {
+            o->against_journal = true;
+        } else if (c == A_JOURNAL_FILE) {
+            o->against_journal = true;
+            o->journal_file = optarg;
+        } else if (c == A_SINCE) {
+            o->since = optarg;
+        } else if (c == 'h') {
+            cli_usage(SYN_AUDIT);
+            return 1;
+        } else {
+            return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
+        }
+    }
+    if (optind != argc)
+        return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
+    if (o->since && (!o->against_journal || o->journal_file))
+        return cli_fail(PA_E_USAGE, "--since applies to the journal (--against-journal)", "audit");
+    return 0;
+}
+
 int cmd_audit(struct cli *cli, int argc, char **argv)
 {
-    char err[512] = "";
-    long lines = 0, bad = 0;
+    struct audit_verify_opts o = {0};
+    struct audit_report rep;
+    const struct audit_finding *first;
+    char err[512] = "", text[512] = "";
     int r;
 
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cli_usage("audit verify [--json]");
+        cli_usage(SYN_AUDIT);
         return 0;
     }
-    if (argc < 2 || strcmp(argv[1], "verify") != 0 || argc > 3 ||
-        (argc == 3 && strcmp(argv[2], "--json") != 0))
-        return cli_fail(PA_E_USAGE, "audit verify [--json]", "audit");
-    if (argc == 3)
-        cli->json = true;
-    r = audit_verify(cli_state_dir(cli), &lines, &bad, err, sizeof(err));
-    if (cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "intact", json_object_new_boolean(r == 0));
-        json_object_object_add(o, "lines", json_object_new_int64(lines));
-        json_object_object_add(o, "first_bad_line", r == 0 ? NULL : json_object_new_int64(bad));
-        json_object_object_add(o, "reason", r == 0 ? NULL : json_object_new_string(err));
-        cli_print_json(o);
-    }
-    if (r < 0)
-        return cli_fail(r, err, "audit log %s/audit.log: line %ld", cli_state_dir(cli), bad);
-    if (!cli->json)
-        printf("audit log intact: %ld line%s\n", lines, lines == 1 ? "" : "s");
-    return 0;
+    if (argc < 2 || strcmp(argv[1], "verify") != 0)
+        return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
+    r = audit_options(cli, argc - 1, argv + 1, &o);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    r = audit_verify_report(cli_state_dir(cli), &o, &rep, err, sizeof(err));
+    if (cli->json)
+        audit_print_json(&rep, r, err);
+    else
+        audit_print_text(&rep, r);
+    first = audit_first_tamper(&rep);
+    if (r == PA_E_JOB && first)
+        audit_text(&rep, first, text, sizeof(text));
+    if (r == PA_E_JOB)
+        cli_fail(r, first ? text : "too many findings", "audit log %s/audit.log: tampered",
+                 cli_state_dir(cli));
+    else if (r < 0)
+        cli_fail(r, err, "audit log %s/audit.log", cli_state_dir(cli));
+    audit_report_clear(&rep);
+    return r;
 }

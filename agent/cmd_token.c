@@ -240,9 +240,11 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
                  info.label);
         goto out;
     }
+    /* This command just generated the key itself: the gate for our own keys (unreadable, not
+     * extractable), which holds on card stacks that report CKA_LOCAL false. */
     r = tok_key_custody(tok, id, id_len, &cust);
     if (r == 0)
-        r = tok_custody_ok(&cust);
+        r = tok_custody_ok_generated(&cust);
     if (r < 0) {
         /* A key we will not use must not stay behind on the person's token. */
         int d = tok_delete_keypair(tok, id, id_len);

@@ -2,7 +2,7 @@
 /*
  * config.c - load and check the JSON configuration file (pkio-agent.conf(5)).
  *
- * The file is an object of sections ("api", "token", "poll", "trust") and top-level keys
+ * The file is an object of sections ("api", "token", "poll", "trust", "renew") and top-level keys
  * ("order_defaults", "state_dir"). A key may also be written in its dotted form at the top level
  * ("api.url": ...). Every key is checked once against one table; anything else is an error.
  */
@@ -56,6 +56,8 @@ enum cfg_kind {
     CK_OBJECT,  /* JSON object, kept as text */
     CK_BOOL,    /* true or false, into a bool */
     CK_TOKENS,  /* token.allowed: array of {manufacturer, model, module}, parsed */
+    CK_DAYS,    /* whole number of days, 1..CFG_MAX_DAYS, into an int */
+    CK_SHARE,   /* number in (0,1], into a double */
 };
 
 struct cfg_key {
@@ -74,6 +76,7 @@ static const struct cfg_key cfg_keys[] = {
     {"api.timeout_s", CK_SECONDS, offsetof(struct cfg, api_timeout_s)},
     {"api.connect_timeout_s", CK_SECONDS, offsetof(struct cfg, api_connect_timeout_s)},
     {"api.order_settle_s", CK_SECONDS, offsetof(struct cfg, api_order_settle_s)},
+    {"api.rate_share", CK_SHARE, offsetof(struct cfg, api_rate_share)},
     {"token.module", CK_PATH, offsetof(struct cfg, token_module)},
     {"token.uri", CK_URI, offsetof(struct cfg, token_uri)},
     {"token.allowed", CK_TOKENS, offsetof(struct cfg, token_allowed)},
@@ -83,12 +86,13 @@ static const struct cfg_key cfg_keys[] = {
     {"poll.max_s", CK_SECONDS, offsetof(struct cfg, poll_max_s)},
     {"poll.timeout_s", CK_SECONDS, offsetof(struct cfg, poll_timeout_s)},
     {"trust.anchors", CK_PATH, offsetof(struct cfg, trust_anchors)},
+    {"renew.warn_days", CK_DAYS, offsetof(struct cfg, renew_warn_days)},
     {"state_dir", CK_PATH, offsetof(struct cfg, state_dir)},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
-static const char *const cfg_sections[] = {"api", "token", "poll", "trust"};
+static const char *const cfg_sections[] = {"api", "token", "poll", "trust", "renew"};
 
 /* Parsing context: where messages go and which keys were seen. */
 struct cfg_ctx {
@@ -153,7 +157,8 @@ void cfg_free(struct cfg *cfg)
         return;
     for (size_t i = 0; i < CFG_NKEYS; i++)
         if (cfg_keys[i].kind != CK_SECONDS && cfg_keys[i].kind != CK_BOOL &&
-            cfg_keys[i].kind != CK_TOKENS)
+            cfg_keys[i].kind != CK_TOKENS && cfg_keys[i].kind != CK_DAYS &&
+            cfg_keys[i].kind != CK_SHARE)
             free(*cfg_str_slot(cfg, &cfg_keys[i]));
     cfg_rules_free(cfg->token_allowed);
     free(cfg->path);
@@ -180,9 +185,11 @@ int cfg_new_defaults(struct cfg **ret)
     cfg->api_timeout_s = 60;
     cfg->api_connect_timeout_s = 15;
     cfg->api_order_settle_s = 600;
+    cfg->api_rate_share = 1;
     cfg->poll_initial_s = 30;
     cfg->poll_max_s = 600;
     cfg->poll_timeout_s = 86400;
+    cfg->renew_warn_days = CFG_DEFAULT_WARN_DAYS;
     *ret = cfg;
     cfg = NULL;
     r = 0;
@@ -369,6 +376,42 @@ out:
     return r;
 }
 
+/* A whole number of days, 1..CFG_MAX_DAYS (renew.warn_days). */
+static int cfg_take_days(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k,
+                         json_object *v)
+{
+    int64_t d;
+
+    if (!json_object_is_type(v, json_type_int)) {
+        cfg_err(c->errbuf, c->errlen, "%s: %s: must be a whole number of days", c->name, k->name);
+        return PA_E_CONFIG;
+    }
+    errno = 0;
+    d = json_object_get_int64(v);
+    if (errno || d < 1 || d > CFG_MAX_DAYS) {
+        cfg_err(c->errbuf, c->errlen, "%s: %s: must be 1 to %d", c->name, k->name, CFG_MAX_DAYS);
+        return PA_E_CONFIG;
+    }
+    *(int *)(void *)((char *)cfg + k->off) = (int)d;
+    return 0;
+}
+
+/* A fraction in (0,1] (api.rate_share). */
+static int cfg_take_share(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k,
+                          json_object *v)
+{
+    double d = json_object_get_double(v);
+
+    if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
+        !isfinite(d) || d <= 0 || d > 1) {
+        cfg_err(c->errbuf, c->errlen, "%s: %s: must be a number > 0 and at most 1", c->name,
+                k->name);
+        return PA_E_CONFIG;
+    }
+    *cfg_num_slot(cfg, k) = d;
+    return 0;
+}
+
 /* Check and store one key's value. */
 static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, json_object *v)
 {
@@ -384,6 +427,10 @@ static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, 
         }
         *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
         return 0;
+    case CK_DAYS:
+        return cfg_take_days(c, cfg, k, v);
+    case CK_SHARE:
+        return cfg_take_share(c, cfg, k, v);
     case CK_TOKENS: {
         struct cfg_token_rules *rules = NULL;
 

@@ -33,6 +33,10 @@ struct cfg_token_rules {
 /* Environment variable that may carry the API key (read with secure_getenv). */
 #define CFG_API_KEY_ENV "PKIO_AGENT_API_KEY"
 
+/* Default and largest renew.warn_days. */
+#define CFG_DEFAULT_WARN_DAYS 60
+#define CFG_MAX_DAYS          3650
+
 /* Longest API key accepted from the environment or the key file. */
 #define CFG_API_KEY_MAX 1024
 
@@ -52,6 +56,8 @@ struct cfg {
     double api_timeout_s;         /* api.timeout_s, > 0 */
     double api_connect_timeout_s; /* api.connect_timeout_s, > 0, <= api_timeout_s */
     double api_order_settle_s;    /* api.order_settle_s, > 0: see enroll's recovery */
+    double api_rate_share;        /* api.rate_share, (0,1]: this station's part of the key's
+                                     rate limits (default 1) */
 
     char *token_module;                    /* token.module: PKCS#11 module path */
     char *token_uri;                       /* token.uri or NULL: default PKCS#11 token URI */
@@ -65,7 +71,10 @@ struct cfg {
     double poll_timeout_s; /* poll.timeout_s, > 0 */
 
     char *trust_anchors; /* trust.anchors: PEM file of roots, or NULL */
-    char *state_dir;     /* state_dir */
+
+    int renew_warn_days; /* renew.warn_days: 1..CFG_MAX_DAYS, "due" within this many days */
+
+    char *state_dir; /* state_dir */
 };
 
 /**

@@ -1521,6 +1521,22 @@ static int precheck_request(struct cli *cli, const char *path)
     return r;
 }
 
+/* Before a job exists: can this token generate the key and sign the CSR with it? */
+static int check_mechanisms(struct ectx *e, const struct tok_info *info)
+{
+    int r = tok_check_keygen(e->tok, e->o->key_type);
+
+    if (r == 0)
+        r = tok_check_sign(e->tok, e->o->key_type, e->o->pss);
+    if (r < 0)
+        return cli_fail_hint(r, tok_detail(),
+                             tok_is_piv(info) ? "nothing was generated or ordered"
+                                              : "nothing was generated or ordered; choose "
+                                                "another --key-type or another token",
+                             "token '%s' (serial %s)", info->label, info->serial);
+    return 0;
+}
+
 /* PKIo keys belong on certified hardware: the configured token policy decides. */
 static int check_policy(struct ectx *e, const struct tok_info *info)
 {
@@ -1905,6 +1921,8 @@ static int choose_and_lock(struct ectx *e, const struct tok_info *info, const ch
         r = say_done(e, done);
     } else if (r == 0) {
         r = check_policy(e, info);
+        if (r == 0)
+            r = check_mechanisms(e, info);
         if (r == 0 && e->o->only_blank)
             r = check_blank(e, info);
         if (r == 0)

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -32,6 +33,8 @@ static const struct cli_command commands[] = {
      "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "
      "[--pin-source FILE] [--ignore SERIAL]..."},
     {"queue", cmd_queue, "queue add --request FILE [--serial S] [--token URI] | queue list"},
+    {"expiring", cmd_expiring, "expiring [--within DAYS] [--json]"},
+    {"certs", cmd_certs, "certs [--token URI] [--json]"},
     {"tokens", cmd_tokens, "tokens [--json]"},
     {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
     {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},

@@ -36,6 +36,7 @@ static const struct pa_err_row rows[] = {
     {PA_E_CERT, 9, "issued certificate failed verification"},
     {PA_E_BUSY, 15, "token or job busy in another pkio-agent process"},
     {PA_E_REFUSED, 16, "refused by a safety check"},
+    {PA_E_EXPIRING, 17, "certificates due for renewal"},
 };
 
 static const struct pa_err_row *find(int err)

@@ -38,6 +38,7 @@ enum pa_err {
     PA_E_CERT = -24,            /* issued certificate does not match the key or chain */
     PA_E_BUSY = -25,            /* another pkio-agent process is working on this token or job */
     PA_E_REFUSED = -26,         /* a safety check refused: other person, token not blank, ... */
+    PA_E_EXPIRING = -27,        /* `expiring`: certificates are due for renewal (or expired) */
 };
 
 /* Short English description of an error code; never NULL. */

@@ -110,29 +110,68 @@ static bool is_ca_cert(struct tok_token *t, CK_OBJECT_HANDLE h)
     return value_says_ca(t, h);
 }
 
+/* CKA_ID of an object (at most 64 bytes); 0 when it has none. */
+static size_t object_id(struct tok_token *t, CK_OBJECT_HANDLE h, unsigned char id[64])
+{
+    CK_ATTRIBUTE a = {CKA_ID, id, 64};
+
+    if (P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1) != CKR_OK ||
+        a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 64)
+        return 0;
+    return a.ulValueLen;
+}
+
+/*
+ * Public keys that only mirror a CA certificate: OpenSC's PKCS#15 layer shows a public-key
+ * object (same CKA_ID) for every certificate on the card. They say nothing about keys of a
+ * person, so a card holding only CA certificates stays blank.
+ */
+static unsigned mirrored_keys(struct tok_token *t, const CK_OBJECT_HANDLE *pubs, unsigned npubs,
+                              const CK_OBJECT_HANDLE *cas, unsigned ncas)
+{
+    unsigned char a[64], b[64];
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < npubs; i++) {
+        size_t la = object_id(t, pubs[i], a);
+        bool mirror = false;
+
+        for (unsigned j = 0; la && j < ncas && !mirror; j++)
+            mirror = object_id(t, cas[j], b) == la && memcmp(a, b, la) == 0;
+        n += mirror;
+    }
+    return n;
+}
+
 int tok_token_contents(struct tok_token *t, struct tok_contents *ret)
 {
     struct tok_contents c = {0};
-    CK_OBJECT_HANDLE *certs = NULL;
+    CK_OBJECT_HANDLE *certs = NULL, *pubs = NULL, *cas = NULL;
     unsigned ncerts = 0;
     int r;
 
     r = find_class(t, CKO_PRIVATE_KEY, NULL, &c.private_keys);
     if (r == 0)
-        r = find_class(t, CKO_PUBLIC_KEY, NULL, &c.public_keys);
+        r = find_class(t, CKO_PUBLIC_KEY, &pubs, &c.public_keys);
     if (r == 0)
         r = find_class(t, CKO_SECRET_KEY, NULL, &c.secret_keys);
     if (r == 0)
         r = find_class(t, CKO_CERTIFICATE, &certs, &ncerts);
-    if (r < 0)
-        return r;
-    for (unsigned i = 0; i < ncerts; i++) {
+    if (r == 0 && ncerts && !(cas = calloc(ncerts, sizeof(*cas))))
+        r = PA_E_NOMEM;
+    for (unsigned i = 0; r == 0 && i < ncerts; i++) {
         if (is_ca_cert(t, certs[i]))
-            c.ca_certs++;
+            cas[c.ca_certs++] = certs[i];
         else
             c.user_certs++;
     }
+    if (r == 0 && c.public_keys && c.ca_certs)
+        c.public_keys -= mirrored_keys(t, pubs, c.public_keys, cas, c.ca_certs);
     free(certs);
+    free(pubs);
+    free(cas);
+    if (r < 0)
+        return r;
     /* Private objects are visible when the user is logged in, or when the token needs no login. */
     c.logged_in = p11_session_logged_in(t) || !t->info.login_required;
     *ret = c;

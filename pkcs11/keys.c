@@ -50,6 +50,47 @@ static struct keyspec spec_of(enum tok_key_type type)
     }
 }
 
+bool tok_is_piv(const struct tok_info *info)
+{
+    /* OpenSC's PIV driver names itself as the manufacturer ("piv_II"). */
+    return strncmp(info->manufacturer, "piv_II", 6) == 0 || strstr(info->model, "PIV") != NULL;
+}
+
+/* Does the token offer mech with CKF_SIGN? */
+static bool can_sign(struct tok_token *t, CK_MECHANISM_TYPE mech)
+{
+    CK_MECHANISM_INFO mi;
+
+    return P11CALL(t->ctx, C_GetMechanismInfo, t->slot, mech, &mi) == CKR_OK &&
+           (mi.flags & CKF_SIGN);
+}
+
+int tok_check_sign(struct tok_token *t, enum tok_key_type type, bool pss)
+{
+    struct keyspec ks = spec_of(type);
+
+    if (ks.oid && !can_sign(t, CKM_ECDSA)) {
+        /* The engine hashes with SHA-256 and has the token sign the digest (CKM_ECDSA). */
+        p11_set_detail("token '%s' cannot sign ECDSA with SHA-256 (no CKM_ECDSA%s), so no CSR "
+                       "can be made with an EC key on it; use an RSA key",
+                       t->info.label,
+                       can_sign(t, CKM_ECDSA_SHA1) ? "; it offers only CKM_ECDSA_SHA1" : "");
+        return PA_E_UNSUPPORTED;
+    }
+    if (!ks.oid && pss && !can_sign(t, CKM_RSA_PKCS_PSS)) {
+        p11_set_detail("token '%s' cannot sign RSASSA-PSS (no CKM_RSA_PKCS_PSS); enroll without "
+                       "--pss",
+                       t->info.label);
+        return PA_E_UNSUPPORTED;
+    }
+    if (!ks.oid && !pss && !can_sign(t, CKM_RSA_PKCS)) {
+        p11_set_detail("token '%s' cannot sign with PKCS#1 v1.5 (no CKM_RSA_PKCS)%s", t->info.label,
+                       can_sign(t, CKM_RSA_PKCS_PSS) ? "; try --pss" : "");
+        return PA_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
 int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
 {
     struct keyspec ks = spec_of(type);
@@ -66,6 +107,13 @@ int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
         return PA_E_UNSUPPORTED;
     }
     rv = P11CALL(t->ctx, C_GetMechanismInfo, t->slot, ks.mech, &mi);
+    if (rv == CKR_MECHANISM_INVALID && tok_is_piv(&info)) {
+        p11_set_detail("this is a PIV card (OpenSC's PIV driver), and key pairs cannot be "
+                       "generated on it through PKCS#11; generate the key in the card's PIV slot "
+                       "with its vendor's tool (yubico-piv-tool, ykman piv keys generate) or use "
+                       "a PKCS#15 card");
+        return PA_E_UNSUPPORTED;
+    }
     if (rv == CKR_MECHANISM_INVALID) {
         p11_set_detail("token '%s' cannot generate %s keys", info.label, tok_key_type_name(type));
         return PA_E_UNSUPPORTED;

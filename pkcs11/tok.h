@@ -201,6 +201,14 @@ int tok_login(struct tok_token *t, const struct secret *pin);
 
 /* Does the token offer mechanism + size for this key type? PA_E_UNSUPPORTED otherwise. */
 int tok_check_keygen(struct tok_token *t, enum tok_key_type type);
+/*
+ * Can the token sign a SHA-256 CSR with a key of this type, the way the engine asks it to (RSA:
+ * CKM_RSA_PKCS, or CKM_RSA_PKCS_PSS with pss; EC: CKM_ECDSA over a digest made in OpenSSL)?
+ * PA_E_UNSUPPORTED with the reason in tok_detail(), e.g. a card that offers only CKM_ECDSA_SHA1.
+ */
+int tok_check_sign(struct tok_token *t, enum tok_key_type type, bool pss);
+/* A PIV card as OpenSC shows it (no key generation through PKCS#11). Pure. */
+bool tok_is_piv(const struct tok_info *info);
 
 /*
  * Generate a key pair on the token (C_GenerateKeyPair; CKA_TOKEN, CKA_PRIVATE,
@@ -326,11 +334,11 @@ struct tok_object {
     unsigned char id[TOK_ID_MAX]; /* CKA_ID */
     size_t id_len;                /* 0: none, or longer than TOK_ID_MAX (then id_too_long) */
     bool id_too_long;
-    char *label;       /* CKA_LABEL as the token has it (any bytes but NUL); "" when none */
-    bool is_private;   /* CKA_PRIVATE */
-    char key_type[8];  /* keys: "rsa", "ec" or "other"; "" for the other classes */
-    bool ca;           /* certificates: a CA certificate, as tok_token_contents counts them */
-    X509 *cert;        /* certificates: the X.509 value; NULL when not X.509 or unreadable */
+    char *label;      /* CKA_LABEL as the token has it (up to a NUL); "" when none */
+    bool is_private;  /* CKA_PRIVATE */
+    char key_type[8]; /* keys: "rsa", "ec" or "other"; "" for the other classes */
+    bool ca;          /* certificates: a CA certificate, as tok_token_contents counts them */
+    X509 *cert;       /* certificates: the X.509 value; NULL when not X.509 or unreadable */
 };
 
 struct tok_objects {

@@ -81,7 +81,10 @@ overlay_phase()
     expect_exit 0 -- chroot --userspec="$uid:$gid" "$m" /usr/bin/pkio-agent \
         --state-dir /var/lib/pkio-agent status
     expect_exit 0 -- chroot "$m" /usr/bin/pkio-agent --version
-    pass "as pkio-agent: key file readable, 'status' works on /var/lib/pkio-agent"
+    # What the daily timer runs, as the daily timer runs it: nothing enrolled, nothing due.
+    expect_exit 0 -- chroot --userspec="$uid:$gid" "$m" /usr/bin/pkio-agent \
+        --state-dir /var/lib/pkio-agent expiring
+    pass "as pkio-agent: key file readable, 'status' and 'expiring' work on /var/lib/pkio-agent"
 
     # Enabling hooks the unit into boot and smartcard.target ([Install] section).
     expect_exit 0 -- systemctl --root="$m" enable pkio-agent.service
@@ -90,6 +93,13 @@ overlay_phase()
             fail "systemctl enable made no $f.target.wants link: $(cat "$ERR")"
     done
     pass "systemctl enable: wanted by multi-user.target and smartcard.target"
+    expect_exit 0 -- systemctl --root="$m" enable pkio-agent-expiring.timer
+    [[ -L $m/etc/systemd/system/timers.target.wants/pkio-agent-expiring.timer ]] ||
+        fail "systemctl enable made no timers.target.wants link for the timer: $(cat "$ERR")"
+    expect_exit 0 -- systemctl --root="$m" disable pkio-agent-expiring.timer
+    [[ ! -e $m/etc/systemd/system/timers.target.wants/pkio-agent-expiring.timer ]] ||
+        fail "systemctl disable left the timer's link"
+    pass "systemctl enable/disable of pkio-agent-expiring.timer: wanted by timers.target"
 
     expect_exit 0 -- dpkg --root="$m" -i "$deb"
     [[ $(stat -c '%a' "$m/var/lib/pkio-agent") == 700 ]] || fail "reinstall changed the state dir"
@@ -183,6 +193,8 @@ pass "control: pkio-agent $version-1, section admin, Depends: $depends"
 # Every regular file, with mode and owner; nothing else (no test programs, no build paths).
 dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ {print $1, $2, $6}' | sort >"$W/contents.txt"
 cat >"$W/expected.txt" <<'EOF'
+-rw-r--r-- root/root ./usr/lib/systemd/system/pkio-agent-expiring.service
+-rw-r--r-- root/root ./usr/lib/systemd/system/pkio-agent-expiring.timer
 -rw-r--r-- root/root ./usr/lib/systemd/system/pkio-agent.service
 -rw-r--r-- root/root ./usr/lib/udev/rules.d/70-pkio-agent.rules
 -rw-r--r-- root/root ./usr/share/doc/pkio-agent/LICENSE
@@ -201,7 +213,7 @@ for page in man8/pkio-agent.8 man5/pkio-agent.conf.5; do
     dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - "./usr/share/man/$page.gz" | gzip -dc |
         cmp -s - "$PKIO_SRC/docs/${page#*/}" || fail "packaged $page.gz is not docs/${page#*/}"
 done
-pass "contents: binary, 2 gzipped man pages, udev rules, systemd unit, 4 docs; all root-owned"
+pass "contents: binary, 2 gzipped man pages, udev rules, systemd units (watch; daily expiring service and timer), 4 docs; all root-owned"
 
 # --- 2. the files ---------------------------------------------------------------------------
 X=$W/x
@@ -241,6 +253,31 @@ expect_exit 0 -- systemd-analyze security --offline=yes --threshold=20 --root="$
 exposure=$(sed -n 's/.*Overall exposure level for pkio-agent.service: \([0-9.]*\).*/\1/p' "$OUT")
 [[ -n $exposure ]] || fail "no exposure level in: $(tail -n 3 "$OUT")"
 pass "unit: systemd-analyze verify clean (man pages found), security exposure $exposure (<= 2.0)"
+
+# The daily `pkio-agent expiring`: a oneshot service as the pkio-agent user, hardened, and its
+# timer (daily, caught up after downtime, wanted by timers.target).
+EXP=$X/usr/lib/systemd/system/pkio-agent-expiring.service
+TIMER=$X/usr/lib/systemd/system/pkio-agent-expiring.timer
+[[ $(sed -n 's/^ExecStart=//p' "$EXP") == "/usr/bin/pkio-agent expiring" ]] ||
+    fail "expiring ExecStart is '$(sed -n 's/^ExecStart=//p' "$EXP")', expected /usr/bin/pkio-agent expiring"
+for kv in Type=oneshot User=pkio-agent Group=pkio-agent StateDirectory=pkio-agent \
+    ConfigurationDirectory=pkio-agent UMask=0077 NoNewPrivileges=yes ProtectSystem=strict \
+    PrivateDevices=yes MemoryDenyWriteExecute=yes CapabilityBoundingSet= \
+    SystemCallFilter=@system-service; do
+    grep -qxF "$kv" "$EXP" || fail "expiring service lacks '$kv'"
+done
+grep -q '^ExecStart=\|^Environment=\|^SuccessExitStatus=' "$TIMER" && fail "the timer carries service settings"
+for kv in OnCalendar=daily Persistent=yes WantedBy=timers.target; do
+    grep -qxF "$kv" "$TIMER" || fail "timer lacks '$kv'"
+done
+MANPATH=$X/usr/share/man expect_exit 0 -- systemd-analyze verify --root="$R" \
+    /usr/lib/systemd/system/pkio-agent-expiring.service /usr/lib/systemd/system/pkio-agent-expiring.timer
+[[ ! -s $OUT && ! -s $ERR ]] || fail "systemd-analyze verify (expiring) complains: $(cat "$OUT" "$ERR")"
+expect_exit 0 -- systemd-analyze security --offline=yes --threshold=20 --root="$R" \
+    /usr/lib/systemd/system/pkio-agent-expiring.service
+exp_exposure=$(sed -n 's/.*Overall exposure level for pkio-agent-expiring.service: \([0-9.]*\).*/\1/p' "$OUT")
+[[ -n $exp_exposure ]] || fail "no exposure level for the expiring service in: $(tail -n 3 "$OUT")"
+pass "expiring service and timer: verify clean, daily and persistent, security exposure $exp_exposure (<= 2.0)"
 
 # No executable stack anywhere in the process (MemoryDenyWriteExecute would make the loader
 # fail): the binary, its libraries, the engine and the PKCS#11 modules, with theirs.

@@ -12,7 +12,11 @@ test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-t
            opensc-pkcs11 gnutls-bin valgrind binutils time tmux umockdev udev systemd
            dpkg-dev strace man-db adduser jq pcscd vsmartcard-vpcd vsmartcard-vpicc
            python3-virtualsmartcard python3-pycryptodome libumockdev-dev util-linux
-           opencryptoki libopencryptoki0)
+           opencryptoki libopencryptoki0
+           # simulated smart cards (tests/lib/cardsim.sh): ../shared/cardsim/build.sh compiles
+           # jcardsim and the applets with these; pcscd runs in a private netns (ip)
+           default-jdk-headless libbcprov-java libkryo-java libasm-java libobjenesis-java
+           libminlog-java iproute2)
 
 case "${1:-test}" in
 build) want=("${build_pkgs[@]}") ;;
