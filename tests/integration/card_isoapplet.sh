@@ -147,6 +147,20 @@ pass "RSA-2048: enroll on the IsoApplet card done (key on the card, one order, l
 tls_client_auth "$keyid" tls1_2
 pass "RSA-2048: the card's key and certificate authenticate a TLS 1.2 client through the pkcs11 engine"
 
+# --- a card pulled while its job is under way: a clear error, the job parked, nothing lost --------
+cardsim_swap isoapplet
+STATE_PULL=$(pkio_tmpdir)/state
+cc_sandbox_post /__sandbox/behavior '{"behavior":"never"}'
+expect_exit 13 -- pa --state-dir "$STATE_PULL" enroll --token "$uri" --request "$req" --key-type rsa:2048 --no-wait --json
+jobp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"])' "$OUT")
+cc_sandbox_post /__sandbox/behavior '{"behavior":"issue","issue_after_polls":0}'
+cardsim_remove
+expect_exit 5 -- pa --state-dir "$STATE_PULL" resume "$jobp" --pin-source "$CARD_PIN_FILE"
+[[ $(wc -l <"$ERR") -eq 1 ]] && grep -q "token" "$ERR" || fail "pulled card: not one clear line: $(cat "$ERR")"
+st=$(pa --state-dir "$STATE_PULL" status "$jobp" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["state"])')
+[[ $st == issued ]] || fail "pulled card: job is '$st', want it parked at 'issued' with its certificate"
+pass "a card pulled after ordering: resume says the token is missing (exit 5); the job waits at 'issued' with its certificate"
+
 # --- EC P-256 -----------------------------------------------------------------------------------
 cardsim_swap isoapplet
 STATE_EC=$(pkio_tmpdir)/state
