@@ -152,6 +152,12 @@ static int save(struct ectx *e)
     return 0;
 }
 
+/*
+ * Save the job with the event as an intent, in one atomic write with the state it records, then
+ * append it to the audit log and keep its (seq, hash) in the record (audit_commit_pending saves
+ * again). Replaces save() before an event: a kill anywhere in between loses no event, and the
+ * next lock_and_load appends what is pending (never twice).
+ */
 static int audit(struct ectx *e, const char *event, const char *outcome, const char *detail)
 {
     struct audit_event ev = {
@@ -168,8 +174,14 @@ static int audit(struct ectx *e, const char *event, const char *outcome, const c
         .cert_serial = e->job->cert_serial[0] ? e->job->cert_serial : NULL,
         .detail = detail,
     };
-    int r = audit_append(e->state_dir, &ev);
+    int r = audit_job_intent(e->job, &ev);
+    int s = save(e); /* the state and the event in one write: a kill now loses neither */
 
+    if (r < 0)
+        return cli_fail(r, NULL, "recording audit event %s of job %s", event, e->job->id);
+    if (s < 0)
+        return s;
+    r = audit_commit_pending(e->state_dir, e->job);
     if (r < 0)
         return cli_fail(r, strerror(errno), "appending to the audit log in %s", e->state_dir);
     return 0;
@@ -180,7 +192,6 @@ static int fail_job(struct ectx *e, int err, const char *event, const char *msg)
 {
     (void)job_set_error(e->job, msg);
     (void)job_transition(e->job, JOB_FAILED, "%s", msg);
-    (void)save(e);
     (void)audit(e, event, "failed", msg);
     return cli_fail(err, msg, "job %s", e->job->id);
 }
@@ -194,7 +205,6 @@ static int hold_job(struct ectx *e, int err, const char *event, const char *msg)
 {
     (void)job_set_error(e->job, msg);
     (void)job_note(e->job, "stopped: %s", msg);
-    (void)save(e);
     (void)audit(e, event, "failed", msg);
     return cli_fail(err, msg,
                     "job %s (order %ld kept; after fixing the cause, run the same enroll again or "
@@ -420,8 +430,6 @@ static int step_keygen(struct ectx *e)
     r = job_transition(e->job, JOB_KEY_READY, "%s key %s on the token (%s)",
                        adopted ? "adopted" : "generated", e->job->key_id_hex, e->job->custody);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "keygen", "ok", adopted ? "key from an interrupted run adopted" : NULL);
     progress(e, "key pair generated on the token; custody checked");
     return r;
@@ -521,8 +529,6 @@ static int step_csr(struct ectx *e)
     if (r == 0)
         r = job_transition(e->job, JOB_CSR_READY, "CSR for \"%s\" signed on the token", subj.cn);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "csr", "ok", NULL);
     progress(e, "SHA-256 CSR signed on the token and verified");
 out:
@@ -619,8 +625,6 @@ static int order_placed(struct ectx *e, const struct cc_order_result *res)
     e->job->next_poll = time(NULL);
     r = job_transition(e->job, JOB_ORDERED, "order %ld placed", res->id);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "order", "ok", NULL);
     progress(e, "order %ld placed", res->id);
     return r;
@@ -631,12 +635,11 @@ static int order_failed(struct ectx *e, struct cc_client *c, int r, unsigned att
 {
     if (cc_order_maybe_placed(c)) {
         (void)job_note(e->job, "order may have been placed: %s", cc_last_error(c));
-        (void)save(e);
+        (void)audit(e, "order", "failed", cc_last_error(c));
         cli_fail(r, cc_last_error(c),
                  "the order of job %s may have been placed; 'pkio-agent resume %s' looks it up "
                  "before anything else",
                  e->job->id, e->job->id);
-        (void)audit(e, "order", "failed", cc_last_error(c));
         return r;
     }
     e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
@@ -773,8 +776,6 @@ static int recover_found(struct ectx *e, long found, long found_cert)
     e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
     e->job->next_poll = time(NULL);
     r = job_transition(e->job, JOB_ORDERED, "order %ld found after the interruption", found);
-    if (r == 0)
-        r = save(e);
     if (r == 0)
         r = audit(e, "order", "recovered", NULL);
     progress(e, "order %ld found; not ordering again", found);
@@ -923,8 +924,6 @@ static int download_and_verify(struct ectx *e)
                            "certificate %ld (serial %s) downloaded and verified",
                            e->job->certificate_id, e->job->cert_serial);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "issued", "ok", NULL);
     progress(e, "certificate issued, chain verified");
 out:
@@ -1071,8 +1070,6 @@ static int step_install(struct ectx *e)
         progress(e, "%u CA certificate(s) did not fit on the token and were left off (%s)",
                  res.ca_skipped, res.skipped);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "installed", "ok", NULL);
     progress(e, "certificate written to the token and read back");
 out:
@@ -1174,10 +1171,7 @@ static int revoke_record(struct ectx *e)
                  strcmp(e->job->revoke_status, "pending") == 0 ? "awaits approval in CertCentral"
                                                                : "was rejected by an approver");
     (void)job_note(e->job, "replaced certificate %ld: %s", old, what);
-    r = save(e);
-    if (r == 0)
-        r = audit(e, "revoke", strcmp(e->job->revoke_status, "revoked") == 0 ? "ok" : "pending",
-                  what);
+    r = audit(e, "revoke", strcmp(e->job->revoke_status, "revoked") == 0 ? "ok" : "pending", what);
     if (r == 0)
         link_old_job(e, old, what);
     progress(e, "replaced certificate %ld: %s", old, what);
@@ -1256,8 +1250,6 @@ static int step_finish(struct ectx *e)
         r = revoke_old(e);
     if (r == 0)
         r = job_transition(e->job, JOB_DONE, "done");
-    if (r == 0)
-        r = save(e);
     if (r == 0)
         r = audit(e, "done", "ok", NULL);
     return r;
@@ -1449,6 +1441,10 @@ static int lock_and_load(struct ectx *e, const char *id)
         return cli_fail(r, err, "job %s", jid);
     job_free(e->job);
     e->job = j;
+    /* events a kill left in the record (saved, not yet in the audit log): append them now */
+    r = audit_commit_pending(e->state_dir, e->job);
+    if (r < 0)
+        return cli_fail(r, strerror(errno), "appending the pending audit events of job %s", jid);
     return 0;
 }
 
@@ -1843,8 +1839,6 @@ static int new_job(struct ectx *e, const struct tok_info *info, const char *abs,
     if (r == 0)
         r = job_lock(e->state_dir, j->id, &e->lock_fd);
     if (r == 0)
-        r = save(e);
-    if (r == 0)
         r = audit(e, "start", "ok", NULL);
     if (r == 0)
         progress(e, "enrollment started");
@@ -2086,8 +2080,6 @@ int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts 
             cli_fail(r, NULL, "job %s (%s) cannot be canceled", e.job->id,
                      job_state_name(e.job->state));
     }
-    if (r == 0)
-        r = save(&e);
     if (r == 0)
         r = audit(&e, "cancel", "ok", NULL);
     if (r == 0 && !cli->json)

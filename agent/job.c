@@ -291,6 +291,7 @@ void job_free(struct job *j)
     free(j->module_path);
     free(j->custody);
     free(j->last_error);
+    free(j->audit_pending);
     for (size_t i = 0; i < j->nhistory; i++)
         free(j->history[i].note);
     free(j->history);
@@ -445,6 +446,9 @@ static const struct job_field job_fields[] = {
     JF(cert_revoke_request_id, JK_LONG, 0, false),
     JA(cert_revoke_status, JK_TEXT, false),
     JF(last_error, JK_PTEXT, JOB_MAX_LINE, false),
+    JF(audit_seq, JK_LONG, 0, false),
+    JA(audit_sha256, JK_SHA256, false),
+    JF(audit_pending, JK_PTEXT, 256 * 1024, false),
 };
 
 #define JOB_NFIELDS (sizeof(job_fields) / sizeof(job_fields[0]))
@@ -1145,7 +1149,9 @@ int job_save(const char *state_dir, struct job *j)
     path = job_path(state_dir, name);
     if (!path)
         goto out;
-    r = fs_write_atomic(path, json, strlen(json), 0600);
+    /* A record holds no secret: where jobs/ is shared with the officers' group (setgid, made so
+     * by `pkio-agent watch`) they may read it (`status`, 0640); elsewhere it is 0600. */
+    r = fs_write_atomic(path, json, strlen(json), fs_mode_in_dir(path, 0600, 0640));
     if (r < 0)
         log_debug("job: cannot write %s: %s", path, strerror(errno));
 out:

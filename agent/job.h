@@ -79,6 +79,10 @@ struct job {
     long cert_revoke_request_id;  /* the revocation request awaiting approval, 0 = none */
     char cert_revoke_status[16];  /* "", "pending", "revoked", "rejected" */
     char *last_error; /* one line; NULL when none */
+    /* The audit log (audit.h): this job's last line there, and events saved but not appended. */
+    long audit_seq;        /* seq of the job's last audit line; 0 = none recorded */
+    char audit_sha256[65]; /* that line's SHA-256 (hex); "" = none recorded */
+    char *audit_pending;   /* JSON array of events to append (audit_commit_pending); NULL = none */
     struct job_event *history;
     size_t nhistory;
 };

@@ -28,7 +28,8 @@ static const struct cli_command commands[] = {
     {"resume", cmd_resume, "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"},
     {"status", cmd_status, "status [JOB] [--json]"},
     {"cancel", cmd_cancel, "cancel JOB [--pin-source FILE] [--json]"},
-    {"audit", cmd_audit, "audit verify [--json]"},
+    {"audit", cmd_audit,
+     "audit verify [--against-journal] [--journal-file FILE] [--since WHEN] [--json]"},
     {"watch", cmd_watch,
      "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "
      "[--pin-source FILE] [--ignore SERIAL]..."},

@@ -78,6 +78,9 @@ static int lock_job(struct rv *v, const char *id)
     r = job_load(v->state_dir, jid, &v->job, err, sizeof(err));
     if (r < 0)
         return cli_fail(r, err, "job %s", jid);
+    r = audit_commit_pending(v->state_dir, v->job); /* what a kill left in the record */
+    if (r < 0)
+        return cli_fail(r, strerror(errno), "appending the pending audit events of job %s", jid);
     if (!v->job->certificate_id)
         return cli_fail(PA_E_JOB, "it has no certificate (cancel it instead)", "job %s", jid);
     v->cert = v->job->certificate_id;
@@ -194,7 +197,7 @@ static int confirm(const struct rv *v, const char *what)
     return 0;
 }
 
-static int audit_it(const struct rv *v, const char *outcome, const char *detail)
+static int audit_it(struct rv *v, const char *outcome, const char *detail)
 {
     struct audit_event ev = {
         .event = "revoke-certificate",
@@ -208,7 +211,17 @@ static int audit_it(const struct rv *v, const char *outcome, const char *detail)
         .detail = detail,
     };
 
-    return audit_append(v->state_dir, &ev);
+    int r;
+
+    if (!v->job) /* no record of ours to carry the intent: straight to the log */
+        return audit_append(v->state_dir, &ev);
+    /* The record and its event in one write, then the log: a kill between loses nothing. */
+    r = audit_job_intent(v->job, &ev);
+    if (r == 0)
+        r = job_save(v->state_dir, v->job);
+    if (r == 0)
+        r = audit_commit_pending(v->state_dir, v->job);
+    return r;
 }
 
 static int save_job(struct rv *v)
@@ -238,8 +251,8 @@ static int settled(struct rv *v, enum revoke_state st, long request_id)
         v->job->cert_revoke_request_id = request_id;
         (void)job_note(v->job, "certificate %ld: %s (%s)", v->cert, what, v->o->reason);
     }
-    r = save_job(v);
-    if (r == 0 && audit_it(v, st == RV_REVOKED ? "ok" : "pending", what) < 0)
+    r = 0;
+    if (audit_it(v, st == RV_REVOKED ? "ok" : "pending", what) < 0)
         r = cli_fail(PA_E_IO, strerror(errno), "appending to the audit log");
     if (r < 0)
         return r;

@@ -4,10 +4,12 @@
  * so syslog stays off).
  *
  * Each input is (1) checked as one line by audit_check_line, (2) written as audit.log in a
- * private temporary directory and verified, (3) appended to and verified again. Invariants: only
- * PA_E_JOB for bad input; a clean log of N lines verifies as N lines and takes an append (N + 1
- * lines after); a broken log names a line in 1..N+1, and an append either is refused or leaves
- * the first break where it was.
+ * private temporary directory and verified, (3) read line by line as a journal (audit_parse_anchor)
+ * and compared with that log (audit_compare_journal), (4) appended to and verified again.
+ * Invariants: only PA_E_JOB for bad input; a clean log of N lines verifies as N lines and takes
+ * an append (N + 1 lines after); a broken log names a line in 1..N+1, and an append either is
+ * refused or leaves the first break where it was; an anchor taken has every field well-formed,
+ * and every finding names lines first <= last, at most AUDIT_MAX_FINDINGS of them.
  */
 #include "audit.c"
 
@@ -46,6 +48,42 @@ static void fuzz_write_log(const uint8_t *data, size_t size)
     FUZZ_CHECK(close(fd) == 0);
 }
 
+#define FUZZ_MAX_ANCHORS 64
+
+/* The input's lines as journal lines: the anchors among them, compared with the log. */
+static void fuzz_anchors(const uint8_t *data, size_t size)
+{
+    struct audit_anchor a[FUZZ_MAX_ANCHORS], x;
+    struct audit_report rep;
+    struct audit_walk w;
+    size_t n = 0, start = 0;
+
+    for (size_t i = 0; i <= size && n < FUZZ_MAX_ANCHORS; i++) {
+        int r;
+
+        if (i < size && data[i] != '\n')
+            continue;
+        r = audit_parse_anchor((const char *)data + start, i - start, &x);
+        FUZZ_CHECK(r == 0 || r == 1);
+        start = i + 1;
+        if (r == 0)
+            continue;
+        FUZZ_CHECK(x.seq >= 1 && audit_is_hash(x.sha256) && audit_is_hash(x.prev));
+        FUZZ_CHECK(strlen(x.chain) == 16 && strlen(x.log) == 16 && strlen(x.job) <= 32);
+        x.order = (long)n;
+        a[n++] = x;
+    }
+    audit_walk_init(&w);
+    FUZZ_CHECK(audit_walk_file(fuzz_log, &w, NULL, 0) == 0);
+    memset(&rep, 0, sizeof(rep));
+    FUZZ_CHECK(audit_compare_journal(w.hashes, w.n, a, n, &rep) == 0);
+    FUZZ_CHECK(rep.nfindings <= AUDIT_MAX_FINDINGS && rep.anchors == (long)n);
+    for (size_t i = 0; i < rep.nfindings; i++)
+        FUZZ_CHECK(rep.findings[i].first >= 1 && rep.findings[i].first <= rep.findings[i].last);
+    audit_report_clear(&rep);
+    free(w.hashes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct audit_event ev = {.event = "fuzz", .outcome = "ok", .order_id = 1};
@@ -73,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(bad >= 1 && bad <= nl + 1 && err[0] && lines == -1);
     }
+    fuzz_anchors(data, size);
 
     r2 = audit_append(fuzz_dir, &ev);
     FUZZ_CHECK(r2 == 0 || r2 == PA_E_JOB);
