@@ -4,6 +4,7 @@
 #include "http.h"
 #include "log.h"
 #include "pa_err.h"
+#include "ratebudget.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -56,11 +57,16 @@ struct cc_client {
     double *ring;
     size_t ring_cap;
     size_t ring_count;
-    size_t ring_head; /* next slot to write */
-    unsigned burst_n;
-    double burst_s;
-    unsigned long_n;
-    double long_s;
+    size_t ring_head;           /* next slot to write */
+    struct rb_limits lim;       /* as set (the key's limits) */
+    double share;               /* this station's part of them, (0,1] */
+    struct rb_limits eff;       /* lim scaled by share: what this client keeps to */
+    char *station_path;         /* the station's budget file, or NULL */
+    struct rb_station *station; /* opened at the first request */
+    bool station_failed;        /* the file cannot be used: own budget only */
+
+    struct http_conn *conn; /* kept open between requests */
+    unsigned long connections;
 
     unsigned page_size;
     unsigned long requests;
@@ -191,7 +197,7 @@ static void copy_str(char *dst, size_t dstlen, const char *src)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* status mapping, backoff, Retry-After */
+/* status mapping, backoff */
 
 enum cc_status cc_map_status(const char *status, char *reason, size_t reason_len)
 {
@@ -248,155 +254,6 @@ double cc_backoff_delay(unsigned attempt, double base_s, double cap_s, double rn
     if (hi > cap_s)
         hi = cap_s;
     return base_s + rnd01 * (hi - base_s);
-}
-
-static int month_index(const char *s)
-{
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-
-    for (int i = 0; i < 12; i++)
-        if (strncmp(s, months + 3 * i, 3) == 0)
-            return i;
-    return -1;
-}
-
-/* Parse exactly n digits at *p into *ret and advance. */
-static bool digits(const char **p, int n, int *ret)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        char ch = (*p)[i];
-
-        if (ch < '0' || ch > '9')
-            return false;
-        v = v * 10 + (ch - '0');
-    }
-    *p += n;
-    *ret = v;
-    return true;
-}
-
-static bool lit(const char **p, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (strncmp(*p, s, n) != 0)
-        return false;
-    *p += n;
-    return true;
-}
-
-/* "hh:mm:ss" */
-static bool hms(const char **p, struct tm *tm)
-{
-    return digits(p, 2, &tm->tm_hour) && lit(p, ":") && digits(p, 2, &tm->tm_min) && lit(p, ":") &&
-           digits(p, 2, &tm->tm_sec) && tm->tm_hour < 24 && tm->tm_min < 60 && tm->tm_sec < 61;
-}
-
-static bool month(const char **p, struct tm *tm)
-{
-    int m = month_index(*p);
-
-    if (m < 0)
-        return false;
-    tm->tm_mon = m;
-    *p += 3;
-    return true;
-}
-
-/* HTTP-date (RFC 9110 5.6.7) into seconds since the epoch; false if invalid. */
-static bool parse_http_date(const char *s, time_t *ret)
-{
-    static const char *const days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
-                                       "Thursday", "Friday", "Saturday"};
-    struct tm tm;
-    const char *p = s;
-    const char *comma = strchr(s, ',');
-    bool ok = false;
-
-    memset(&tm, 0, sizeof(tm));
-    if (comma && comma - s == 3) {
-        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-        p = comma + 1;
-        ok = lit(&p, " ") && digits(&p, 2, &tm.tm_mday) && lit(&p, " ") && month(&p, &tm) &&
-             lit(&p, " ") && digits(&p, 4, &tm.tm_year) && lit(&p, " ") && hms(&p, &tm) &&
-             lit(&p, " GMT") && *p == '\0';
-        tm.tm_year -= 1900;
-    } else if (comma) {
-        /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-        bool day_ok = false;
-
-        for (int i = 0; i < 7; i++)
-            if ((size_t)(comma - s) == strlen(days[i]) &&
-                strncmp(s, days[i], (size_t)(comma - s)) == 0)
-                day_ok = true;
-        p = comma + 1;
-        ok = day_ok && lit(&p, " ") && digits(&p, 2, &tm.tm_mday) && lit(&p, "-") &&
-             month(&p, &tm) && lit(&p, "-") && digits(&p, 2, &tm.tm_year) && lit(&p, " ") &&
-             hms(&p, &tm) && lit(&p, " GMT") && *p == '\0';
-        if (tm.tm_year < 70) /* two-digit years: 1970..2069 */
-            tm.tm_year += 100;
-    } else if (strlen(s) >= 4 && s[3] == ' ') {
-        /* asctime: Sun Nov  6 08:49:37 1994 */
-        p = s + 4;
-        ok = month(&p, &tm) && lit(&p, " ");
-        if (ok && *p == ' ') {
-            p++;
-            ok = digits(&p, 1, &tm.tm_mday);
-        } else if (ok) {
-            ok = digits(&p, 2, &tm.tm_mday);
-        }
-        ok = ok && lit(&p, " ") && hms(&p, &tm) && lit(&p, " ") && digits(&p, 4, &tm.tm_year) &&
-             *p == '\0';
-        tm.tm_year -= 1900;
-    }
-    if (!ok || tm.tm_mday < 1 || tm.tm_mday > 31)
-        return false;
-    *ret = timegm(&tm);
-    return *ret != (time_t)-1;
-}
-
-double cc_parse_retry_after(const char *v, double cap_s, time_t now)
-{
-    char buf[64];
-    size_t n;
-    double secs;
-
-    if (!v)
-        return -1;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    n = strlen(v);
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
-        n--;
-    if (n == 0 || n >= sizeof(buf))
-        return -1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    if (!(cap_s > 0))
-        cap_s = 0;
-
-    if (buf[0] >= '0' && buf[0] <= '9') {
-        secs = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (buf[i] < '0' || buf[i] > '9')
-                return -1;
-            if (secs <= cap_s) /* stop growing once over the cap: no overflow */
-                secs = secs * 10 + (buf[i] - '0');
-        }
-    } else {
-        time_t t;
-
-        if (!parse_http_date(buf, &t))
-            return -1;
-        secs = difftime(t, now);
-    }
-    if (secs < 0)
-        secs = 0;
-    if (secs > cap_s)
-        secs = cap_s;
-    return secs;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1083,6 +940,34 @@ static double random01(void)
     return (double)(v >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* Copy opts and the strings it points to into c. 0 or PA_E_NOMEM. */
+static int copy_opts(struct cc_client *c, const struct http_opts *opts)
+{
+    c->opts = *opts;
+    c->opts.ca_bundle = NULL;
+    c->opts.user_agent = NULL;
+    if (opts->ca_bundle) {
+        c->ca_bundle = strdup(opts->ca_bundle);
+        if (!c->ca_bundle)
+            return PA_E_NOMEM;
+        c->opts.ca_bundle = c->ca_bundle;
+    }
+    if (opts->user_agent) {
+        c->user_agent = strdup(opts->user_agent);
+        if (!c->user_agent)
+            return PA_E_NOMEM;
+        c->opts.user_agent = c->user_agent;
+    }
+    return 0;
+}
+
+/* An https:// base URL of sane length and a non-empty key. */
+static bool client_args_ok(const char *base_url, const struct secret *api_key)
+{
+    return base_url && strncasecmp(base_url, "https://", 8) == 0 && strlen(base_url) <= 1024 &&
+           strlen(base_url) > 8 && api_key && api_key->buf && api_key->len > 0;
+}
+
 int cc_client_new(const char *base_url, const struct secret *api_key, const struct http_opts *opts,
                   struct cc_client **ret)
 {
@@ -1090,10 +975,7 @@ int cc_client_new(const char *base_url, const struct secret *api_key, const stru
     size_t n;
     int r;
 
-    if (!base_url || strncasecmp(base_url, "https://", 8) != 0 || strlen(base_url) > 1024 ||
-        strlen(base_url) <= 8)
-        return PA_E_CONFIG;
-    if (!api_key || !api_key->buf || api_key->len == 0)
+    if (!client_args_ok(base_url, api_key))
         return PA_E_CONFIG;
     c = calloc(1, sizeof(*c));
     if (!c)
@@ -1107,35 +989,19 @@ int cc_client_new(const char *base_url, const struct secret *api_key, const stru
     while (n > 8 && c->base_url[n - 1] == '/')
         c->base_url[--n] = '\0';
     r = secret_from_mem(api_key->buf, api_key->len, &c->key);
+    if (r == 0 && opts)
+        r = copy_opts(c, opts);
+    if (r == 0)
+        r = http_conn_new(&c->conn);
     if (r < 0)
         goto out;
-    if (opts) {
-        c->opts = *opts;
-        c->opts.ca_bundle = NULL;
-        c->opts.user_agent = NULL;
-        if (opts->ca_bundle) {
-            c->ca_bundle = strdup(opts->ca_bundle);
-            if (!c->ca_bundle) {
-                r = PA_E_NOMEM;
-                goto out;
-            }
-            c->opts.ca_bundle = c->ca_bundle;
-        }
-        if (opts->user_agent) {
-            c->user_agent = strdup(opts->user_agent);
-            if (!c->user_agent) {
-                r = PA_E_NOMEM;
-                goto out;
-            }
-            c->opts.user_agent = c->user_agent;
-        }
-    }
     c->attempts = 6;
     c->base_s = 5;
     c->cap_s = 60;
     c->sleep_fn = default_sleep;
     c->clock_fn = default_clock;
     c->page_size = CC_DEFAULT_PAGE;
+    c->share = 1;
     r = cc_client_set_budget(c, 100, 5.0, 1000, 180.0);
     if (r < 0)
         goto out;
@@ -1153,6 +1019,9 @@ void cc_client_free(struct cc_client *c)
         return;
     secret_free(c->key);
     secret_wipe(c->last_error, sizeof(c->last_error));
+    http_conn_free(c->conn);
+    rb_station_close(c->station);
+    free(c->station_path);
     free(c->base_url);
     free(c->ca_bundle);
     free(c->user_agent);
@@ -1195,10 +1064,26 @@ int cc_client_set_budget(struct cc_client *c, unsigned burst_n, double burst_s, 
     c->ring_cap = cap;
     c->ring_count = 0;
     c->ring_head = 0;
-    c->burst_n = burst_n;
-    c->burst_s = burst_s;
-    c->long_n = long_n;
-    c->long_s = long_s;
+    c->lim = (struct rb_limits){burst_n, burst_s, long_n, long_s};
+    rb_limits_scale(&c->lim, c->share, &c->eff);
+    return 0;
+}
+
+int cc_client_set_station_budget(struct cc_client *c, const char *state_dir, double share)
+{
+    char *path = NULL;
+
+    if (!(share > 0 && share <= 1))
+        return PA_E_CONFIG;
+    if (state_dir && asprintf(&path, "%s/%s", state_dir, RB_FILE_NAME) < 0)
+        return PA_E_NOMEM;
+    rb_station_close(c->station);
+    c->station = NULL;
+    c->station_failed = false;
+    free(c->station_path);
+    c->station_path = path;
+    c->share = share;
+    rb_limits_scale(&c->lim, c->share, &c->eff);
     return 0;
 }
 
@@ -1210,6 +1095,11 @@ void cc_client_set_page_size(struct cc_client *c, unsigned n)
 unsigned long cc_client_requests(const struct cc_client *c)
 {
     return c->requests;
+}
+
+unsigned long cc_client_connections(const struct cc_client *c)
+{
+    return c->connections;
 }
 
 const char *cc_last_error(const struct cc_client *c)
@@ -1228,35 +1118,80 @@ static double ring_kth(const struct cc_client *c, size_t k)
     return c->ring[(c->ring_head + c->ring_cap - k) % c->ring_cap];
 }
 
-/* Sleep until one more request fits both rate windows. */
-static void budget_wait(struct cc_client *c)
+/* Seconds until one more request fits this process's own windows (<= 0: now). */
+static double local_wait(const struct cc_client *c)
 {
     double now = c->clock_fn(c->clock_arg), wait = 0;
 
-    if (c->burst_n && c->ring_count >= c->burst_n) {
-        double w = ring_kth(c, c->burst_n) + c->burst_s - now;
+    if (c->eff.burst_n && c->ring_count >= c->eff.burst_n) {
+        double w = ring_kth(c, c->eff.burst_n) + c->eff.burst_s - now;
 
         if (w > wait)
             wait = w;
     }
-    if (c->long_n && c->ring_count >= c->long_n) {
-        double w = ring_kth(c, c->long_n) + c->long_s - now;
+    if (c->eff.long_n && c->ring_count >= c->eff.long_n) {
+        double w = ring_kth(c, c->eff.long_n) + c->eff.long_s - now;
 
         if (w > wait)
             wait = w;
     }
-    if (wait > 0) {
+    return wait;
+}
+
+/*
+ * Seconds until one more request fits the station's budget; 0 when it was reserved in *tk (or
+ * the file cannot be used: then this request keeps to the client's own budget only).
+ */
+static double station_wait(struct cc_client *c, struct rb_ticket *tk)
+{
+    double wait = 0;
+    int r;
+
+    if (!c->station_path || c->station_failed)
+        return 0;
+    if (!c->station) {
+        r = rb_station_open(c->station_path, &c->station);
+        if (r < 0) {
+            log_debug("certcentral: station rate budget %s unusable (%s); "
+                      "keeping to this process's budget",
+                      c->station_path, pa_err_str(r));
+            c->station_failed = true;
+            return 0;
+        }
+    }
+    r = rb_station_reserve(c->station, &c->eff, &wait, tk);
+    if (r < 0) {
+        log_debug("certcentral: station rate budget: %s; this request keeps to its own budget",
+                  pa_err_str(r));
+        return 0;
+    }
+    return wait;
+}
+
+/* Sleep until one more request fits both rate budgets; the station's then counts it. */
+static void budget_wait(struct cc_client *c, struct rb_ticket *tk)
+{
+    for (;;) {
+        double wait = local_wait(c);
+
+        if (!(wait > 0))
+            wait = station_wait(c, tk);
+        if (!(wait > 0))
+            return;
         log_debug("certcentral: rate budget: waiting %.3f s", wait);
         c->sleep_fn(wait + 0.001, c->sleep_arg);
     }
 }
 
-static void budget_record(struct cc_client *c)
+/* The request of tk is over: record its completion in both budgets. */
+static void budget_record(struct cc_client *c, struct rb_ticket *tk)
 {
     c->ring[c->ring_head] = c->clock_fn(c->clock_arg);
     c->ring_head = (c->ring_head + 1) % c->ring_cap;
     if (c->ring_count < c->ring_cap)
         c->ring_count++;
+    if (c->station && tk->valid)
+        (void)rb_station_done(c->station, tk);
 }
 
 /* Full URL from a printf-style path; PA_E_INTERNAL if it does not fit. */
@@ -1294,7 +1229,64 @@ static void set_http_error(struct cc_client *c, const struct http_response *resp
 }
 
 /*
- * One API exchange with the retry policy, the rate budget and 401/403 handling. Returns 0 with
+ * One attempt: wait for the budgets, run the before-send hook (once per cc_place_order), send.
+ * PA_E_STOPPED_BEFORE_SEND when the hook stopped it; else what http_conn_request returned.
+ */
+static int send_once(struct cc_client *c, const char *method, const char *url, const char *body,
+                     struct http_response *resp)
+{
+    struct rb_ticket tk = {0};
+    int r;
+
+    budget_wait(c, &tk);
+    if (c->before_send) {
+        cc_before_send_fn *hook = c->before_send;
+
+        /* taken first: called once, and never for requests the hook itself might make */
+        c->before_send = NULL;
+        c->before_send_rc = hook(c->before_send_arg);
+        if (c->before_send_rc < 0) {
+            if (c->station && tk.valid)
+                (void)rb_station_done(c->station, &tk);
+            return PA_E_STOPPED_BEFORE_SEND;
+        }
+    }
+    c->requests++;
+    r = http_conn_request(c->conn, &c->opts, method, url, c->key, body, resp);
+    c->connections += resp->new_connections > 0 ? (unsigned long)resp->new_connections : 0;
+    budget_record(c, &tk);
+    return r;
+}
+
+/*
+ * Judge an answer that arrived: 0 when it is the caller's to judge; else PA_E_CA_AUTH (final) or
+ * PA_E_CA_UNAVAILABLE (429, 5xx) with *retryable and *delay (the Retry-After, capped; -1: none).
+ */
+static int judge_answer(struct cc_client *c, const char *url, enum retry_policy rp,
+                        const struct http_response *resp, bool *retryable, double *delay)
+{
+    *retryable = false;
+    *delay = -1;
+    if (resp->status == 401 || resp->status == 403) {
+        set_http_error(c, resp, url);
+        append_error(c, " (HTTP %ld; %s)", resp->status, CC_AUTH_HINT);
+        c->last_maybe_sent = false;
+        return PA_E_CA_AUTH;
+    }
+    if (resp->status != 429 && resp->status < 500)
+        return 0;
+    set_http_error(c, resp, url);
+    /* DigiCert refuses rate-limited requests before acting on them. */
+    c->last_maybe_sent = resp->status != 429;
+    *retryable = rp == RP_IDEMPOTENT ||
+                 (rp == RP_UNPROCESSED && (resp->status == 429 || resp->status == 503));
+    if (resp->retry_after_s > 0)
+        *delay = (double)resp->retry_after_s < c->cap_s ? (double)resp->retry_after_s : c->cap_s;
+    return PA_E_CA_UNAVAILABLE;
+}
+
+/*
+ * One API exchange with the retry policy, the rate budgets and 401/403 handling. Returns 0 with
  * resp holding an answer whose status is not 401/403/429/5xx (the caller judges it); otherwise
  * a PA_E_* code with last_error and last_maybe_sent set and resp cleared.
  */
@@ -1304,44 +1296,22 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
     int r;
 
     for (unsigned attempt = 0;; attempt++) {
-        bool retryable;
+        bool retryable = false;
         double delay = -1;
 
-        budget_wait(c);
-        if (c->before_send) {
-            cc_before_send_fn *hook = c->before_send;
-
-            /* taken first: called once, and never for requests the hook itself might make */
-            c->before_send = NULL;
-            c->before_send_rc = hook(c->before_send_arg);
-            if (c->before_send_rc < 0)
-                return PA_E_STOPPED_BEFORE_SEND;
-        }
-        c->requests++;
-        r = http_request(&c->opts, method, url, c->key, body, resp);
-        budget_record(c);
+        r = send_once(c, method, url, body, resp);
+        if (r == PA_E_STOPPED_BEFORE_SEND)
+            return r;
         if (r < 0) {
             set_error(c, "%s", resp->errmsg);
             c->last_maybe_sent = resp->maybe_sent;
             if (r != PA_E_CA_UNAVAILABLE || !resp->transient)
                 goto out;
             retryable = rp == RP_IDEMPOTENT || (rp == RP_UNPROCESSED && !resp->maybe_sent);
-        } else if (resp->status == 401 || resp->status == 403) {
-            set_http_error(c, resp, url);
-            append_error(c, " (HTTP %ld; %s)", resp->status, CC_AUTH_HINT);
-            c->last_maybe_sent = false;
-            r = PA_E_CA_AUTH;
-            goto out;
-        } else if (resp->status == 429 || resp->status >= 500) {
-            set_http_error(c, resp, url);
-            /* DigiCert refuses rate-limited requests before acting on them. */
-            c->last_maybe_sent = resp->status != 429;
-            retryable = rp == RP_IDEMPOTENT ||
-                        (rp == RP_UNPROCESSED && (resp->status == 429 || resp->status == 503));
-            delay = cc_parse_retry_after(resp->retry_after, c->cap_s, time(NULL));
-            r = PA_E_CA_UNAVAILABLE;
         } else {
-            return 0;
+            r = judge_answer(c, url, rp, resp, &retryable, &delay);
+            if (r == 0)
+                return 0;
         }
         if (!retryable || attempt + 1 >= c->attempts) {
             if (attempt > 0)

@@ -7,10 +7,15 @@
  * back as PA_E_* codes; cc_last_error() holds one line for the user (never the API key).
  *
  * Retries: GETs are retried on 429, 5xx and network failures with bounded exponential backoff
- * (honouring Retry-After); PUTs only when the server cannot have acted on them (429, 503, or a
- * failure before the request was sent); the order POST is never retried. 401/403 are final.
+ * (honouring a Retry-After that libcurl reads as a delay in the future); PUTs only when the
+ * server cannot have acted on them (429, 503, or a failure before the request was sent); the
+ * order POST is never retried. 401/403 are final.
  * A client-side budget keeps us under DigiCert's rate limits (100 requests / 5 s and
- * 1000 requests / 3 min per key, rolling) by sleeping before a request that would exceed them.
+ * 1000 requests / 3 min per key, rolling) by sleeping before a request that would exceed them:
+ * the client's own, and with cc_client_set_station_budget the one every process of the station
+ * shares (agent/ratebudget.h).
+ * The client keeps one HTTPS connection open between its requests (agent/http.h): one TLS
+ * handshake per process rather than per request; the order POST and PUTs open a new one.
  */
 #ifndef PKIO_CERTCENTRAL_H
 #define PKIO_CERTCENTRAL_H
@@ -51,15 +56,29 @@ void cc_client_set_sleep(struct cc_client *c, cc_sleep_fn *fn, void *arg);
 void cc_client_set_clock(struct cc_client *c, cc_clock_fn *fn, void *arg);
 /*
  * Rate budget: at most burst_n requests per burst_s seconds and long_n per long_s seconds
- * (defaults 100 / 5 s and 1000 / 180 s). A request is counted when its answer arrived, so the
- * server, which counts on arrival, never sees more than the budget. Returns 0 or PA_E_NOMEM.
+ * (defaults 100 / 5 s and 1000 / 180 s), both counts scaled by the station's share (see
+ * cc_client_set_station_budget). A request is counted when its answer arrived, so the server,
+ * which counts on arrival, never sees more than the budget. Returns 0 or PA_E_NOMEM.
  */
 int cc_client_set_budget(struct cc_client *c, unsigned burst_n, double burst_s, unsigned long_n,
                          double long_s);
+/*
+ * Share the rate budget with every process of the station: before each request the client also
+ * reserves a place in STATE_DIR/ratebudget (agent/ratebudget.h; created 0600, flock), waiting
+ * (with the sleep hook) until one more request fits the station's windows. share, in (0,1], is
+ * this station's part of the key's limits when several stations use one key (api.rate_share):
+ * it scales both counts of the budget (rounded down, at least 1), the client's own too.
+ * state_dir NULL: only the share applies. The file is opened at the first request; when it cannot
+ * be used (no such directory, not writable, locked for RB_LOCK_WAIT_S), the client keeps to its
+ * own budget (said at debug level). Returns 0, PA_E_CONFIG (share outside (0,1]) or PA_E_NOMEM.
+ */
+int cc_client_set_station_budget(struct cc_client *c, const char *state_dir, double share);
 /* Orders requested per page by cc_list_orders (default 1000, DigiCert's maximum). */
 void cc_client_set_page_size(struct cc_client *c, unsigned n);
 /* Number of HTTP requests this client has started (tests compare it with the server's log). */
 unsigned long cc_client_requests(const struct cc_client *c);
+/* Number of connections (TCP + TLS handshakes) libcurl opened for this client's requests. */
+unsigned long cc_client_connections(const struct cc_client *c);
 
 /*
  * One line describing the last failure ("request_limit_exceeded: Service unavailable, ...",
@@ -200,12 +219,6 @@ enum cc_status cc_map_status(const char *status, char *reason, size_t reason_len
  * the first retry waits exactly base_s and no wait exceeds cap_s. Pure.
  */
 double cc_backoff_delay(unsigned attempt, double base_s, double cap_s, double rnd01);
-
-/*
- * Parse a Retry-After value (delta-seconds or HTTP-date: IMF-fixdate, RFC 850, asctime)
- * relative to now; returns seconds clamped to [0, cap_s], or -1 if v is NULL or invalid.
- */
-double cc_parse_retry_after(const char *v, double cap_s, time_t now);
 
 /* Pure parsers (fuzzed). Bodies need not be NUL-terminated. 0 or PA_E_CA_PROTOCOL/PA_E_NOMEM. */
 /* {"errors":[{"code","message"},...]} -> "code: message; code2: message2" (sanitised). */

@@ -20,6 +20,10 @@
 #define HTTP_DEFAULT_MAX_BODY  ((size_t)4 * 1024 * 1024)
 #define HTTP_KEY_HEADER        "X-DC-DEVKEY: "
 
+struct http_conn {
+    CURL *h; /* created at the first request */
+};
+
 struct body_buf {
     char *data;
     size_t len;
@@ -44,13 +48,31 @@ void http_global_cleanup(void)
     curl_global_cleanup();
 }
 
+int http_conn_new(struct http_conn **ret)
+{
+    struct http_conn *conn = calloc(1, sizeof(*conn));
+
+    if (!conn)
+        return PA_E_NOMEM;
+    *ret = conn;
+    return 0;
+}
+
+void http_conn_free(struct http_conn *conn)
+{
+    if (!conn)
+        return;
+    if (conn->h)
+        curl_easy_cleanup(conn->h);
+    free(conn);
+}
+
 void http_response_clear(struct http_response *resp)
 {
     if (!resp)
         return;
     free(resp->content_type);
     free(resp->body);
-    free(resp->retry_after);
     memset(resp, 0, sizeof(*resp));
 }
 
@@ -310,7 +332,7 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
 /* Fill in everything the server answered; 0 or PA_E_NOMEM. */
 static int collect_response(CURL *h, struct body_buf *body, struct http_response *ret)
 {
-    struct curl_header *hh = NULL;
+    curl_off_t retry_after = 0;
     char *ct = NULL;
 
     (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
@@ -319,12 +341,10 @@ static int collect_response(CURL *h, struct body_buf *body, struct http_response
         if (!ret->content_type)
             return PA_E_NOMEM;
     }
-    if (curl_easy_header(h, "Retry-After", 0, CURLH_HEADER, -1, &hh) == CURLHE_OK && hh &&
-        hh->value) {
-        ret->retry_after = strdup(hh->value);
-        if (!ret->retry_after)
-            return PA_E_NOMEM;
-    }
+    /* Both forms (delay-seconds, HTTP-date) are libcurl's to read; a date in the past comes
+     * back negative, an unreadable value as 0. */
+    if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
+        ret->retry_after_s = retry_after > LONG_MAX ? LONG_MAX : (long)retry_after;
     if (!body->data) {
         body->data = calloc(1, 1);
         if (!body->data)
@@ -336,48 +356,26 @@ static int collect_response(CURL *h, struct body_buf *body, struct http_response
     return 0;
 }
 
-int http_request(const struct http_opts *opts, const char *method, const char *url,
-                 const struct secret *api_key, const char *json_body, struct http_response *ret)
+/* The request headers: JSON both ways, no 100-continue, the API key if any. 0 or PA_E_*. */
+static int build_headers(const char *json_body, const struct secret *api_key,
+                         struct curl_slist **list, struct http_response *ret)
 {
-    static const struct http_opts no_opts = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers = NULL;
-    struct body_buf body = {0};
-    char *host = NULL;
-    long port = 0;
-    CURL *h = NULL;
-    CURLcode rc;
-    size_t max_body;
-    int r;
+    int r = append_header(list, "Accept: application/json");
 
-    memset(ret, 0, sizeof(*ret));
-    if (!opts)
-        opts = &no_opts;
-    max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
-    body.max = max_body;
-
-    r = url_host(url, &host, &port, ret);
-    if (r < 0)
-        goto out;
-    h = curl_easy_init();
-    if (!h) {
-        set_err(ret, "cannot initialise libcurl");
-        r = PA_E_INTERNAL;
-        goto out;
-    }
-
-    r = append_header(&headers, "Accept: application/json");
     if (r == 0)
-        r = append_header(&headers, "Expect:");
+        r = append_header(list, "Expect:");
     if (r == 0 && json_body)
-        r = append_header(&headers, "Content-Type: application/json");
+        r = append_header(list, "Content-Type: application/json");
     if (r == 0 && api_key)
-        r = add_key_header(&headers, api_key, ret);
-    if (r < 0)
-        goto out;
+        r = add_key_header(list, api_key, ret);
+    return r;
+}
 
-    /* Policy first: every option below is a security property, so each must take. */
-    rc = curl_easy_setopt(h, CURLOPT_URL, url);
+/* The security policy: every option here is a security property, so each must take. */
+static CURLcode set_policy(CURL *h, const char *url, const struct http_opts *opts)
+{
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_URL, url);
+
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
     if (rc == CURLE_OK)
@@ -396,9 +394,16 @@ int http_request(const struct http_opts *opts, const char *method, const char *u
         if (rc == CURLE_OK)
             rc = curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
     }
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                              to_ms(opts->connect_timeout_s, HTTP_DEFAULT_CONNECT_S));
+    return rc;
+}
+
+/* Timeouts, limits, buffers and callbacks of one transfer. */
+static CURLcode set_transfer(CURL *h, const struct http_opts *opts, size_t max_body,
+                             struct curl_slist *headers, char *errbuf, struct body_buf *body)
+{
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                                   to_ms(opts->connect_timeout_s, HTTP_DEFAULT_CONNECT_S));
+
     if (rc == CURLE_OK)
         rc =
             curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(opts->timeout_s, HTTP_DEFAULT_TIMEOUT_S));
@@ -419,65 +424,160 @@ int http_request(const struct http_opts *opts, const char *method, const char *u
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+        rc = curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    return rc;
+}
 
-    if (rc == CURLE_OK) {
-        if (strcmp(method, "GET") == 0) {
-            rc = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        } else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                   strcmp(method, "DELETE") == 0) {
-            const char *b = json_body ? json_body : "";
+/*
+ * The method and its body. Anything but a GET goes out on a new connection: on a reused one,
+ * libcurl would send it again by itself if the connection closed before the answer.
+ */
+static CURLcode set_method(CURL *h, const char *method, const char *json_body)
+{
+    const char *b = json_body ? json_body : "";
+    CURLcode rc = CURLE_OK;
 
-            if (strcmp(method, "POST") != 0)
-                rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-            if (rc == CURLE_OK && (json_body || strcmp(method, "DELETE") != 0)) {
-                rc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, b);
-                if (rc == CURLE_OK)
-                    rc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
-            }
-        } else {
-            set_err(ret, "unsupported HTTP method %s", method);
-            r = PA_E_INTERNAL;
-            goto out;
-        }
+    if (strcmp(method, "GET") == 0)
+        return curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    if (strcmp(method, "POST") != 0)
+        rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (rc == CURLE_OK && (json_body || strcmp(method, "DELETE") != 0)) {
+        rc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, b);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
     }
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    return rc;
+}
+
+static bool method_known(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+           strcmp(m, "DELETE") == 0;
+}
+
+/* Everything the transfer needs on h; 0 or PA_E_* with ret->errmsg set. */
+static int prepare(CURL *h, const struct http_opts *opts, const char *method, const char *url,
+                   const char *json_body, struct curl_slist *headers, char *errbuf,
+                   struct body_buf *body, struct http_response *ret)
+{
+    CURLcode rc;
+
+    if (!method_known(method)) {
+        set_err(ret, "unsupported HTTP method %s", method);
+        return PA_E_INTERNAL;
+    }
+    rc = set_policy(h, url, opts);
+    if (rc == CURLE_OK)
+        rc = set_transfer(h, opts, body->max, headers, errbuf, body);
+    if (rc == CURLE_OK)
+        rc = set_method(h, method, json_body);
     if (rc != CURLE_OK) {
         /* An option we rely on is unknown to this libcurl: refuse rather than weaken. */
         set_err(ret, "libcurl refused an option (%s)", curl_easy_strerror(rc));
-        r = rc == CURLE_OUT_OF_MEMORY ? PA_E_NOMEM : PA_E_INTERNAL;
-        goto out;
+        return rc == CURLE_OUT_OF_MEMORY ? PA_E_NOMEM : PA_E_INTERNAL;
     }
+    return 0;
+}
+
+/* After a failure: keep only the reason and the flags in ret. */
+static void keep_failure(struct http_response *ret)
+{
+    char msg[sizeof(ret->errmsg)];
+    bool sent = ret->maybe_sent, transient = ret->transient;
+    long nconn = ret->new_connections;
+
+    memcpy(msg, ret->errmsg, sizeof(msg));
+    http_response_clear(ret);
+    memcpy(ret->errmsg, msg, sizeof(msg));
+    ret->maybe_sent = sent;
+    ret->transient = transient;
+    ret->new_connections = nconn;
+}
+
+/* Run the prepared transfer on h and fill ret. 0 or PA_E_* (ret->errmsg set). */
+static int perform(CURL *h, const struct http_opts *opts, const char *method, const char *url,
+                   const char *host, long port, const char *errbuf, struct body_buf *body,
+                   struct http_response *ret)
+{
+    CURLcode rc;
+    long nconn = 0;
+    int r;
 
     log_debug("http: %s %s", method, url);
     rc = curl_easy_perform(h);
+    if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
+        ret->new_connections = nconn;
     if (rc != CURLE_OK) {
-        r = map_curl_error(h, rc, errbuf, host, port, opts, max_body, body.too_big, ret);
+        r = map_curl_error(h, rc, errbuf, host, port, opts, body->max, body->too_big, ret);
         log_debug("http: %s %s failed: %s", method, url, ret->errmsg);
-        goto out;
+        return r;
     }
-    r = collect_response(h, &body, ret);
+    r = collect_response(h, body, ret);
     if (r < 0) {
         set_err(ret, "out of memory");
         ret->maybe_sent = true;
+        return r;
+    }
+    log_debug("http: %s %s -> %ld (%s, %zu bytes, %s connection)", method, url, ret->status,
+              ret->content_type ? ret->content_type : "no content type", ret->body_len,
+              nconn > 0 ? "new" : "reused");
+    return 0;
+}
+
+int http_conn_request(struct http_conn *conn, const struct http_opts *opts, const char *method,
+                      const char *url, const struct secret *api_key, const char *json_body,
+                      struct http_response *ret)
+{
+    static const struct http_opts no_opts = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    struct body_buf body = {0};
+    char *host = NULL;
+    long port = 0;
+    CURL *h = conn ? conn->h : NULL;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!opts)
+        opts = &no_opts;
+    body.max = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+
+    r = url_host(url, &host, &port, ret);
+    if (r < 0)
+        goto out;
+    if (!h)
+        h = curl_easy_init();
+    if (!h) {
+        set_err(ret, "cannot initialise libcurl");
+        r = PA_E_INTERNAL;
         goto out;
     }
-    log_debug("http: %s %s -> %ld (%s, %zu bytes)", method, url, ret->status,
-              ret->content_type ? ret->content_type : "no content type", ret->body_len);
+    if (conn)
+        conn->h = h;
+    r = build_headers(json_body, api_key, &headers, ret);
+    if (r == 0)
+        r = prepare(h, opts, method, url, json_body, headers, errbuf, &body, ret);
+    if (r == 0)
+        r = perform(h, opts, method, url, host, port, errbuf, &body, ret);
 out:
-    if (r < 0) {
-        char msg[sizeof(ret->errmsg)];
-        bool sent = ret->maybe_sent, transient = ret->transient;
-
-        memcpy(msg, ret->errmsg, sizeof(msg));
-        http_response_clear(ret);
-        memcpy(ret->errmsg, msg, sizeof(msg));
-        ret->maybe_sent = sent;
-        ret->transient = transient;
-    }
-    if (h)
+    if (r < 0)
+        keep_failure(ret);
+    /* The handle must not keep pointers to this call's headers and buffers; reset keeps the
+     * connection cache and the TLS session. */
+    if (h && conn)
+        curl_easy_reset(h);
+    else if (h)
         curl_easy_cleanup(h);
     free_headers(headers);
     free(body.data);
     free(host);
     return r;
+}
+
+int http_request(const struct http_opts *opts, const char *method, const char *url,
+                 const struct secret *api_key, const char *json_body, struct http_response *ret)
+{
+    return http_conn_request(NULL, opts, method, url, api_key, json_body, ret);
 }

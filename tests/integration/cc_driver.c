@@ -4,16 +4,20 @@
  * print the outcome as key=value lines, for tests/integration/cc_*.sh.
  *
  *   cc_driver --url URL --key-file FILE [--ca FILE] [--attempts N] [--base S] [--cap S]
- *             [--budget BURST_N BURST_S LONG_N LONG_S] [--max-body N] [--timeout S]
- *             [--page-size N] [--debug] COMMAND ARGS...
+ *             [--budget BURST_N BURST_S LONG_N LONG_S] [--station STATE_DIR SHARE]
+ *             [--max-body N] [--timeout S] [--page-size N] [--debug]
+ *             COMMAND ARGS... [+ COMMAND ARGS...]...
  *
  * Commands: place PRODUCT BODY_FILE | info ORDER_ID | info-repeat ORDER_ID N |
  *           list PRODUCT|- SINCE|- | download CERT_ID FORMAT OUT_FILE |
  *           cancel ORDER_ID NOTE | revoke CERT_ID REASON|- COMMENTS|- |
  *           find-order CERT_ID [PRODUCT] | ping
+ * Several commands joined by "+" run one after the other on one client (one connection cache),
+ * stopping at the first failure. --station shares the rate budget through STATE_DIR/ratebudget.
  *
  * Exit status: 0 on success, else -PA_E_* (e.g. 19 for PA_E_CA_AUTH), 2 for usage errors.
- * The last lines are always "requests=N" and "slept=COUNT total=S max=S" (real sleeps).
+ * The last lines are always "requests=N", "connections=N" (opened by libcurl) and
+ * "slept=COUNT total=S max=S" (real sleeps).
  * The API key is read from a 0600 file, never from argv.
  */
 #include "certcentral.h"
@@ -269,12 +273,32 @@ static int run(struct cc_client *c, int argc, char **argv)
     return DRV_USAGE;
 }
 
+/* The commands of argv, separated by "+", one after the other until one fails. */
+static int run_all(struct cc_client *c, int argc, char **argv)
+{
+    int start = 0, r = DRV_USAGE;
+
+    for (int k = 0; k <= argc; k++) {
+        if (k < argc && strcmp(argv[k], "+") != 0)
+            continue;
+        if (k == start)
+            return DRV_USAGE;
+        r = run(c, k - start, argv + start);
+        if (r != 0)
+            return r;
+        start = k + 1;
+    }
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     const char *url = NULL, *key_file = NULL;
     struct http_opts opts = {.connect_timeout_s = 10, .timeout_s = 30};
     double base = 0.05, cap = 0.5, budget[4] = {0};
     long attempts = 6, max_body = 0, page_size = 0;
+    const char *station = NULL;
+    double share = 1;
     bool set_budget = false;
     struct sleeps sl = {0};
     struct secret *key = NULL;
@@ -296,6 +320,13 @@ int main(int argc, char **argv)
                     return usage();
             set_budget = true;
             i += 4;
+            continue;
+        }
+        if (strcmp(o, "--station") == 0) {
+            if (i + 2 >= argc || num(argv[i + 2], &share) < 0)
+                return usage();
+            station = argv[i + 1];
+            i += 2;
             continue;
         }
         if (i + 1 >= argc)
@@ -348,7 +379,12 @@ int main(int argc, char **argv)
         if (r < 0)
             goto out;
     }
-    r = run(c, argc - i, argv + i);
+    if (station) {
+        r = cc_client_set_station_budget(c, station, share);
+        if (r < 0)
+            goto out;
+    }
+    r = run_all(c, argc - i, argv + i);
     if (r == DRV_USAGE) {
         usage();
     } else if (r < 0) {
@@ -357,6 +393,7 @@ int main(int argc, char **argv)
         printf("error=%s\n", cc_last_error(c));
     }
     printf("requests=%lu\n", cc_client_requests(c));
+    printf("connections=%lu\n", cc_client_connections(c));
 out:
     printf("slept=%u total=%.3f max=%.3f\n", sl.n, sl.total, sl.max);
     cc_client_free(c);

@@ -48,6 +48,31 @@ out_has "requests=2"
 out_has "slept=1 total=1.000 max=1.000"
 pass "Retry-After: 1 honoured"
 
+# --- Retry-After as an HTTP-date (read by libcurl): a fixed 429 answer from openssl s_server
+ra_dir=$(pkio_tmpdir)
+mkdir -p "$ra_dir/www/services/v2/order/certificate"
+ra_answer() { # FILE DATE: a complete HTTP 429 answer with Retry-After: DATE
+    local body='{"errors":[{"code":"request_limit_exceeded","message":"Service unavailable, please limit request volume"}]}'
+    printf 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+        "$2" ${#body} "$body" >"$ra_dir/www/services/v2/order/certificate/$1"
+}
+ra_answer 12 "$(date -u -d '+3 seconds' '+%a, %d %b %Y %H:%M:%S GMT')"
+ra_answer 13 "$(date -u -d '-1 hour' '+%a, %d %b %Y %H:%M:%S GMT')"
+pkio_spawn s_server bash -c "cd '$ra_dir/www' && exec openssl s_server -HTTP -accept 127.0.0.1:0 \
+    -cert '$SB/pki/server.pem' -key '$SB/pki/server.key'"
+pkio_wait_until 20 "s_server listening" grep -q '^ACCEPT' "$PKIO_ROOT/s_server.log"
+ra_url=https://127.0.0.1:$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$PKIO_ROOT/s_server.log")/services/v2
+expect_exit 20 -- "$CC_DRIVER" --url "$ra_url" --ca "$SB/tls-ca.pem" --key-file "$CC_KEY_FILE" \
+    --base 0.05 --cap 10 --attempts 2 info 12
+out_has "requests=2"
+ra_slept=$(sed -n 's/^slept=1 total=\([0-9.]*\) .*$/\1/p' "$OUT")
+[[ -n $ra_slept ]] && python3 -c "import sys; sys.exit(not 1.0 <= float(sys.argv[1]) <= 3.0)" "$ra_slept" ||
+    fail "Retry-After date 3 s ahead: expected one wait of 1-3 s, got '$(grep '^slept=' "$OUT")'"
+expect_exit 20 -- "$CC_DRIVER" --url "$ra_url" --ca "$SB/tls-ca.pem" --key-file "$CC_KEY_FILE" \
+    --base 0.05 --cap 10 --attempts 2 info 13
+out_has "slept=1 total=0.050 max=0.050"
+pass "Retry-After as an HTTP-date: honoured when ahead, backoff when in the past"
+
 # --- other GET/PUT calls retry too
 cc_fault GET "/services/v2/order/certificate?" status:503 1
 cc_drv 0 list $CC_PRODUCT -
@@ -97,6 +122,18 @@ out_has "requests=1"
 [[ $(($(posts) - p0)) == 1 ]] || fail "lost answer: POST was repeated"
 [[ $(($(orders) - o0)) == 1 ]] || fail "lost answer: expected exactly one new order"
 pass "lost answer to the POST: maybe placed, exactly one order"
+
+# The same after GETs on the same client: its connection is reused for GETs, but the POST goes
+# out on a new one, so libcurl does not silently send it again when the answer is lost.
+o0=$(orders) p0=$(posts)
+cc_fault POST "$POST_PATH" lost 1
+cc_drv 20 info "$order" + info "$order" + place $CC_PRODUCT "$work/order.json"
+out_has "maybe_placed=1"
+out_has "requests=3"
+out_has "connections=2"
+[[ $(($(posts) - p0)) == 1 ]] || fail "lost answer after GETs: POST was repeated"
+[[ $(($(orders) - o0)) == 1 ]] || fail "lost answer after GETs: expected exactly one new order"
+pass "lost answer to a POST after GETs on one connection: not sent again, exactly one order"
 
 o0=$(orders) p0=$(posts)
 cc_fault POST "$POST_PATH" drop 1

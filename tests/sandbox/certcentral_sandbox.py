@@ -618,7 +618,8 @@ class Sandbox:
         self.st = {"orders": {}, "next": {"order": 100001, "request": 200001, "certificate": 300001,
                                           "individual": AUTO_INDIVIDUAL_ID},
                    "counts": {}, "total": 0, "violations": [], "revocations": [],
-                   "cancellations": [], "faults_fired": [], "warnings": [], "individuals": kept}
+                   "cancellations": [], "faults_fired": [], "warnings": [], "individuals": kept,
+                   "connections": {"total": 0, "resumed": 0, "by_key": {}}}
         self.limiter.hits.clear()
 
     def save(self):
@@ -1245,7 +1246,17 @@ class Sandbox:
                 "revocations": self.st["revocations"], "cancellations": self.st["cancellations"],
                 "faults_pending": [f for f in self.faults if f["count"] > 0],
                 "faults_fired": self.st["faults_fired"], "warnings": self.st["warnings"],
-                "individuals": self.individuals_view(), **self.settings()}
+                "individuals": self.individuals_view(), **self.settings(),
+                "connections": self.st["connections"]}
+
+    def count_connection(self, key, resumed):
+        """A TLS connection carried its first API request (key: as sent)."""
+        with self.lock:
+            c = self.st.setdefault("connections", {"total": 0, "resumed": 0, "by_key": {}})
+            c["total"] += 1
+            c["resumed"] += bool(resumed)
+            k = mask_key(key) or "(none)"
+            c["by_key"][k] = c["by_key"].get(k, 0) + 1
 
 
 # ---------------------------------------------------------------------------------- transport
@@ -1263,6 +1274,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+
+    def setup(self):
+        super().setup()
+        with self.sb.lock:
+            self.sb.conn_seq = getattr(self.sb, "conn_seq", 0) + 1
+            self.conn_id = self.sb.conn_seq  # this TCP + TLS connection, for requests.log
+        self.conn_counted = False
 
     def send(self, status, body, headers=()):
         if body is None:
@@ -1301,6 +1319,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry.update(status=status, control=True)
             sb.log(entry)
             return self.send(status, body)
+        entry["conn"] = self.conn_id
+        if not self.conn_counted:
+            self.conn_counted = True
+            sb.count_connection(self.headers.get("X-DC-DEVKEY"),
+                                getattr(self.connection, "session_reused", False))
         name, _ = sb.route(method, path)
         with sb.lock:
             sb.st["total"] += 1

@@ -594,6 +594,27 @@ ctl("order/%d" % o3, {"valid_till": "2020-02-30"}, status=400)
 ctl("order/%d" % o3, {"state": "expired"}, status=400)
 ctl("behavior", {"behavior": "issue", "issue_after_polls": 1})
 ok("POST /__sandbox/order/{id}: expired + valid_till shown in order info and list; forced issued issues; 404/400")
+
+# --- TLS connections: counted once per connection that carries API requests, by key
+c0 = state()["connections"]
+for conn_requests in (3, 1):  # three requests on one kept-alive connection, then one on another
+    kc = http.client.HTTPSConnection(host, port, context=ctx, timeout=15)
+    for _ in range(conn_requests):
+        kc.request("GET", O + "?limit=1", headers={"User-Agent": "pkio-sandbox-selftest/1",
+                                                   "X-DC-DEVKEY": KEY})
+        r = kc.getresponse()
+        r.read()
+        if r.status != 200:
+            fail("keep-alive GET: %d" % r.status)
+    kc.close()
+c1 = state()["connections"]
+k = KEY[:4] + "\u2026"
+if (c1["total"] - c0["total"], c1["by_key"].get(k, 0) - c0["by_key"].get(k, 0)) != (2, 2):
+    fail("connections: %r -> %r" % (c0, c1))
+api = [e for e in map(json.loads, open(d + "/requests.log")) if not e.get("control")][-4:]
+if len({e["conn"] for e in api[:3]}) != 1 or api[3]["conn"] == api[0]["conn"]:
+    fail("requests.log conn ids: %r" % [e.get("conn") for e in api])
+ok("state connections: one per TLS connection with API requests, by key; conn id in requests.log")
 EOF
 N=$(cat "$T/n")
 echo "sandbox selftest: all $N checks passed"

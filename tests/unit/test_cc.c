@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for agent/certcentral.c: the pure parsers, status mapping, backoff, Retry-After,
+ * Unit tests for agent/certcentral.c: the pure parsers, status mapping, backoff,
  * PEM check, and the client's retry/budget/no-retry logic against a port that refuses
  * connections (a bound socket that never listens), with a fake clock and sleep.
  */
@@ -95,45 +95,6 @@ static void test_backoff(void **state)
     assert_true(cc_backoff_delay(3, 5, 2, 0.5) == 2);
     assert_true(cc_backoff_delay(3, 0, 60, 0.5) == 0);
     assert_true(cc_backoff_delay(3, 5, 0, 0.5) == 0);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* cc_parse_retry_after */
-
-static void test_retry_after(void **state)
-{
-    /* 1994-11-06 08:49:37 UTC */
-    const time_t t0 = 784111777;
-
-    (void)state;
-    assert_true(cc_parse_retry_after("30", 60, t0) == 30);
-    assert_true(cc_parse_retry_after(" 30 \r\n", 60, t0) == 30);
-    assert_true(cc_parse_retry_after("0", 60, t0) == 0);
-    assert_true(cc_parse_retry_after("120", 60, t0) == 60);
-    assert_true(cc_parse_retry_after("99999999999999999999999999999999", 60, t0) == 60);
-    assert_true(cc_parse_retry_after(NULL, 60, t0) == -1);
-    assert_true(cc_parse_retry_after("", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("   ", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("-5", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("5s", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("1.5", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("soon", 60, t0) == -1);
-    /* IMF-fixdate, RFC 850, asctime */
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", 60, t0) == 30);
-    assert_true(cc_parse_retry_after("Sunday, 06-Nov-94 08:50:07 GMT", 60, t0) == 30);
-    assert_true(cc_parse_retry_after("Sun Nov  6 08:50:07 1994", 60, t0) == 30);
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 09:49:37 GMT", 60, t0) == 60);
-    /* in the past: retry now */
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", 60, t0) == 0);
-    /* malformed dates */
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 UTC", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun, 32 Nov 1994 08:50:07 GMT", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun, 06 Foo 1994 08:50:07 GMT", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 25:50:07 GMT", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMTX", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Funday, 06-Nov-94 08:50:07 GMT", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun Nov 6 08:50:07 1994", 60, t0) == -1);
-    assert_true(cc_parse_retry_after("Sun,", 60, t0) == -1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1111,7 +1072,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_status),
         cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_order_result),
         cmocka_unit_test(test_parse_order_info),

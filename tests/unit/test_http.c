@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Unit tests for agent/http.c that need no server: URL policy, header checks, error mapping of
- * a refused connection. TLS, body caps and faults are covered by tests/integration/cc_*.sh
- * against the CertCentral sandbox.
+ * a refused connection, one http_conn across failures. TLS, connection reuse, Retry-After, body
+ * caps and faults are covered by tests/integration/cc_*.sh against the CertCentral sandbox.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,12 +119,47 @@ static void test_bad_key_and_method(void **state)
     http_response_clear(&resp);
 }
 
+/* One http_conn for many requests: failures of every kind leave it usable and clean. */
+static void test_conn_after_failures(void **state)
+{
+    struct refusing *rf = *state;
+    struct http_conn *conn = NULL;
+    struct http_response resp;
+
+    assert_int_equal(http_conn_new(&conn), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(http_conn_request(conn, &opts, i == 1 ? "PUT" : "GET", rf->url, NULL,
+                                           i == 1 ? "{}" : NULL, &resp),
+                         PA_E_CA_UNAVAILABLE);
+        assert_non_null(strstr(resp.errmsg, "refused"));
+        assert_int_equal(resp.retry_after_s, 0);
+        assert_false(resp.maybe_sent);
+        assert_null(resp.body);
+        http_response_clear(&resp);
+    }
+    assert_int_equal(http_conn_request(conn, &opts, "PATCH", rf->url, NULL, NULL, &resp),
+                     PA_E_INTERNAL);
+    http_response_clear(&resp);
+    assert_int_equal(
+        http_conn_request(conn, &opts, "GET", "http://127.0.0.1:1/x", NULL, NULL, &resp),
+        PA_E_CONFIG);
+    assert_non_null(strstr(resp.errmsg, "HTTPS only"));
+    http_response_clear(&resp);
+    assert_int_equal(http_conn_request(conn, &opts, "GET", rf->url, NULL, NULL, &resp),
+                     PA_E_CA_UNAVAILABLE);
+    http_response_clear(&resp);
+    http_conn_free(conn);
+    http_conn_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_https_only),
         cmocka_unit_test_setup_teardown(test_refused, setup_refusing, teardown_refusing),
         cmocka_unit_test_setup_teardown(test_bad_key_and_method, setup_refusing, teardown_refusing),
+        cmocka_unit_test_setup_teardown(test_conn_after_failures, setup_refusing,
+                                        teardown_refusing),
     };
     int r;
 
