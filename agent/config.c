@@ -854,12 +854,55 @@ out:
     return r;
 }
 
+/* The key taken out of the environment at start (cfg_take_env_key): 1 = not there / not taken. */
+static struct secret *cfg_env_key;
+static int cfg_env_rc = 1;
+static bool cfg_env_taken;
+static char cfg_env_err[256];
+
+void cfg_take_env_key(void)
+{
+    char *env = getenv(CFG_API_KEY_ENV);
+
+    if (cfg_env_taken)
+        return;
+    cfg_env_taken = true;
+    cfg_env_rc = cfg_api_key_env(&cfg_env_key, cfg_env_err, sizeof(cfg_env_err));
+    if (env) {
+        /* Wipe "NAME=value" in place (it is what /proc/PID/environ shows), then drop it. getenv
+         * points just past the '=' of the environ entry. */
+        char *entry = env - (strlen(CFG_API_KEY_ENV) + 1);
+
+        (void)unsetenv(CFG_API_KEY_ENV); /* out of environ; the string itself stays allocated */
+        explicit_bzero(entry, strlen(entry));
+    }
+}
+
+const struct secret *cfg_env_api_key(void)
+{
+    return cfg_env_rc == 0 ? cfg_env_key : NULL;
+}
+
+/* The environment's key: the copy taken at start, else (tests, libraries) the variable. */
+static int cfg_api_key_from_env(struct secret **ret, char *errbuf, size_t errlen)
+{
+    if (!cfg_env_taken)
+        return cfg_api_key_env(ret, errbuf, errlen);
+    if (cfg_env_rc < 0) {
+        cfg_err(errbuf, errlen, "%s", cfg_env_err);
+        return cfg_env_rc;
+    }
+    if (cfg_env_rc == 1)
+        return 1;
+    return secret_from_mem(cfg_env_key->buf, cfg_env_key->len, ret);
+}
+
 int cfg_api_key(const struct cfg *cfg, struct secret **ret, char *errbuf, size_t errlen)
 {
     struct secret *s = NULL;
     int r;
 
-    r = cfg_api_key_env(&s, errbuf, errlen);
+    r = cfg_api_key_from_env(&s, errbuf, errlen);
     if (r == 1)
         r = cfg_api_key_file(cfg, &s, errbuf, errlen);
     if (r < 0)

@@ -117,4 +117,13 @@ void cfg_free(struct cfg *cfg);
  */
 int cfg_api_key(const struct cfg *cfg, struct secret **ret, char *errbuf, size_t errlen);
 
+/*
+ * Take PKIO_AGENT_API_KEY out of the environment: copied into locked memory, the variable's
+ * bytes wiped and the variable removed, so no child process or PKCS#11 module ever sees it.
+ * main() calls it first thing; cfg_api_key() then uses the copy. Idempotent.
+ */
+void cfg_take_env_key(void);
+/* The key taken from the environment, or NULL (none, or it was invalid). */
+const struct secret *cfg_env_api_key(void);
+
 #endif

@@ -74,6 +74,8 @@ int main(int argc, char **argv)
     int c, r;
 
     secret_harden_process();
+    /* Before anything else can run: no module or child ever sees the API key in the environment. */
+    cfg_take_env_key();
     /* '+': stop at the command name; its options are parsed by the command. */
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {

@@ -87,3 +87,15 @@ grep -rqF -- "$key" "$PKIO_ROOT"/*.log "$dir"/*.json "$dir"/*.pem 2>/dev/null &&
 grep -qF -- "$key" "$SB/requests.log" && fail "API key in the sandbox log"
 for f in "$OUT" "$ERR"; do grep -qF -- "$key" "$f" && fail "API key in output"; done
 pass "API key in no output, log or file but the key file"
+
+# --- PKIO_AGENT_API_KEY leaves the environment before anything else runs ---------------------------
+cc_fault GET /services/v2/order/certificate/ slow:3 1 >/dev/null
+PKIO_AGENT_API_KEY=$key "$PKIO_AGENT" --config "$dir/config.json" order-status "$order" >/dev/null 2>&1 &
+apid=$!
+sleep 1
+[[ -r /proc/$apid/environ ]] || fail "order-status ended before its environment could be read"
+tr '\0' '\n' </proc/"$apid"/environ | grep -q '^PKIO_AGENT_API_KEY=' &&
+    fail "PKIO_AGENT_API_KEY is still in the running process's environment"
+grep -qaF -- "$key" /proc/"$apid"/environ && fail "the API key's bytes are still in /proc/PID/environ"
+wait "$apid" || fail "order-status with the key from the environment failed"
+pass "PKIO_AGENT_API_KEY is taken out of the environment (and wiped) before any module or child runs"
