@@ -41,6 +41,7 @@ enum retry_policy {
 struct cc_client {
     char *base_url; /* without trailing '/' */
     char *ca_bundle;
+    char *proxy;
     char *user_agent;
     struct http_opts opts; /* points at the copies above */
     struct secret *key;
@@ -946,6 +947,13 @@ static int copy_opts(struct cc_client *c, const struct http_opts *opts)
     c->opts = *opts;
     c->opts.ca_bundle = NULL;
     c->opts.user_agent = NULL;
+    c->opts.proxy = NULL;
+    if (opts->proxy) {
+        c->proxy = strdup(opts->proxy);
+        if (!c->proxy)
+            return PA_E_NOMEM;
+        c->opts.proxy = c->proxy;
+    }
     if (opts->ca_bundle) {
         c->ca_bundle = strdup(opts->ca_bundle);
         if (!c->ca_bundle)
@@ -1024,6 +1032,7 @@ void cc_client_free(struct cc_client *c)
     free(c->station_path);
     free(c->base_url);
     free(c->ca_bundle);
+    free(c->proxy);
     free(c->user_agent);
     free(c->ring);
     free(c);

@@ -122,6 +122,7 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret)
 {
     struct http_opts opts = {
         .ca_bundle = cli->cfg->api_ca_bundle,
+        .proxy = cli->cfg->api_proxy,
         .connect_timeout_s = cli->cfg->api_connect_timeout_s,
         .timeout_s = cli->cfg->api_timeout_s,
         .max_body = 4u << 20,

@@ -48,6 +48,7 @@
 
 enum cfg_kind {
     CK_URL,     /* https:// URL */
+    CK_PROXY,   /* http:// or https:// proxy URL */
     CK_PATH,    /* non-empty file or directory name */
     CK_PRODUCT, /* a product id request.c knows */
     CK_FIELD,   /* dotted JSON path */
@@ -70,6 +71,7 @@ static const struct cfg_key cfg_keys[] = {
     {"api.url", CK_URL, offsetof(struct cfg, api_url)},
     {"api.key_file", CK_PATH, offsetof(struct cfg, api_key_file)},
     {"api.ca_bundle", CK_PATH, offsetof(struct cfg, api_ca_bundle)},
+    {"api.proxy", CK_PROXY, offsetof(struct cfg, api_proxy)},
     {"api.product", CK_PRODUCT, offsetof(struct cfg, api_product)},
     {"api.csr_field", CK_FIELD, offsetof(struct cfg, api_csr_field)},
     {"api.provisioning_field", CK_FIELD, offsetof(struct cfg, api_provisioning_field)},
@@ -266,6 +268,14 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
         }
         while (n > 9 && s[n - 1] == '/')
             n--;
+        break;
+    case CK_PROXY:
+        if ((strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0) ||
+            strpbrk(s, " \"<>\\^`{|}")) {
+            cfg_err(c->errbuf, c->errlen, "%s: %s: must be an http:// or https:// proxy URL",
+                    c->name, k->name);
+            return PA_E_CONFIG;
+        }
         break;
     case CK_PRODUCT:
         if (!req_product_supported(s)) {

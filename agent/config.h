@@ -50,6 +50,7 @@ struct cfg {
     char *api_url;                /* api.url, https://, no trailing '/' */
     char *api_key_file;           /* api.key_file or NULL */
     char *api_ca_bundle;          /* api.ca_bundle or NULL (system store) */
+    char *api_proxy;              /* api.proxy or NULL: no proxy (environment ignored) */
     char *api_product;            /* api.product: a PKIo person product id */
     char *api_csr_field;          /* api.csr_field: dotted JSON path of the CSR PEM */
     char *api_provisioning_field; /* api.provisioning_field: dotted JSON path */

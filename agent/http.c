@@ -388,6 +388,11 @@ static CURLcode set_policy(CURL *h, const char *url, const struct http_opts *opt
         rc = curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    /* Only the configured proxy: "" makes libcurl ignore https_proxy/all_proxy & co. */
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h, CURLOPT_PROXY, opts->proxy ? opts->proxy : "");
+    if (rc == CURLE_OK) /* and no_proxy from the environment does not override api.proxy */
+        rc = curl_easy_setopt(h, CURLOPT_NOPROXY, "");
     if (rc == CURLE_OK && opts->ca_bundle) {
         rc = curl_easy_setopt(h, CURLOPT_CAINFO, opts->ca_bundle);
         /* The bundle is the whole trust store, not an addition to the system one. */

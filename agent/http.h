@@ -28,6 +28,7 @@ struct http_opts {
     double timeout_s;         /* whole transfer; <= 0: 60 s */
     size_t max_body;          /* response body cap in bytes; 0: 4 MiB */
     const char *user_agent;   /* NULL: "pkio-agent/" PKIO_VERSION */
+    const char *proxy;        /* api.proxy; NULL: none, and the *_proxy variables are ignored */
 };
 
 struct http_response {

@@ -76,6 +76,8 @@ int main(int argc, char **argv)
     secret_harden_process();
     /* Before anything else can run: no module or child ever sees the API key in the environment. */
     cfg_take_env_key();
+    /* TLS secrets are never written out for a debugger: libcurl's OpenSSL backend would. */
+    (void)unsetenv("SSLKEYLOGFILE");
     /* '+': stop at the command name; its options are parsed by the command. */
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {

@@ -99,3 +99,14 @@ tr '\0' '\n' </proc/"$apid"/environ | grep -q '^PKIO_AGENT_API_KEY=' &&
 grep -qaF -- "$key" /proc/"$apid"/environ && fail "the API key's bytes are still in /proc/PID/environ"
 wait "$apid" || fail "order-status with the key from the environment failed"
 pass "PKIO_AGENT_API_KEY is taken out of the environment (and wiped) before any module or child runs"
+
+# --- proxy variables and SSLKEYLOGFILE are ignored unless api.proxy says so ------------------------
+expect_exit 0 -- env https_proxy=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 all_proxy=http://127.0.0.1:9 \
+    SSLKEYLOGFILE="$dir/keylog" "$PKIO_AGENT" --config "$dir/config.json" order-status "$order"
+[[ ! -e $dir/keylog ]] || fail "SSLKEYLOGFILE was honoured: TLS secrets written to $dir/keylog"
+python3 - "$dir/config.json" "$dir/proxy.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["api"]["proxy"] = "http://127.0.0.1:9"; json.dump(c, open(sys.argv[2], "w"))
+PY
+expect_exit 12 -- "$PKIO_AGENT" --config "$dir/proxy.json" order-status "$order"
+pass "https_proxy and friends and SSLKEYLOGFILE are ignored; a configured api.proxy is used"
