@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,4 +115,136 @@ out:
     free(buf);
     close(fd);
     return r;
+}
+
+/* Why st is not a file that only its owner could have made (NULL: it is one). */
+static const char *owned_problem(const struct stat *st, uid_t owner)
+{
+    if (!S_ISREG(st->st_mode))
+        return "not a regular file";
+    if (st->st_nlink != 1)
+        return "a file with several names (hard links)";
+    if (st->st_uid != owner)
+        return "owned by another user";
+    if (st->st_mode & S_IRWXO)
+        return "accessible by every user";
+    return NULL;
+}
+
+int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **ret, size_t *ret_len,
+                  char *why, size_t whylen)
+{
+    const char *problem;
+    char *buf = NULL;
+    struct stat st;
+    size_t len = 0;
+    int fd, r = PA_E_IO;
+
+    fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ELOOP)
+            return PA_E_IO;
+        snprintf(why, whylen, "a symbolic link");
+        return PA_E_REFUSED;
+    }
+    if (fstat(fd, &st) < 0)
+        goto out;
+    problem = owned_problem(&st, owner);
+    if (problem || st.st_size < 0 || (size_t)st.st_size > max) {
+        snprintf(why, whylen, "%s", problem ? problem : "too large");
+        r = PA_E_REFUSED;
+        goto out;
+    }
+    r = PA_E_NOMEM;
+    buf = malloc(max + 1);
+    if (!buf)
+        goto out;
+    for (r = PA_E_IO;;) {
+        ssize_t n = read(fd, buf + len, max + 1 - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto out;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            snprintf(why, whylen, "too large");
+            r = PA_E_REFUSED;
+            goto out;
+        }
+    }
+    buf[len] = '\0';
+    *ret = buf;
+    *ret_len = len;
+    buf = NULL;
+    r = 0;
+out:
+    free(buf);
+    close(fd);
+    return r;
+}
+
+/* Write len zeros over fd from the start, then fsync. */
+static int zero_fill(int fd, off_t len)
+{
+    static const char zeros[4096];
+
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return PA_E_IO;
+    while (len > 0) {
+        size_t chunk = len > (off_t)sizeof(zeros) ? sizeof(zeros) : (size_t)len;
+        ssize_t n = write(fd, zeros, chunk);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return PA_E_IO;
+        len -= n;
+    }
+    return fsync(fd) < 0 ? PA_E_IO : 0;
+}
+
+int fs_wipe_unlink(int dirfd, const char *name)
+{
+    struct stat st;
+    int fd, r;
+
+    fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : errno == ELOOP ? PA_E_REFUSED : PA_E_IO;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return PA_E_IO;
+    }
+    r = S_ISREG(st.st_mode) && st.st_uid == geteuid() ? zero_fill(fd, st.st_size) : PA_E_REFUSED;
+    close(fd);
+    if (r < 0)
+        return r;
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return PA_E_IO;
+    if (dirfd != AT_FDCWD)
+        return fsync(dirfd) < 0 ? PA_E_IO : 0;
+    return fsync_dir_of(name);
+}
+
+int fs_share_fd(int fd, gid_t gid, mode_t mode)
+{
+    if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0)
+        return PA_E_IO;
+    return fchmod(fd, mode) < 0 ? PA_E_IO : 0;
+}
+
+mode_t fs_mode_in_dir(const char *path, mode_t private_mode, mode_t shared_mode)
+{
+    char *copy = strdup(path);
+    struct stat st;
+    bool shared;
+
+    if (!copy)
+        return private_mode;
+    shared = stat(dirname(copy), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID);
+    free(copy);
+    return shared ? shared_mode : private_mode;
 }
