@@ -21,6 +21,7 @@
 #include "pa_err.h"
 #include "person.h"
 #include "policy.h"
+#include "queue.h"
 #include "request.h"
 #include "revoke.h"
 #include "secret.h"
@@ -613,6 +614,18 @@ static void nap(double s)
         nanosleep(&ts, NULL);
 }
 
+/* The order is placed and saved: a queued request copy (card data) is no longer needed. */
+static void forget_request(const struct ectx *e)
+{
+    int r = e->job->request_path ? queue_forget_request(e->state_dir, e->job->request_path) : 1;
+
+    if (r < 0)
+        fprintf(stderr,
+                "pkio-agent: warning: job %s: request copy %s could not be wiped (%s); the "
+                "daemon tries again\n",
+                e->job->id, e->job->request_path, pa_err_str(r));
+}
+
 static int order_placed(struct ectx *e, const struct cc_order_result *res)
 {
     int r;
@@ -626,6 +639,8 @@ static int order_placed(struct ectx *e, const struct cc_order_result *res)
     r = job_transition(e->job, JOB_ORDERED, "order %ld placed", res->id);
     if (r == 0)
         r = audit(e, "order", "ok", NULL);
+    if (r == 0)
+        forget_request(e);
     progress(e, "order %ld placed", res->id);
     return r;
 }
@@ -778,6 +793,8 @@ static int recover_found(struct ectx *e, long found, long found_cert)
     r = job_transition(e->job, JOB_ORDERED, "order %ld found after the interruption", found);
     if (r == 0)
         r = audit(e, "order", "recovered", NULL);
+    if (r == 0)
+        forget_request(e);
     progress(e, "order %ld found; not ordering again", found);
     return r;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * watch.c - the hands-free station: `pkio-agent watch [--kiosk]` and `pkio-agent queue`.
+ * watch.c - the hands-free station: `pkio-agent watch [--kiosk]`.
  *
  * A foreground daemon made for systemd. It waits (without spinning) for token events, then
  * re-enumerates through PKCS#11. For every token that arrives it resumes the job bound to that
@@ -13,21 +13,29 @@
  * the same token returns. SIGTERM is passed to the children, which stop once their current step
  * is safe; the daemon exits when they have. On a kiosk the enrollee sees whose certificate is
  * about to be made, on which token, and confirms before anything is generated.
+ *
+ * Everything happens in one poll loop: token events, children, signals, job records and queue
+ * changes (inotify), officers handing in requests (intake.h), and on a kiosk the keystrokes of
+ * the one prompt that may be open (watch_kiosk.c). Nothing in it blocks: a person typing a PIN,
+ * or not typing at all, never holds up another token, a pulled token, or a stop. Times are kept
+ * on the monotonic clock.
  */
+#include "watch.h"
+
 #include "cli.h"
 #include "config.h"
 #include "detect.h"
 #include "job.h"
 #include "pa_err.h"
-#include "queue.h"
-#include "request.h"
 #include "secret.h"
 #include "tok.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +44,16 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_TOKENS 64
+extern char **environ;
+
+#define EXPIRY_WARN_DAYS 60    /* a certificate expiring this soon is announced on insertion */
+#define FORGET_MIN_S     600.0 /* a token gone this long (and at least --idle-timeout) is forgotten */
 
 enum {
-    OPT_JSON = 0x100,
-    OPT_KIOSK,
+    OPT_KIOSK = 0x100,
     OPT_LANG,
     OPT_RESCAN,
     OPT_DETECT,
@@ -53,49 +62,8 @@ enum {
     OPT_IDLE,
     OPT_RETRY,
     OPT_CONFIRM,
-    OPT_REQUEST,
-    OPT_SERIAL,
-    OPT_TOKEN
-};
-
-struct wtoken {
-    char serial[17], label[33];
-    char manufacturer[33], model[17];
-    unsigned long min_pin_len, max_pin_len; /* the token's PIN lengths, for a new PIN */
-    bool present;
-    pid_t child;       /* 0 = none running */
-    int last_exit;     /* exit status of the last child, -1 none */
-    time_t retry_at;   /* when to try again after a child that stopped early; 0 = on arrival */
-    time_t left_at;    /* when it was removed */
-    bool pinpad;       /* the token has a protected authentication path */
-    bool pin_blocked;  /* locked, final try, or no PIN set: never prompt */
-    bool pin_change;   /* a transport PIN that must be changed (and may be) */
-    char queued[33];   /* queue entry an enroll child took (returned if it never started) */
-    bool want_request; /* present, never enrolled, waiting for a queued request */
-    bool pin_failed;   /* the last PIN was rejected: nothing more until it is re-inserted */
-    bool refused;      /* its enroll child found it not blank: nothing more until re-inserted */
-    bool in_use_noted; /* "in use" is in the journal for this insertion */
-    char note[160];    /* what the kiosk says when no job explains it */
-};
-
-struct watch {
-    struct cli *cli;
-    bool kiosk;
-    bool dutch;
-    double rescan_s;
-    const char *detect_list;
-    const char *pin_source;
-    const char *ignore[32];
-    size_t nignore;
-    double idle_s;
-    double retry_s;
-    double confirm_s;
-    struct tok_ctx *ctx;
-    struct detect *det;
-    int inofd;
-    struct wtoken tokens[MAX_TOKENS];
-    size_t ntokens;
-    bool stopping;
+    OPT_PIN_TIMEOUT,
+    OPT_OFFICERS,
 };
 
 static int sigpipe_fd[2] = {-1, -1};
@@ -107,6 +75,24 @@ static void on_signal(int sig)
 
     (void)!write(sigpipe_fd[1], &c, 1);
     errno = saved;
+}
+
+double watch_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *say(const struct watch *w, const char *nl, const char *en)
+{
+    return w->dutch ? nl : en;
+}
+
+void note(struct wtoken *t, const char *text)
+{
+    snprintf(t->note, sizeof(t->note), "%s", text);
 }
 
 /* systemd's notification protocol, without libsystemd. */
@@ -132,7 +118,7 @@ static void sd_notify_msg(const char *msg)
     close(fd);
 }
 
-static bool ignored(const struct watch *w, const char *serial)
+bool watch_ignored(const struct watch *w, const char *serial)
 {
     for (size_t i = 0; i < w->nignore; i++)
         if (strcmp(w->ignore[i], serial) == 0)
@@ -140,67 +126,202 @@ static bool ignored(const struct watch *w, const char *serial)
     return false;
 }
 
-static struct wtoken *find_token(struct watch *w, const char *serial, const char *label)
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+/* The job records, read without locks (never saved or driven from here). NULL when none. */
+struct job **watch_jobs(struct watch *w, size_t *ret_n)
 {
-    for (size_t i = 0; i < w->ntokens; i++)
-        if (strcmp(w->tokens[i].serial, serial) == 0 && strcmp(w->tokens[i].label, label) == 0)
-            return &w->tokens[i];
-    return NULL;
+    struct job **list = NULL;
+    char err[256];
+
+    *ret_n = 0;
+    if (job_list(cli_state_dir(w->cli), &list, ret_n, err, sizeof(err)) < 0)
+        return NULL;
+    return list;
 }
 
-/* The job bound to a token: the unfinished one if any, else the newest. Caller frees. */
-static struct job *job_of(struct watch *w, const struct wtoken *t, bool *ret_unfinished)
+/* The job bound to a token: the unfinished one if any, else the newest. */
+const struct job *job_pick(struct job *const *list, size_t n, const struct wtoken *t,
+                           bool *ret_unfinished)
 {
-    struct job **list = NULL, *best = NULL;
-    char err[256];
-    size_t n = 0;
+    const struct job *best = NULL;
 
     *ret_unfinished = false;
-    if (job_list(cli_state_dir(w->cli), &list, &n, err, sizeof(err)) < 0)
-        return NULL;
     for (size_t i = 0; i < n; i++) {
-        struct job *j = list[i];
+        const struct job *j = list[i];
 
         if (strcmp(j->token_serial, t->serial) != 0 || strcmp(j->token_label, t->label) != 0)
             continue;
         if (!job_state_terminal(j->state)) {
             *ret_unfinished = true;
-            best = j;
-            list[i] = NULL;
-            break;
+            return j;
         }
         best = j; /* oldest first: the last one wins */
     }
-    if (best && !*ret_unfinished)
-        for (size_t i = 0; i < n; i++)
-            if (list[i] == best)
-                list[i] = NULL;
-    job_list_free(list, n);
     return best;
 }
 
-/* The PIN file for a token's job: --pin-source, else the one in a queue entry's URI. */
-static char *pin_source_of(const struct watch *w, const char *entry_uri)
-{
-    struct tok_uri u;
-    char *p = NULL;
+/* ---- tokens --------------------------------------------------------------------------------- */
 
-    if (entry_uri && tok_uri_parse(entry_uri, false, &u) == 0) {
-        if (u.pin_source)
-            p = strdup(u.pin_source);
-        tok_uri_clear(&u);
+static struct wtoken *find_token(struct watch *w, const char *serial, const char *label)
+{
+    for (size_t i = 0; i < w->ntok; i++)
+        if (strcmp(w->tok[i]->serial, serial) == 0 && strcmp(w->tok[i]->label, label) == 0)
+            return w->tok[i];
+    return NULL;
+}
+
+/* A token seen for the first time (the array grows as needed). NULL when out of memory. */
+static struct wtoken *add_token(struct watch *w, const struct tok_info *info)
+{
+    struct wtoken *t;
+
+    if (w->ntok == w->captok) {
+        size_t cap = w->captok ? w->captok * 2 : 16;
+        struct wtoken **nv = realloc(w->tok, cap * sizeof(*nv));
+
+        if (!nv)
+            return NULL;
+        w->tok = nv;
+        w->captok = cap;
     }
-    if (!p && w->pin_source)
-        p = strdup(w->pin_source);
-    return p;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    snprintf(t->serial, sizeof(t->serial), "%s", info->serial);
+    snprintf(t->label, sizeof(t->label), "%s", info->label);
+    kiosk_clean(t->serial, t->serial_safe, sizeof(t->serial_safe));
+    kiosk_clean(t->label, t->label_safe, sizeof(t->label_safe));
+    t->last_exit = -1;
+    t->gone_since = -1; /* treated as an arrival */
+    w->tok[w->ntok++] = t;
+    return t;
+}
+
+/* Tokens gone for long are forgotten: a long-running daemon serves any number of them. */
+static void forget_tokens(struct watch *w)
+{
+    double now = watch_now(), after = w->idle_s > FORGET_MIN_S ? w->idle_s : FORGET_MIN_S;
+    size_t k = 0;
+
+    for (size_t i = 0; i < w->ntok; i++) {
+        struct wtoken *t = w->tok[i];
+
+        if (!t->present && t->gone_since > 0 && now - t->gone_since > after && !t->child &&
+            w->prompt.t != t) {
+            free(t);
+            continue;
+        }
+        w->tok[k++] = t;
+    }
+    w->ntok = k;
+}
+
+/* What the kiosk knows of a token's PIN, from what the token says now. */
+static void set_pin_state(struct wtoken *t, const struct tok_info *info)
+{
+    t->pinpad = info->protected_auth_path;
+    t->pin_change = info->user_pin_to_be_changed && tok_pin_change_precheck(info) == 0;
+    t->pin_blocked = !t->pin_change && tok_login_precheck(info) < 0;
+    t->min_pin_len = info->min_pin_len;
+    t->max_pin_len = info->max_pin_len;
+}
+
+void refresh_pin_state(struct watch *w, struct wtoken *t)
+{
+    struct tok_info *list = NULL;
+    size_t n = 0;
+
+    if (tok_list(w->ctx, &list, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (list[i].token_initialized && strcmp(list[i].serial, t->serial) == 0 &&
+            strcmp(list[i].label, t->label) == 0)
+            set_pin_state(t, &list[i]);
+    free(list);
+}
+
+void wtoken_info(const struct wtoken *t, struct tok_info *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->serial, sizeof(ret->serial), "%s", t->serial);
+    snprintf(ret->label, sizeof(ret->label), "%s", t->label);
+    snprintf(ret->manufacturer, sizeof(ret->manufacturer), "%s", t->manufacturer);
+    snprintf(ret->model, sizeof(ret->model), "%s", t->model);
+    ret->min_pin_len = t->min_pin_len;
+    ret->max_pin_len = t->max_pin_len;
+}
+
+/* ---- children ------------------------------------------------------------------------------- */
+
+/* The environment of a child: ours, with PKIO_ACTOR naming the officer (if any). */
+static char **child_env(const char *actor)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + 2, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "PKIO_ACTOR=", 11) != 0)
+            env[k++] = environ[i];
+    if (actor && *actor && asprintf(&env[k], "PKIO_ACTOR=%s", actor) >= 0)
+        k++;
+    env[k] = NULL;
+    return env;
+}
+
+static void child_env_free(char **env, const char *actor)
+{
+    size_t n = 0;
+
+    if (!env)
+        return;
+    while (env[n])
+        n++;
+    if (actor && *actor && n)
+        free(env[n - 1]); /* the one we made */
+    free(env);
+}
+
+/* In the child, before exec: signals back to normal, output to the log on a kiosk, the PIN. */
+static void child_setup(const char *log, int pin_rfd)
+{
+    sigset_t none;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    signal(SIGTSTP, SIG_DFL);
+    if (log) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            dup2(fd, STDIN_FILENO);
+    }
+    if (pin_rfd >= 0 && dup2(pin_rfd, 3) < 0)
+        _exit(127);
 }
 
 /* Run the same binary for one job; its output goes to the journal, or a log in kiosk mode. */
-static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int pin_rfd)
+static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int pin_rfd,
+                 const char *actor)
 {
     const char *argv[24];
+    char *av[24] = {NULL}, **env = child_env(actor), log[4200];
     size_t n = 0;
-    pid_t pid;
+    pid_t pid = -1;
 
     argv[n++] = "pkio-agent";
     if (w->cli->config) {
@@ -217,321 +338,24 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int
     }
     for (size_t i = 0; cmd[i] && n < 23; i++)
         argv[n++] = cmd[i];
-    argv[n] = NULL;
-    pid = fork();
-    if (pid < 0)
-        return PA_E_INTERNAL;
+    for (size_t i = 0; i < n; i++) /* execve wants writable strings: copies, made before fork */
+        av[i] = strdup(argv[i]);
+    snprintf(log, sizeof(log), "%s/watch.log", cli_state_dir(w->cli));
+    if (env)
+        pid = fork();
     if (pid == 0) {
-        sigset_t none;
-
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGCHLD, SIG_DFL);
-        if (w->kiosk) {
-            char log[4096];
-            int fd;
-
-            snprintf(log, sizeof(log), "%s/watch.log", cli_state_dir(w->cli));
-            fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-            if (fd >= 0) {
-                dup2(fd, STDOUT_FILENO);
-                dup2(fd, STDERR_FILENO);
-            }
-            fd = open("/dev/null", O_RDONLY);
-            if (fd >= 0)
-                dup2(fd, STDIN_FILENO);
-        }
-        if (pin_rfd >= 0 && dup2(pin_rfd, 3) < 0)
-            _exit(127);
-        {
-            char *av[24];
-
-            for (size_t i = 0; i <= n; i++) /* execv wants writable strings: give it copies */
-                av[i] = argv[i] ? strdup(argv[i]) : NULL;
-            execv("/proc/self/exe", av);
-        }
+        child_setup(w->kiosk ? log : NULL, pin_rfd);
+        execve("/proc/self/exe", av, env);
         _exit(127);
     }
+    for (size_t i = 0; i < n; i++)
+        free(av[i]);
+    child_env_free(env, actor);
+    if (pid < 0)
+        return PA_E_INTERNAL;
     t->child = pid;
     t->note[0] = '\0';
     return 0;
-}
-
-static const char *say(const struct watch *w, const char *nl, const char *en)
-{
-    return w->dutch ? nl : en;
-}
-
-static void note(struct wtoken *t, const char *text)
-{
-    snprintf(t->note, sizeof(t->note), "%s", text);
-}
-
-static void render(struct watch *w);
-static void wtoken_info(const struct wtoken *t, struct tok_info *ret);
-
-/* The name of the person a request file is for: first and last name, else the individual id. */
-static void whose(const struct watch *w, const char *request, char *buf, size_t len)
-{
-    const char *first = NULL, *last = NULL;
-    struct req *req = NULL;
-    char err[256];
-    long id = -1;
-
-    snprintf(buf, len, "?");
-    if (!request || req_load_file(request, &req, err, sizeof(err)) < 0)
-        return;
-    if (req_individual(req, &first, &last, NULL, &id) == 0) {
-        if (first || last)
-            snprintf(buf, len, "%s%s%s", first ? first : "", first && last ? " " : "",
-                     last ? last : "");
-        else if (id > 0)
-            snprintf(buf, len, "%s %ld", say(w, "persoon", "individual"), id);
-    }
-    req_free(req);
-}
-
-/* The kiosk's lines naming whose certificate goes onto which token. */
-static void whom_text(const struct watch *w, const struct wtoken *t, const char *request, char *buf,
-                      size_t len)
-{
-    char name[200];
-
-    whose(w, request, name, sizeof(name));
-    snprintf(buf, len, "  %s: %s\n  Token: %s, %s %s\n",
-             say(w, "Certificaat voor", "Certificate for"), name, t->label,
-             say(w, "serienummer", "serial"), t->serial);
-}
-
-/*
- * Ask on the terminal for a yes: Enter, j or y within secs seconds. Keys typed before the
- * question are discarded. 0 when confirmed; PA_E_REFUSED for no, a timeout or no terminal.
- */
-static int tty_confirm(const char *prompt, double secs)
-{
-    struct timespec t0, now;
-    char line[64];
-    ssize_t n = 0;
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), r = PA_E_REFUSED;
-
-    if (fd < 0)
-        return PA_E_REFUSED;
-    (void)tcflush(fd, TCIFLUSH);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (write(fd, prompt, strlen(prompt)) < 0)
-        goto out;
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        double left;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left = secs - (double)(now.tv_sec - t0.tv_sec) - (now.tv_nsec - t0.tv_nsec) / 1e9;
-        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0)
-            break;
-        if (p.revents & POLLIN) { /* canonical mode: one whole line */
-            n = read(fd, line, sizeof(line) - 1);
-            break;
-        }
-        if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
-            break;
-    }
-    if (n > 0 && (line[0] == '\n' || line[0] == '\r' || strchr("jJyY", line[0])))
-        r = 0;
-    (void)tcflush(fd, TCIFLUSH);
-    (void)!write(fd, "\n", 1);
-out:
-    close(fd);
-    return r;
-}
-
-/* What the kiosk knows of a token's PIN, from what the token says now. */
-static void set_pin_state(struct wtoken *t, const struct tok_info *info)
-{
-    t->pinpad = info->protected_auth_path;
-    t->pin_change = info->user_pin_to_be_changed && tok_pin_change_precheck(info) == 0;
-    t->pin_blocked = !t->pin_change && tok_login_precheck(info) < 0;
-    t->min_pin_len = info->min_pin_len;
-    t->max_pin_len = info->max_pin_len;
-}
-
-/* Read the PIN flags again: a job may have changed the PIN since the last scan. */
-static void refresh_pin_state(struct watch *w, struct wtoken *t)
-{
-    struct tok_info *list = NULL;
-    size_t n = 0;
-
-    if (tok_list(w->ctx, &list, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (list[i].token_initialized && strcmp(list[i].serial, t->serial) == 0 &&
-            strcmp(list[i].label, t->label) == 0)
-            set_pin_state(t, &list[i]);
-    free(list);
-}
-
-static const struct cli_pin_texts kiosk_texts_nl = {
-    .new_pin = "  Nieuwe PIN",
-    .again = "  Nieuwe PIN nogmaals: ",
-    .chars = "tekens",
-    .at_least = "minstens",
-    .differ = "  De twee PINs zijn niet gelijk",
-    .too_short = "  De nieuwe PIN is te kort",
-    .too_long = "  De nieuwe PIN is te lang",
-    .same = "  De nieuwe PIN moet anders zijn dan de transport-PIN",
-};
-
-static const struct cli_pin_texts kiosk_texts_en = {
-    .new_pin = "  New PIN",
-    .again = "  New PIN again: ",
-    .chars = "characters",
-    .at_least = "at least",
-    .differ = "  The two PINs differ",
-    .too_short = "  The new PIN is too short",
-    .too_long = "  The new PIN is too long",
-    .same = "  The new PIN must differ from the transport PIN",
-};
-
-/*
- * A token that still has its transport PIN: the transport PIN (from the PIN file, else typed)
- * and a new PIN, typed twice and checked here (length, equal, not the transport PIN) before the
- * token is touched. whom stands above the first prompt.
- */
-static int kiosk_new_pin(struct watch *w, struct wtoken *t, const char *pin_source,
-                         const char *whom, struct secret **ret_old, struct secret **ret_new)
-{
-    struct tok_info info;
-    char prompt[768];
-    int r;
-
-    note(t, say(w, "Uw token heeft nog een transport-PIN: kies een nieuwe PIN",
-                "Your token still has its transport PIN: choose a new PIN"));
-    render(w);
-    if (pin_source) { /* the station's transport PIN file: the pipe carries it */
-        r = secret_from_file(pin_source, 256, ret_old);
-        if (r < 0) {
-            note(t, say(w, "PIN-bestand onbruikbaar - roep een medewerker",
-                        "PIN file unusable - call an officer"));
-            return r;
-        }
-    } else {
-        snprintf(prompt, sizeof(prompt), "%s%s  %s (%s): ", whom ? whom : "", whom ? "\n" : "",
-                 say(w, "Transport-PIN", "Transport PIN"), t->label);
-        r = secret_prompt(prompt, 256, ret_old);
-        whom = NULL; /* shown */
-        if (r < 0) {
-            note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
-                        "No PIN entered - remove the token and insert it again"));
-            return r;
-        }
-    }
-    wtoken_info(t, &info);
-    info.min_pin_len = t->min_pin_len;
-    info.max_pin_len = t->max_pin_len;
-    r = cli_ask_new_pin(&info, *ret_old, w->dutch ? &kiosk_texts_nl : &kiosk_texts_en, whom,
-                        ret_new);
-    if (r < 0)
-        note(t, say(w, "Geen nieuwe PIN gekozen - haal het token eruit en plaats het opnieuw",
-                    "No new PIN chosen - remove the token and insert it again"));
-    return r;
-}
-
-/* A pipe holding the --pin-fd protocol: the PIN, and the new PIN when there is one. */
-static int pin_pipe(const struct secret *pin, const struct secret *new_pin)
-{
-    int fds[2];
-    bool ok;
-
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -2;
-    /* Two PINs are far smaller than a pipe's buffer: this never blocks. */
-    ok = write(fds[1], pin->buf, pin->len) == (ssize_t)pin->len && write(fds[1], "\n", 1) == 1;
-    if (ok && new_pin)
-        ok = write(fds[1], new_pin->buf, new_pin->len) == (ssize_t)new_pin->len &&
-             write(fds[1], "\n", 1) == 1;
-    close(fds[1]); /* the child reads up to end of file */
-    if (!ok) {
-        close(fds[0]);
-        return -2;
-    }
-    return fds[0];
-}
-
-/*
- * The PIN for a job on a kiosk: typed on the kiosk's terminal, without echo, and handed to the
- * job's process through a pipe; whom (may be NULL) is shown right above the prompt, so typing the
- * PIN confirms it. A token that still has its transport PIN gets a new one here: transport PIN
- * (typed, or from pin_source) and new PIN travel together. Returns the pipe's read end, -1 when no
- * PIN is to be typed here (a PIN file or the PIN pad serves), or -2 when the job must not start
- * (say why in t->note).
- */
-static int kiosk_pin(struct watch *w, struct wtoken *t, const char *pin_source, const char *whom)
-{
-    struct secret *pin = NULL, *new_pin = NULL;
-    char prompt[768];
-    int fd = -2, r;
-
-    if (!w->kiosk)
-        return -1;
-    refresh_pin_state(w, t);
-    if (t->pinpad || (pin_source && !t->pin_change))
-        return -1;
-    if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
-        note(t, say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
-                    "PIN blocked or on its last try - call an officer"));
-        return -2;
-    }
-    if (t->pin_change) {
-        r = kiosk_new_pin(w, t, pin_source, whom, &pin, &new_pin);
-    } else {
-        note(t, say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
-        render(w);
-        snprintf(prompt, sizeof(prompt), "%s%s  PIN (%s): ", whom ? whom : "", whom ? "\n" : "",
-                 t->label);
-        r = secret_prompt(prompt, 256, &pin);
-        if (r < 0)
-            note(t, say(w, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
-                        "No PIN entered - remove the token and insert it again"));
-    }
-    if (r == 0)
-        fd = pin_pipe(pin, new_pin);
-    secret_free(pin);
-    secret_free(new_pin);
-    if (fd >= 0)
-        t->note[0] = '\0';
-    return fd;
-}
-
-/*
- * Before a queued enrollment starts on a kiosk: show whose certificate it will be and on which
- * token. Typing the PIN confirms it; where a PIN file or the PIN pad serves, the enrollee presses
- * a key instead, within --confirm-timeout. Returns as kiosk_pin does (-2: not confirmed).
- */
-static int kiosk_confirm(struct watch *w, struct wtoken *t, const char *request, const char *pin)
-{
-    char whom[512], prompt[768];
-
-    if (!w->kiosk)
-        return -1;
-    whom_text(w, t, request, whom, sizeof(whom));
-    refresh_pin_state(w, t);
-    if ((!pin || t->pin_change) && !t->pinpad) /* typing a PIN confirms */
-        return kiosk_pin(w, t, pin, whom);
-    note(t,
-         say(w, "Controleer wiens certificaat dit wordt", "Check whose certificate this will be"));
-    render(w);
-    snprintf(prompt, sizeof(prompt), "%s\n  %s (%.0f s): ", whom,
-             say(w, "Klopt dit? Druk op Enter of j om te bevestigen, n om te stoppen",
-                 "Is this right? Press Enter or y to confirm, n to stop"),
-             w->confirm_s);
-    if (tty_confirm(prompt, w->confirm_s) < 0) {
-        note(t, say(w, "Niet bevestigd - haal het token eruit en plaats het opnieuw",
-                    "Not confirmed - remove the token and insert it again"));
-        return -2;
-    }
-    t->note[0] = '\0';
-    return -1;
 }
 
 /* The URI the child selects this one token by (label and serial), with the PIN file if any. */
@@ -547,38 +371,101 @@ static void token_uri_of(const struct wtoken *t, const char *pin, char *uri, siz
     free(base);
 }
 
-static void wtoken_info(const struct wtoken *t, struct tok_info *ret)
+void launch_clear(struct watch *w, struct launch *l, bool started)
 {
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->serial, sizeof(ret->serial), "%s", t->serial);
-    snprintf(ret->label, sizeof(ret->label), "%s", t->label);
-    snprintf(ret->manufacturer, sizeof(ret->manufacturer), "%s", t->manufacturer);
-    snprintf(ret->model, sizeof(ret->model), "%s", t->model);
+    if (l->has_entry && !started)
+        (void)queue_untake(cli_state_dir(w->cli), l->entry.id); /* nothing lost: back in line */
+    queue_entry_clear(&l->entry);
+    free(l->pin_source);
+    memset(l, 0, sizeof(*l));
 }
 
-/* Continue the unfinished job of a token that came back. */
+static void launch_enroll(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd)
+{
+    const struct queue_entry *e = &l->entry;
+    bool bound = !queue_bind_empty(&e->bind);
+    char uri[600];
+    /* An unbound entry: the child checks blankness again once logged in (private keys). */
+    const char *cmd[] = {
+        "enroll", "--token", uri, "--request", e->request, bound ? NULL : "--only-blank", NULL};
+
+    token_uri_of(t, pin_fd >= 0 ? NULL : l->pin_source, uri, sizeof(uri));
+    if (spawn(w, t, cmd, pin_fd, l->actor) < 0) {
+        launch_clear(w, l, false);
+        return;
+    }
+    memcpy(t->queued, e->id, sizeof(t->queued));
+    fprintf(
+        stderr, "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s (%s)%s%s\n",
+        t->label_safe, t->serial_safe, e->id, bound ? "bound to this token" : "for a blank token",
+        l->actor[0] ? ", queued by " : "", l->actor);
+    launch_clear(w, l, true);
+}
+
+void launch_start(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd)
+{
+    const char *cmd[] = {"resume", l->job, "--pin-source", l->pin_source, NULL};
+
+    if (l->has_entry) {
+        launch_enroll(w, t, l, pin_fd);
+        return;
+    }
+    if (pin_fd >= 0 || !l->pin_source)
+        cmd[2] = NULL; /* the pipe carries every PIN */
+    if (spawn(w, t, cmd, pin_fd, l->actor) == 0)
+        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n",
+                t->label_safe, t->serial_safe, l->job);
+    launch_clear(w, l, true);
+}
+
+/* The PIN file for a job: the one in its queue entry's URI, else --pin-source. */
+static char *pin_source_of(const struct watch *w, const char *entry_uri)
+{
+    struct tok_uri u;
+    char *p = NULL;
+
+    if (entry_uri && tok_uri_parse(entry_uri, false, &u) == 0) {
+        if (u.pin_source)
+            p = strdup(u.pin_source);
+        tok_uri_clear(&u);
+    }
+    if (!p && w->pin_source)
+        p = strdup(w->pin_source);
+    return p;
+}
+
+/* Start l now, or through the kiosk's prompt; the prompt may be busy with another token. */
+static void launch_or_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
+{
+    int r = w->kiosk ? kiosk_ask(w, t, l, confirm) : ASK_NONE;
+
+    if (r == ASK_NONE) {
+        launch_start(w, t, l, -1);
+    } else if (r == ASK_BUSY) {
+        t->want_prompt = true;     /* one prompt at a time: its turn comes when this one closes */
+        launch_clear(w, l, false); /* a taken entry goes back in line meanwhile */
+    } else if (r < 0) {
+        launch_clear(w, l, false);
+    }
+}
+
+/* Continue the unfinished job of a token that came back (with its entry's PIN file, if any). */
 static void resume_job(struct watch *w, struct wtoken *t, const struct job *j)
 {
-    const char *cmd[] = {"resume", j->id, "--pin-source", NULL, NULL};
-    char *pin = pin_source_of(w, NULL);
-    char whom[512];
-    int pin_fd;
+    struct launch l = {.what = "resume"};
+    struct queue_entry e;
+    bool from_queue =
+        j->request_path && queue_taken_find(cli_state_dir(w->cli), j->request_path, &e) == 0;
 
-    if (pin)
-        cmd[3] = pin;
-    else
-        cmd[2] = NULL;
+    snprintf(l.job, sizeof(l.job), "%s", j->id);
+    l.pin_source = pin_source_of(w, from_queue ? e.token_uri : NULL);
+    if (from_queue && e.officer)
+        snprintf(l.actor, sizeof(l.actor), "%s", e.officer);
+    if (from_queue)
+        queue_entry_clear(&e);
     if (w->kiosk)
-        whom_text(w, t, j->request_path, whom, sizeof(whom));
-    pin_fd = kiosk_pin(w, t, pin, w->kiosk ? whom : NULL);
-    if (pin_fd >= 0)
-        cmd[2] = NULL; /* the pipe carries every PIN */
-    if (pin_fd != -2 && spawn(w, t, cmd, pin_fd) == 0)
-        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n", t->label,
-                t->serial, j->id);
-    if (pin_fd >= 0)
-        close(pin_fd);
-    free(pin);
+        whom_text(w, t, j->request_path, l.whom, sizeof(l.whom));
+    launch_or_ask(w, t, &l, false);
 }
 
 /* A token that holds keys or certificates and is none of our business: never written to. */
@@ -590,7 +477,7 @@ static void token_in_use(struct watch *w, struct wtoken *t)
         fprintf(stderr,
                 "pkio-agent: watch: token '%s' (serial %s) is in use (it holds keys or "
                 "certificates) and no queued request is bound to it: left alone\n",
-                t->label, t->serial);
+                t->label_safe, t->serial_safe);
     t->in_use_noted = true;
 }
 
@@ -603,36 +490,28 @@ static int token_blank(struct watch *w, const struct wtoken *t, struct tok_info 
     wtoken_info(t, info);
     r = tok_peek_contents(w->ctx, info, &c);
     if (r < 0) {
+        char detail[256];
+
+        kiosk_clean(tok_detail(), detail, sizeof(detail));
         fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): counting its objects: %s\n",
-                t->label, t->serial, tok_detail());
+                t->label_safe, t->serial_safe, detail);
         return r;
     }
     return tok_contents_blank(&c) ? 1 : 0;
 }
 
 /* Enroll a taken queue entry on this token (after the kiosk's confirmation). */
-static void enroll_entry(struct watch *w, struct wtoken *t, const struct queue_entry *e)
+static void enroll_entry(struct watch *w, struct wtoken *t, struct queue_entry *e)
 {
-    bool bound = !queue_bind_empty(&e->bind);
-    char uri[512], *pin = pin_source_of(w, e->token_uri);
-    /* An unbound entry: the child checks blankness again once logged in (private keys). */
-    const char *cmd[] = {
-        "enroll", "--token", uri, "--request", e->request, bound ? NULL : "--only-blank", NULL};
-    int pin_fd;
+    struct launch l = {.what = "enroll", .entry = *e, .has_entry = true};
 
-    pin_fd = kiosk_confirm(w, t, e->request, pin);
-    token_uri_of(t, pin_fd >= 0 ? NULL : pin, uri, sizeof(uri)); /* the pipe carries every PIN */
-    if (pin_fd == -2 || spawn(w, t, cmd, pin_fd) < 0) {
-        (void)queue_untake(cli_state_dir(w->cli), e->id); /* nothing lost: back in the queue */
-    } else {
-        memcpy(t->queued, e->id, sizeof(t->queued));
-        fprintf(stderr,
-                "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s (%s)\n",
-                t->label, t->serial, e->id, bound ? "bound to this token" : "for a blank token");
-    }
-    if (pin_fd >= 0)
-        close(pin_fd);
-    free(pin);
+    memset(e, 0, sizeof(*e)); /* l owns it now */
+    l.pin_source = pin_source_of(w, l.entry.token_uri);
+    if (l.entry.officer)
+        kiosk_clean(l.entry.officer, l.actor, sizeof(l.actor));
+    if (w->kiosk)
+        whom_text(w, t, l.entry.request, l.whom, sizeof(l.whom));
+    launch_or_ask(w, t, &l, true);
 }
 
 /* A token never enrolled here: the request bound to it, else (blank only) an unbound one. */
@@ -640,11 +519,18 @@ static void take_queued(struct watch *w, struct wtoken *t)
 {
     struct queue_entry e;
     struct tok_info info;
+    char rejected[512];
     int blank = token_blank(w, t, &info);
+    int r = queue_take(cli_state_dir(w->cli), &info, blank == 1, &e, rejected, sizeof(rejected));
 
-    if (queue_take(cli_state_dir(w->cli), &info, blank == 1, &e) == 0) {
+    if (rejected[0]) {
+        char safe[512];
+
+        kiosk_clean(rejected, safe, sizeof(safe)); /* file names are anyone's text */
+        fprintf(stderr, "pkio-agent: watch: queue: set aside in queue/rejected: %s\n", safe);
+    }
+    if (r == 0) {
         enroll_entry(w, t, &e);
-        queue_entry_clear(&e);
         return;
     }
     t->want_request = true; /* a request bound to it may still be queued */
@@ -653,7 +539,7 @@ static void take_queued(struct watch *w, struct wtoken *t)
     } else if (blank < 0) {
         note(t, say(w, "Token kan niet gelezen worden - even geduld",
                     "Cannot read the token - please wait"));
-        t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
+        t->retry_at = watch_now() + w->retry_s;
     } else {
         note(t, say(w, "Geen aanvraag klaar voor dit token - roep een medewerker",
                     "No request queued for this token - call an officer"));
@@ -662,48 +548,155 @@ static void take_queued(struct watch *w, struct wtoken *t)
 
 static void start_job(struct watch *w, struct wtoken *t)
 {
-    struct job *j;
+    struct job **list;
+    const struct job *j;
     bool unfinished = false;
+    size_t n = 0;
 
-    if (t->child || ignored(w, t->serial) || !t->present || t->pin_failed || t->refused)
+    if (t->child || watch_ignored(w, t->serial) || !t->present || t->pin_failed || t->refused ||
+        w->prompt.t == t || w->stopping)
         return;
     t->want_request = false;
-    j = job_of(w, t, &unfinished);
+    t->want_prompt = false;
+    list = watch_jobs(w, &n);
+    j = job_pick(list, n, t, &unfinished);
     if (j && unfinished)
         resume_job(w, t, j);
     else if (!j)
         take_queued(w, t);
     /* else: enrolled before, and that job ended: never again by itself */
-    job_free(j);
+    job_list_free(list, n);
 }
+
+void prompt_next(struct watch *w)
+{
+    for (size_t i = 0; i < w->ntok && !w->prompt.t && !w->stopping; i++) {
+        struct wtoken *t = w->tok[i];
+
+        if (t->want_prompt && t->present && !t->child)
+            start_job(w, t);
+    }
+}
+
+/* ---- a certificate about to expire (#11) ---------------------------------------------------- */
+
+/* The leaf of a job's certificates (its cert_serial, else the first) and its notAfter. */
+static int leaf_not_after(const struct job *j, time_t *ret)
+{
+    BIO *b = BIO_new_mem_buf(j->cert_pem, -1);
+    X509 *x, *leaf = NULL;
+    struct tm tm;
+    int r = -1;
+
+    while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+        char *hex = bn ? BN_bn2hex(bn) : NULL;
+        bool match = hex && j->cert_serial[0] && strcasecmp(hex, j->cert_serial) == 0;
+
+        OPENSSL_free(hex);
+        BN_free(bn);
+        if (!leaf || match) {
+            X509_free(leaf);
+            leaf = x;
+        } else {
+            X509_free(x);
+        }
+        if (match)
+            break;
+    }
+    if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
+        *ret = timegm(&tm);
+        r = 0;
+    }
+    X509_free(leaf);
+    BIO_free(b);
+    return r;
+}
+
+/* The job whose certificate the token carries now: its newest finished job, unless replaced. */
+static const struct job *current_cert_job(struct job *const *list, size_t n, const struct wtoken *t)
+{
+    bool unfinished = false;
+    const struct job *j = job_pick(list, n, t, &unfinished);
+
+    if (!j || unfinished || !j->cert_pem || j->state != JOB_DONE ||
+        strcmp(j->cert_revoke_status, "revoked") == 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++) /* renewed onto another token: that one counts */
+        if (list[i]->replaces_certificate_id &&
+            list[i]->replaces_certificate_id == j->certificate_id &&
+            (list[i]->state == JOB_DONE || list[i]->state == JOB_INSTALLED))
+            return NULL;
+    return j;
+}
+
+/* On insertion: a certificate of ours on this token that expires within 60 days is announced. */
+static void expiry_check(struct watch *w, struct wtoken *t)
+{
+    size_t n = 0;
+    struct job **list = watch_jobs(w, &n);
+    const struct job *j = current_cert_job(list, n, t);
+    time_t end = 0, now = time(NULL);
+    char date[32], iso[32];
+    struct tm tm;
+
+    t->expiry[0] = '\0';
+    if (j && leaf_not_after(j, &end) == 0 && end - now <= (time_t)EXPIRY_WARN_DAYS * 86400) {
+        gmtime_r(&end, &tm);
+        strftime(date, sizeof(date), w->dutch ? "%d-%m-%Y" : "%Y-%m-%d", &tm);
+        strftime(iso, sizeof(iso), "%Y-%m-%d", &tm);
+        if (w->dutch)
+            snprintf(t->expiry, sizeof(t->expiry),
+                     "Certificaat %s op %s - vraag een medewerker om verlenging",
+                     end > now ? "verloopt" : "is verlopen", date);
+        else
+            snprintf(t->expiry, sizeof(t->expiry),
+                     "Certificate %s on %s - ask an officer to renew it",
+                     end > now ? "expires" : "expired", date);
+        fprintf(stderr,
+                "pkio-agent: watch: token '%s' (serial %s): the certificate of job %s %s on %s "
+                "(%lld days): ask an officer to renew it\n",
+                t->label_safe, t->serial_safe, j->id, end > now ? "expires" : "expired", iso,
+                (long long)((end - now) / 86400));
+    }
+    job_list_free(list, n);
+}
+
+/* ---- scanning ------------------------------------------------------------------------------- */
 
 /* A token listed by the module: new, back, or still there. */
 static void token_seen(struct watch *w, const struct tok_info *info)
 {
     struct wtoken *t = find_token(w, info->serial, info->label);
 
-    if (!t && w->ntokens < MAX_TOKENS) {
-        t = &w->tokens[w->ntokens++];
-        memset(t, 0, sizeof(*t));
-        snprintf(t->serial, sizeof(t->serial), "%s", info->serial);
-        snprintf(t->label, sizeof(t->label), "%s", info->label);
-        t->last_exit = -1;
-        t->left_at = 1; /* treat as an arrival below */
-    }
+    if (!t)
+        t = add_token(w, info);
     if (!t)
         return;
     t->present = true;
     snprintf(t->manufacturer, sizeof(t->manufacturer), "%s", info->manufacturer);
     snprintf(t->model, sizeof(t->model), "%s", info->model);
     set_pin_state(t, info);
-    if (t->left_at) { /* arrived (or came back): whatever held it back is forgotten */
-        t->left_at = 0;
+    if (t->gone_since) { /* arrived (or came back): whatever held it back is forgotten */
+        t->gone_since = 0;
         t->pin_failed = false;
         t->refused = false;
         t->in_use_noted = false;
         t->retry_at = 0;
+        if (!watch_ignored(w, t->serial))
+            expiry_check(w, t);
         start_job(w, t);
     }
+}
+
+/* A token that is no longer listed: its prompt, if open, is closed (typed bytes wiped). */
+static void token_gone(struct watch *w, struct wtoken *t)
+{
+    t->gone_since = watch_now();
+    t->want_prompt = false;
+    if (w->prompt.t == t)
+        kiosk_cancel(w, t, "Token verwijderd - plaats het opnieuw",
+                     "Token removed - insert it again");
 }
 
 /* Re-enumerate: which tokens are present now? */
@@ -711,36 +704,40 @@ static void scan(struct watch *w)
 {
     struct tok_info *list = NULL;
     size_t n = 0;
-    time_t now = time(NULL);
 
     if (tok_rescan(w->ctx) < 0 || tok_list(w->ctx, &list, &n) < 0) {
-        fprintf(stderr, "pkio-agent: watch: listing tokens: %s\n", tok_detail());
+        char detail[256];
+
+        kiosk_clean(tok_detail(), detail, sizeof(detail));
+        fprintf(stderr, "pkio-agent: watch: listing tokens: %s\n", detail);
         return;
     }
-    for (size_t i = 0; i < w->ntokens; i++)
-        w->tokens[i].present = false;
+    for (size_t i = 0; i < w->ntok; i++)
+        w->tok[i]->present = false;
     for (size_t i = 0; i < n; i++)
         if (list[i].token_initialized)
             token_seen(w, &list[i]);
-    for (size_t i = 0; i < w->ntokens; i++) {
-        struct wtoken *t = &w->tokens[i];
-
-        if (!t->present && !t->left_at)
-            t->left_at = now;
-    }
+    for (size_t i = 0; i < w->ntok; i++)
+        if (!w->tok[i]->present && !w->tok[i]->gone_since)
+            token_gone(w, w->tok[i]);
     free(list);
+    forget_tokens(w);
 }
+
+/* ---- children ending ------------------------------------------------------------------------ */
 
 /* The child of a queued enrollment ended: return the request if nothing was enrolled. */
 static void requeue(struct watch *w, struct wtoken *t, bool refused)
 {
     bool unfinished = false;
-    struct job *j = job_of(w, t, &unfinished);
+    size_t n = 0;
+    struct job **list = watch_jobs(w, &n);
+    const struct job *j = job_pick(list, n, t, &unfinished);
 
     /* Never started (no job), or refused as not for this token: back to the queue. */
     if (!j || refused)
         (void)queue_untake(cli_state_dir(w->cli), t->queued);
-    job_free(j);
+    job_list_free(list, n);
 }
 
 static void child_exited(struct watch *w, struct wtoken *t, int status)
@@ -757,7 +754,7 @@ static void child_exited(struct watch *w, struct wtoken *t, int status)
         fprintf(stderr,
                 "pkio-agent: watch: token '%s' (serial %s) refused by its job's safety check "
                 "(not blank once logged in)%s%s%s; left alone until it is re-inserted\n",
-                t->label, t->serial, t->queued[0] ? ": request " : "", t->queued,
+                t->label_safe, t->serial_safe, t->queued[0] ? ": request " : "", t->queued,
                 t->queued[0] ? " is back in the queue" : "");
         t->refused = true;
         t->in_use_noted = true; /* that was its one journal line */
@@ -769,9 +766,10 @@ static void child_exited(struct watch *w, struct wtoken *t, int status)
                     "PIN wrong or blocked - call an officer"));
     } else if (t->last_exit != 0 && !w->stopping) {
         /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
-        t->retry_at = time(NULL) + (time_t)(w->retry_s + 0.999);
+        t->retry_at = watch_now() + w->retry_s;
     }
     t->queued[0] = '\0';
+    w->sweep_due = true;
 }
 
 static void reap(struct watch *w)
@@ -780,114 +778,121 @@ static void reap(struct watch *w)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (size_t i = 0; i < w->ntokens; i++)
-            if (w->tokens[i].child == pid)
-                child_exited(w, &w->tokens[i], status);
+        for (size_t i = 0; i < w->ntok; i++)
+            if (w->tok[i]->child == pid)
+                child_exited(w, w->tok[i], status);
+    prompt_next(w);
 }
 
-/* The kiosk line for one token. */
-static const char *token_status(struct watch *w, const struct wtoken *t)
+/* ---- the queue's leftovers ------------------------------------------------------------------ */
+
+/*
+ * A job past ordering no longer needs its request: the copy in the queue (card data) is wiped
+ * and removed. A job that ended leaves no taken entry behind. (enroll wipes the copy itself once
+ * the order is placed; this catches whatever a crash or an older binary left.)
+ */
+static void sweep(struct watch *w)
 {
-    bool unfinished = false;
-    struct job *j = job_of(w, t, &unfinished);
-    static char buf[200];
-    const char *s = NULL;
+    const char *sd = cli_state_dir(w->cli);
+    size_t n = 0;
+    struct job **list = watch_jobs(w, &n);
 
-    if (!j) {
-        snprintf(buf, sizeof(buf), "%s",
-                 t->note[0] ? t->note : say(w, "Even geduld...", "Please wait..."));
-        return buf;
-    }
-    switch (j->state) {
-    case JOB_NEW:
-        s = say(w, "Sleutel wordt gemaakt...", "Generating the key...");
-        break;
-    case JOB_KEY_READY:
-    case JOB_CSR_READY:
-        s = say(w, "Aanvraag wordt voorbereid...", "Preparing the request...");
-        break;
-    case JOB_ORDERING:
-    case JOB_ORDERED:
-        s = strcmp(j->order_status, "needs_approval") == 0
-                ? say(w, "Certificaat aangevraagd - wacht op goedkeuring",
-                      "Certificate requested - waiting for approval")
-                : say(w, "Certificaat aangevraagd - even geduld",
-                      "Certificate requested - please wait");
-        break;
-    case JOB_ISSUED:
-    case JOB_INSTALLED:
-        s = say(w, "Certificaat wordt op het token gezet...",
-                "Writing the certificate to the token...");
-        break;
-    case JOB_DONE:
-        s = say(w, "Klaar - u kunt het token verwijderen", "Done - you may remove the token");
-        break;
-    case JOB_FAILED:
-        s = say(w, "Er ging iets mis - roep een medewerker",
-                "Something went wrong - call an officer");
-        break;
-    case JOB_CANCELED:
-        s = say(w, "Geannuleerd - roep een medewerker", "Canceled - call an officer");
-        break;
-    case JOB_STATE__MAX:
-    default:
-        s = "?";
-        break;
-    }
-    if (!t->present && unfinished)
-        s = say(w, "Token verwijderd - plaats het opnieuw om verder te gaan",
-                "Token removed - insert it again to continue");
-    else if (unfinished && !t->child && (t->last_exit == 6 || t->last_exit == 7))
-        s = say(w, "PIN nodig of geblokkeerd - roep een medewerker",
-                "PIN needed or blocked - call an officer");
-    snprintf(buf, sizeof(buf), "%s", s);
-    job_free(j);
-    return buf;
-}
+    w->sweep_due = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct job *j = list[i];
+        char id[33];
 
-static void render(struct watch *w)
-{
-    time_t now = time(NULL);
-    size_t shown = 0;
-
-    if (!w->kiosk)
-        return;
-    fputs("\033[H\033[2J\n", stdout);
-    fputs(say(w, "  PKIoverheid certificaat op uw token\n\n",
-              "  PKIoverheid certificate on your token\n\n"),
-          stdout);
-    for (size_t i = 0; i < w->ntokens; i++) {
-        const struct wtoken *t = &w->tokens[i];
-
-        if (ignored(w, t->serial))
+        if (!j->request_path || !queue_holds_request(sd, j->request_path, id))
             continue;
-        if (!t->present && (!t->left_at || difftime(now, t->left_at) > w->idle_s))
-            continue; /* idle timeout: a token gone long enough leaves the screen */
-        printf("  \033[1m%s\033[0m\n    (token %s)\n\n", token_status(w, t), t->label);
-        shown++;
+        if ((j->order_id || j->state == JOB_CANCELED) && access(j->request_path, F_OK) == 0) {
+            if (queue_forget_request(sd, j->request_path) == 0)
+                fprintf(stderr, "pkio-agent: watch: job %s: request copy %s wiped and removed\n",
+                        j->id, id);
+        }
+        if (job_state_terminal(j->state))
+            (void)queue_taken_remove(sd, id);
     }
-    if (!shown)
-        printf("  \033[1m%s\033[0m\n", say(w, "Plaats uw token", "Insert your token"));
-    fflush(stdout);
+    job_list_free(list, n);
+}
+
+/* At start: taken entries whose enrollment never started (no job has them) go back in line. */
+static void requeue_orphans(struct watch *w)
+{
+    const char *sd = cli_state_dir(w->cli);
+    struct queue_entry *v = NULL;
+    size_t nv = 0, n = 0;
+    struct job **list;
+
+    if (queue_taken_list(sd, &v, &nv) < 0)
+        return;
+    list = watch_jobs(w, &n);
+    for (size_t i = 0; i < nv; i++) {
+        bool used = false;
+        char id[33];
+
+        for (size_t k = 0; k < n && !used; k++)
+            used = list[k]->request_path && queue_holds_request(sd, list[k]->request_path, id) &&
+                   strcmp(id, v[i].id) == 0;
+        if (!used && queue_untake(sd, v[i].id) == 0)
+            fprintf(stderr,
+                    "pkio-agent: watch: queue: entry %s is back in the queue (its "
+                    "enrollment never started)\n",
+                    v[i].id);
+    }
+    job_list_free(list, n);
+    queue_list_free(v, nv);
+}
+
+/*
+ * STATE_DIR's group or mode changed: systemd re-owns a state directory to the Group= and
+ * StateDirectoryMode= of whichever unit starts with it, so a sibling unit that differs takes the
+ * officers' access away. Given back at once (only when it is really gone, so that our own
+ * changes do not make a loop).
+ */
+static void share_again(struct watch *w)
+{
+    const char *sd = cli_state_dir(w->cli);
+    char err[512] = "";
+
+    w->share_due = false;
+    if (state_shared(sd, &w->officers))
+        return;
+    if (state_share(sd, &w->officers, err, sizeof(err)) < 0)
+        fprintf(stderr, "pkio-agent: watch: %s\n", err);
+    else
+        fprintf(stderr,
+                "pkio-agent: watch: %s was changed under us (another unit's Group= or "
+                "StateDirectoryMode=?): group %s's read access given back\n",
+                sd, w->officers.name);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+/* The sooner of two poll() timeouts (-1: none). */
+static int sooner(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* When something is due for this token: a retry, or leaving the kiosk's screen. -1 none. */
+static int token_due_ms(const struct watch *w, const struct wtoken *t, double now)
+{
+    if (t->retry_at && t->present && !t->child)
+        return t->retry_at > now ? (int)((t->retry_at - now) * 1000) + 1 : 0;
+    if (w->kiosk && !t->present && t->gone_since > 0 && now - t->gone_since <= w->idle_s)
+        return (int)((w->idle_s - (now - t->gone_since)) * 1000) + 100;
+    return -1;
 }
 
 static int next_timeout_ms(struct watch *w)
 {
     int ms = detect_timeout_ms(w->det);
-    time_t now = time(NULL);
+    double now = watch_now();
 
-    for (size_t i = 0; i < w->ntokens; i++) {
-        const struct wtoken *t = &w->tokens[i];
-        int d = -1;
-
-        if (t->retry_at && t->present && !t->child)
-            d = t->retry_at > now ? (int)(t->retry_at - now) * 1000 : 0;
-        else if (w->kiosk && !t->present && t->left_at && difftime(now, t->left_at) <= w->idle_s)
-            d = (int)((w->idle_s - difftime(now, t->left_at)) * 1000) + 100;
-        if (d >= 0 && (ms < 0 || d < ms))
-            ms = d;
-    }
-    return ms;
+    for (size_t i = 0; i < w->ntok; i++)
+        ms = sooner(ms, token_due_ms(w, w->tok[i], now));
+    ms = sooner(ms, kiosk_timeout_ms(w));
+    return sooner(ms, intake_timeout_ms(w->intake));
 }
 
 static void status_line(struct watch *w)
@@ -895,13 +900,25 @@ static void status_line(struct watch *w)
     char msg[256];
     size_t present = 0, running = 0;
 
-    for (size_t i = 0; i < w->ntokens; i++) {
-        present += w->tokens[i].present;
-        running += w->tokens[i].child != 0;
+    for (size_t i = 0; i < w->ntok; i++) {
+        present += w->tok[i]->present;
+        running += w->tok[i]->child != 0;
     }
     snprintf(msg, sizeof(msg), "STATUS=%zu token(s) present, %zu job(s) running; sources %s",
              present, running, detect_sources(w->det));
     sd_notify_msg(msg);
+}
+
+/* SIGTERM: an open prompt is closed at once, the children stop at their next safe step. */
+static void stop(struct watch *w)
+{
+    w->stopping = true;
+    sd_notify_msg("STOPPING=1");
+    fprintf(stderr, "pkio-agent: watch: stopping; jobs finish their current step\n");
+    kiosk_cancel(w, NULL, NULL, NULL);
+    for (size_t i = 0; i < w->ntok; i++)
+        if (w->tok[i]->child)
+            kill(w->tok[i]->child, SIGTERM);
 }
 
 /* Signals arrive through a pipe: SIGCHLD reaps, the others stop the daemon. */
@@ -910,17 +927,27 @@ static void on_signals(struct watch *w)
     unsigned char sig;
 
     while (read(sigpipe_fd[0], &sig, 1) == 1) {
-        if (sig == SIGCHLD) {
+        if (sig == SIGCHLD)
             reap(w);
-        } else if (!w->stopping) {
-            w->stopping = true;
-            sd_notify_msg("STOPPING=1");
-            fprintf(stderr, "pkio-agent: watch: stopping; jobs finish their current step\n");
-            for (size_t i = 0; i < w->ntokens; i++)
-                if (w->tokens[i].child)
-                    kill(w->tokens[i].child, SIGTERM);
-        }
+        else if (!w->stopping)
+            stop(w);
     }
+}
+
+/* An inotify event: a new audit log, a job record, a queue entry, or STATE_DIR's modes. */
+static bool on_event(struct watch *w, const struct inotify_event *ev)
+{
+    if (ev->wd == w->wd_state && (ev->mask & IN_ATTRIB))
+        w->share_due = true; /* owner or mode changed under us: looked at once this round */
+    if (!ev->len)
+        return false;
+    if (ev->wd == w->wd_state && (ev->mask & (IN_CREATE | IN_MOVED_TO)) &&
+        strcmp(ev->name, "audit.log") == 0)
+        (void)state_share_audit(cli_state_dir(w->cli), &w->officers); /* born 0600 elsewhere */
+    if (ev->wd == w->wd_jobs)
+        w->sweep_due = true;
+    return ev->wd == w->wd_queue && (ev->mask & IN_MOVED_TO) && strstr(ev->name, ".json") &&
+           !strstr(ev->name, ".request.") && !strstr(ev->name, ".tmp.");
 }
 
 /* Job records changed or requests arrived: tokens waiting for a request look again. */
@@ -930,27 +957,26 @@ static void on_inotify(struct watch *w)
     bool queued = false;
     ssize_t len;
 
-    while ((len = read(w->inofd, buf, sizeof(buf))) > 0) {
+    /* A bounded number of reads: what we change ourselves must never keep us here. */
+    for (int rounds = 0; rounds < 64 && (len = read(w->inofd, buf, sizeof(buf))) > 0; rounds++) {
         for (char *q = buf; q < buf + len;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)q;
 
-            if (ev->len && strstr(ev->name, ".json") && !strstr(ev->name, ".request.") &&
-                !strstr(ev->name, ".tmp."))
-                queued |= ev->mask & IN_MOVED_TO;
+            queued |= on_event(w, ev);
             q += sizeof(*ev) + ev->len;
         }
     }
-    for (size_t i = 0; queued && !w->stopping && i < w->ntokens; i++)
-        if (w->tokens[i].want_request)
-            start_job(w, &w->tokens[i]);
+    for (size_t i = 0; queued && !w->stopping && i < w->ntok; i++)
+        if (w->tok[i]->want_request)
+            start_job(w, w->tok[i]);
 }
 
 static void retry_due(struct watch *w)
 {
-    time_t now = time(NULL);
+    double now = watch_now();
 
-    for (size_t i = 0; i < w->ntokens; i++) {
-        struct wtoken *t = &w->tokens[i];
+    for (size_t i = 0; i < w->ntok; i++) {
+        struct wtoken *t = w->tok[i];
 
         if (t->retry_at && t->retry_at <= now && t->present && !t->child) {
             t->retry_at = 0;
@@ -978,7 +1004,50 @@ static void handle_signals_setup(struct watch *w)
     }
 }
 
-/* Module, token events, and inotify on the job records and the queue. */
+/* inotify on STATE_DIR (a new audit log), the job records and the queue. */
+static void watch_files(struct watch *w)
+{
+    const char *sd = cli_state_dir(w->cli);
+    char jobs[4096], queue[4096];
+
+    snprintf(jobs, sizeof(jobs), "%s/jobs", sd);
+    snprintf(queue, sizeof(queue), "%s/queue", sd);
+    w->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->inofd < 0)
+        return;
+    w->wd_state = inotify_add_watch(w->inofd, sd, IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+    w->wd_jobs = inotify_add_watch(w->inofd, jobs, IN_MOVED_TO | IN_CLOSE_WRITE);
+    w->wd_queue = inotify_add_watch(w->inofd, queue, IN_MOVED_TO);
+    if (w->wd_jobs < 0 || w->wd_queue < 0) {
+        close(w->inofd);
+        w->inofd = -1;
+    }
+}
+
+/* The officers' group may read what holds no secret, and hand in requests by the socket. */
+static int officers_setup(struct watch *w)
+{
+    const char *sd = cli_state_dir(w->cli);
+    char err[512] = "";
+    int r = officers_lookup(w->officers_name, &w->officers);
+
+    if (r < 0)
+        return cli_fail(r, "a group name", "--officers");
+    if (w->officers.gid == (gid_t)-1)
+        fprintf(stderr,
+                "pkio-agent: watch: no group '%s': only root and this user may queue requests, "
+                "and nothing in %s is shared\n",
+                w->officers.name, sd);
+    if (state_share(sd, &w->officers, err, sizeof(err)) < 0) /* the daemon works without */
+        fprintf(stderr, "pkio-agent: watch: warning: %s\n", err);
+    w->ictx = (struct intake_ctx){.state_dir = sd, .cfg = w->cli->cfg, .officers = &w->officers};
+    r = intake_open(&w->ictx, &w->intake, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "the queue's socket");
+    return 0;
+}
+
+/* Module, token events, inotify, the officers' socket and (kiosk) the terminal. */
 static int watch_setup(struct watch *w)
 {
     struct detect_opts dopts = {
@@ -987,38 +1056,100 @@ static int watch_setup(struct watch *w)
         .rescan_s = w->rescan_s,
         .force_rescan = strstr(w->detect_list, "rescan") != NULL,
     };
-    char jobs[4096], queue[4096];
     int r;
 
     if (pipe2(sigpipe_fd, O_CLOEXEC | O_NONBLOCK) < 0)
         return cli_fail(PA_E_INTERNAL, strerror(errno), "watch");
     handle_signals_setup(w);
+    if (queue_dir_prepare(cli_state_dir(w->cli)) < 0)
+        return cli_fail(PA_E_IO, strerror(errno), "queue in %s", cli_state_dir(w->cli));
+    r = officers_setup(w);
+    if (r < 0)
+        return r;
     r = tok_open(cli_module(w->cli), &w->ctx);
     if (r < 0)
         return cli_fail(r, tok_detail(), "PKCS#11 module %s", cli_module(w->cli));
     r = detect_open(&dopts, &w->det);
     if (r < 0)
         return cli_fail(r, NULL, "token detection");
-    snprintf(jobs, sizeof(jobs), "%s/jobs", cli_state_dir(w->cli));
-    /* Job records change (kiosk screen) and requests arrive in the queue: both are events. */
-    w->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (queue_dir_prepare(cli_state_dir(w->cli)) < 0)
-        return cli_fail(PA_E_IO, strerror(errno), "queue in %s", cli_state_dir(w->cli));
-    snprintf(queue, sizeof(queue), "%s/queue", cli_state_dir(w->cli));
-    if (w->inofd >= 0 && (inotify_add_watch(w->inofd, jobs, IN_MOVED_TO | IN_CLOSE_WRITE) < 0 ||
-                          inotify_add_watch(w->inofd, queue, IN_MOVED_TO) < 0)) {
-        close(w->inofd);
-        w->inofd = -1;
-    }
+    watch_files(w);
+    if (w->kiosk && kiosk_tty_open(&w->tty) < 0)
+        return cli_fail(PA_E_IO, strerror(errno), "the kiosk's terminal");
+    requeue_orphans(w);
+    sweep(w);
     return 0;
+}
+
+/* On a kiosk the daemon's own lines go to STATE_DIR/watch.log, not over the screen. */
+static void kiosk_log(struct watch *w)
+{
+    char log[4200];
+    int fd;
+
+    if (!w->kiosk || !isatty(STDERR_FILENO))
+        return;
+    snprintf(log, sizeof(log), "%s/watch.log", cli_state_dir(w->cli));
+    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        fflush(stderr);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
 }
 
 static bool any_running(const struct watch *w)
 {
-    for (size_t i = 0; i < w->ntokens; i++)
-        if (w->tokens[i].child)
+    for (size_t i = 0; i < w->ntok; i++)
+        if (w->tok[i]->child)
             return true;
     return false;
+}
+
+/* The descriptors to wait on; *ret_nfix is the number before the officers' socket's. */
+static size_t loop_fds(struct watch *w, struct pollfd *p, size_t max, size_t *ret_nfix)
+{
+    size_t n = 0;
+
+    p[n++] = (struct pollfd){sigpipe_fd[0], POLLIN, 0};
+    /* Stopping: events no longer matter, and an unread one would spin poll(). */
+    p[n++] = (struct pollfd){w->stopping ? -1 : detect_fd(w->det), POLLIN, 0};
+    p[n++] = (struct pollfd){w->inofd, POLLIN, 0};
+    p[n++] = (struct pollfd){w->tty.fd, POLLIN, 0};
+    *ret_nfix = n;
+    return n + intake_pollfds(w->intake, p + n, max - n);
+}
+
+/* One round: wait, then handle whatever happened. false when the daemon is done. */
+static bool loop_once(struct watch *w)
+{
+    struct pollfd p[16];
+    size_t nfix, n = loop_fds(w, p, 16, &nfix);
+    char what[160];
+
+    if (w->stopping && !any_running(w))
+        return false;
+    if (poll(p, n, w->stopping ? -1 : next_timeout_ms(w)) < 0 && errno != EINTR)
+        return false;
+    if (p[0].revents & POLLIN)
+        on_signals(w);
+    if (p[2].revents & POLLIN)
+        on_inotify(w);
+    if (p[3].revents)
+        kiosk_input(w);
+    intake_handle(w->intake, p + nfix, n - nfix);
+    if (!w->stopping && detect_poll(w->det, what, sizeof(what)) > 0)
+        scan(w);
+    if (!w->stopping)
+        retry_due(w);
+    if (w->sweep_due)
+        sweep(w);
+    if (w->share_due)
+        share_again(w);
+    (void)kiosk_timeout_ms(w);
+    prompt_next(w);
+    kiosk_render(w);
+    status_line(w);
+    return true;
 }
 
 static int watch_loop(struct watch *w)
@@ -1027,62 +1158,50 @@ static int watch_loop(struct watch *w)
 
     if (r < 0)
         return r;
-    fprintf(stderr, "pkio-agent: watch: ready; token events from %s\n", detect_sources(w->det));
+    kiosk_log(w);
+    fprintf(stderr,
+            "pkio-agent: watch: ready; token events from %s; requests from officers on "
+            "%s/queue/intake.sock\n",
+            detect_sources(w->det), cli_state_dir(w->cli));
     sd_notify_msg("READY=1");
     scan(w);
-    render(w);
+    kiosk_render(w);
     status_line(w);
-    for (;;) {
-        struct pollfd p[3] = {
-            {sigpipe_fd[0], POLLIN, 0},
-            {detect_fd(w->det), POLLIN, 0},
-            {w->inofd, POLLIN, 0},
-        };
-        char what[160];
-
-        if (w->stopping && !any_running(w))
-            break;
-        if (w->stopping)
-            p[1].fd = -1; /* events no longer matter, and an unread one would spin poll() */
-        if (poll(p, w->inofd >= 0 ? 3 : 2, w->stopping ? -1 : next_timeout_ms(w)) < 0 &&
-            errno != EINTR)
-            break;
-        if (p[0].revents & POLLIN)
-            on_signals(w);
-        if (p[2].revents & POLLIN)
-            on_inotify(w);
-        if (!w->stopping && detect_poll(w->det, what, sizeof(what)) > 0)
-            scan(w);
-        if (!w->stopping)
-            retry_due(w);
-        render(w);
-        status_line(w);
-    }
+    while (loop_once(w))
+        ;
     return 0;
 }
+
+/* ---- options -------------------------------------------------------------------------------- */
 
 #define SYN_WATCH                                                                                  \
     "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "                     \
     "[--pin-source FILE] [--ignore SERIAL]... [--idle-timeout S] [--retry S] "                     \
-    "[--confirm-timeout S]"
+    "[--confirm-timeout S] [--pin-timeout S] [--officers GROUP]"
 
-/* A positive number of seconds for --rescan, --idle-timeout, --retry or --confirm-timeout. */
+/* A positive number of seconds for one of the timing options. */
 static int seconds_opt(struct watch *w, int c, const char *arg)
 {
-    double *dst = c == OPT_RESCAN  ? &w->rescan_s
-                  : c == OPT_IDLE  ? &w->idle_s
-                  : c == OPT_RETRY ? &w->retry_s
-                                   : &w->confirm_s;
-    const char *name = c == OPT_RESCAN  ? "--rescan"
-                       : c == OPT_IDLE  ? "--idle-timeout"
-                       : c == OPT_RETRY ? "--retry"
-                                        : "--confirm-timeout";
+    static const struct {
+        int opt;
+        const char *name;
+        size_t off;
+    } map[] = {
+        {OPT_RESCAN, "--rescan", offsetof(struct watch, rescan_s)},
+        {OPT_IDLE, "--idle-timeout", offsetof(struct watch, idle_s)},
+        {OPT_RETRY, "--retry", offsetof(struct watch, retry_s)},
+        {OPT_CONFIRM, "--confirm-timeout", offsetof(struct watch, confirm_s)},
+        {OPT_PIN_TIMEOUT, "--pin-timeout", offsetof(struct watch, pin_timeout_s)},
+    };
     char *end = NULL;
     double v = strtod(arg, &end);
+    size_t i = 0;
 
-    if (!*arg || *end || !(v > 0))
-        return cli_fail(PA_E_USAGE, "a positive number of seconds", "%s", name);
-    *dst = v;
+    while (map[i].opt != c)
+        i++;
+    if (!*arg || *end || !(v > 0) || v > 1e6)
+        return cli_fail(PA_E_USAGE, "a positive number of seconds", "%s", map[i].name);
+    *(double *)(void *)((char *)w + map[i].off) = v;
     return 0;
 }
 
@@ -1102,8 +1221,11 @@ static int watch_option(struct watch *w, int c, const char **lang)
     case OPT_PIN_SOURCE:
         w->pin_source = optarg;
         return 0;
+    case OPT_OFFICERS:
+        w->officers_name = optarg;
+        return 0;
     case OPT_IGNORE:
-        if (w->nignore < 32)
+        if (w->nignore < WATCH_MAX_IGNORE)
             w->ignore[w->nignore++] = optarg;
         return 0;
     case 'h':
@@ -1113,6 +1235,7 @@ static int watch_option(struct watch *w, int c, const char **lang)
     case OPT_IDLE:
     case OPT_RETRY:
     case OPT_CONFIRM:
+    case OPT_PIN_TIMEOUT:
         return seconds_opt(w, c, optarg);
     default:
         return cli_fail(PA_E_USAGE, NULL, "watch");
@@ -1132,6 +1255,8 @@ static int watch_options(struct watch *w, int argc, char **argv)
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"retry", required_argument, NULL, OPT_RETRY},
         {"confirm-timeout", required_argument, NULL, OPT_CONFIRM},
+        {"pin-timeout", required_argument, NULL, OPT_PIN_TIMEOUT},
+        {"officers", required_argument, NULL, OPT_OFFICERS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1146,21 +1271,51 @@ static int watch_options(struct watch *w, int argc, char **argv)
     return r;
 }
 
-int cmd_watch(struct cli *cli, int argc, char **argv)
+static struct watch *watch_new(struct cli *cli)
 {
     struct watch *w = calloc(1, sizeof(*w));
-    char err[512] = "";
-    int r;
 
     if (!w)
-        return cli_fail(PA_E_NOMEM, NULL, "watch");
+        return NULL;
     w->cli = cli;
     w->rescan_s = 2.0;
     w->detect_list = "pcsc,udev";
     w->idle_s = 30;
     w->retry_s = 30;
     w->confirm_s = 60;
-    w->inofd = -1;
+    w->pin_timeout_s = 120;
+    w->officers_name = OFFICERS_GROUP_DEFAULT;
+    w->inofd = w->wd_state = w->wd_jobs = w->wd_queue = -1;
+    w->tty.fd = -1;
+    return w;
+}
+
+static void watch_free(struct watch *w)
+{
+    kiosk_cancel(w, NULL, NULL, NULL);
+    kiosk_tty_close(&w->tty); /* the terminal as it was */
+    if (w->screen)
+        fputs("\n", stdout);
+    intake_close(w->intake);
+    detect_close(w->det);
+    tok_close(w->ctx);
+    if (w->inofd >= 0)
+        close(w->inofd);
+    for (size_t i = 0; i < w->ntok; i++)
+        free(w->tok[i]);
+    free(w->tok);
+    free(w->screen);
+    free(w);
+}
+
+int cmd_watch(struct cli *cli, int argc, char **argv)
+{
+    struct watch *w = watch_new(cli);
+    char err[512] = "";
+    int r;
+
+    if (!w)
+        return cli_fail(PA_E_NOMEM, NULL, "watch");
     r = watch_options(w, argc, argv);
     if (r != 0) {
         free(w);
@@ -1171,148 +1326,6 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
         cli_fail(r, err, "state directory %s", cli_state_dir(cli));
     else
         r = watch_loop(w);
-    detect_close(w->det);
-    tok_close(w->ctx);
-    if (w->inofd >= 0)
-        close(w->inofd);
-    free(w);
+    watch_free(w);
     return r;
-}
-
-/* The binding of an entry as JSON (null when unbound). */
-static json_object *bind_json(const struct queue_bind *b)
-{
-    const char *names[] = {"serial", "token", "manufacturer", "model"};
-    const char *vals[] = {b->serial, b->label, b->manufacturer, b->model};
-    json_object *o;
-
-    if (queue_bind_empty(b))
-        return NULL;
-    o = json_object_new_object();
-    for (size_t i = 0; i < 4; i++)
-        if (vals[i])
-            json_object_object_add(o, names[i], json_object_new_string(vals[i]));
-    return o;
-}
-
-static int queue_list_cmd(struct cli *cli, int argc, char **argv)
-{
-    struct queue_entry *v = NULL;
-    size_t n = 0;
-    int r;
-
-    if (argc == 3 && strcmp(argv[2], "--json") == 0)
-        cli->json = true;
-    else if (argc != 2)
-        return cli_fail(PA_E_USAGE, NULL, "queue list");
-    r = queue_list(cli_state_dir(cli), &v, &n);
-    if (r < 0)
-        return cli_fail(r, NULL, "queue in %s", cli_state_dir(cli));
-    if (cli->json) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
-
-        for (size_t i = 0; i < n; i++) {
-            json_object *e = json_object_new_object();
-
-            json_object_object_add(e, "id", json_object_new_string(v[i].id));
-            json_object_object_add(
-                e, "serial", v[i].bind.serial ? json_object_new_string(v[i].bind.serial) : NULL);
-            json_object_object_add(e, "bind", bind_json(&v[i].bind));
-            json_object_object_add(e, "request", json_object_new_string(v[i].request));
-            json_object_array_add(a, e);
-        }
-        json_object_object_add(o, "queue", a);
-        cli_print_json(o);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            char b[256];
-
-            queue_bind_format(&v[i].bind, b, sizeof(b));
-            printf("%s  %s\n", v[i].id, b[0] ? b : "(first blank token)");
-        }
-        if (!n)
-            printf("queue is empty\n");
-    }
-    queue_list_free(v, n);
-    return 0;
-}
-
-/* queue add's options; PA_E_USAGE (reported) when they do not add up. */
-static int queue_add_args(struct cli *cli, int argc, char **argv, const char **request,
-                          const char **serial, const char **token)
-{
-    static const struct option opts[] = {
-        {"request", required_argument, NULL, OPT_REQUEST},
-        {"serial", required_argument, NULL, OPT_SERIAL},
-        {"token", required_argument, NULL, OPT_TOKEN},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_REQUEST)
-            *request = optarg;
-        else if (c == OPT_SERIAL)
-            *serial = optarg;
-        else if (c == OPT_TOKEN)
-            *token = optarg;
-        else if (c == OPT_JSON)
-            cli->json = true;
-        else
-            return cli_fail(PA_E_USAGE, NULL, "queue add");
-    }
-    if (!*request || optind != argc)
-        return cli_fail(PA_E_USAGE, "--request FILE is required", "queue add");
-    return 0;
-}
-
-static int queue_add_cmd(struct cli *cli, int argc, char **argv)
-{
-    const char *request = NULL, *serial = NULL, *token = NULL;
-    struct queue_bind bind = {0};
-    struct req *req = NULL;
-    char err[512] = "", id[33], b[256];
-    int r;
-
-    r = queue_add_args(cli, argc, argv, &request, &serial, &token);
-    if (r < 0)
-        return r;
-    /* The binding: --serial and the token attributes of --token (its pin-source only is kept in
-     * the URI; a PIN never goes into the state directory: pin-value is refused). */
-    r = queue_bind_from(serial, token, &bind, err, sizeof(err));
-    if (r < 0)
-        return cli_fail(r, err, "queue add");
-    /* A queued request must be valid now, not when a token arrives at an unattended kiosk. */
-    r = cli_prepare_request(cli, request, NULL, &req);
-    if (r == 0)
-        r = job_dir_prepare(cli_state_dir(cli), err, sizeof(err));
-    if (r == 0)
-        r = queue_add(cli_state_dir(cli), request, &bind, token, id, err, sizeof(err));
-    if (r < 0 && err[0])
-        cli_fail(r, err, "queue");
-    if (r == 0 && cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "bind", bind_json(&bind));
-        cli_print_json(o);
-    } else if (r == 0) {
-        queue_bind_format(&bind, b, sizeof(b));
-        printf("queued %s for %s%s\n", id, b[0] ? "the token with " : "the first blank token", b);
-    }
-    queue_bind_clear(&bind);
-    req_free(req);
-    return r;
-}
-
-int cmd_queue(struct cli *cli, int argc, char **argv)
-{
-    if (argc >= 2 && strcmp(argv[1], "list") == 0)
-        return queue_list_cmd(cli, argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "add") == 0)
-        return queue_add_cmd(cli, argc - 1, argv + 1);
-    cli_usage("queue add --request FILE [--serial S] [--token URI] | queue list [--json]");
-    return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : PA_E_USAGE;
 }

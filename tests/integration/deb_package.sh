@@ -68,11 +68,15 @@ overlay_phase()
         fail "pkio-agent user: uid $uid home $home shell $shell"
     [[ $(chroot "$m" getent group pkio-agent | cut -d: -f3) == "$gid" ]] ||
         fail "pkio-agent is not the primary group of the pkio-agent user"
+    ogid=$(chroot "$m" getent group pkio-officers | cut -d: -f3)
+    [[ -n $ogid && $ogid -lt 1000 ]] || fail "postinst did not create the system group pkio-officers"
+    chroot "$m" id -nG pkio-agent | tr ' ' '\n' | grep -qx pkio-officers ||
+        fail "pkio-agent is not a member of pkio-officers"
     st=$(stat -c '%a %u:%g' "$m/var/lib/pkio-agent")
-    [[ $st == "700 $uid:$gid" ]] || fail "/var/lib/pkio-agent is '$st', expected 700 $uid:$gid"
+    [[ $st == "750 $uid:$ogid" ]] || fail "/var/lib/pkio-agent is '$st', expected 750 $uid:$ogid"
     st=$(stat -c '%a %u:%g' "$m/etc/pkio-agent")
-    [[ $st == "750 0:$gid" ]] || fail "/etc/pkio-agent is '$st', expected 750 0:$gid"
-    pass "system user pkio-agent ($uid:$gid, nologin), /var/lib/pkio-agent 0700, /etc/pkio-agent 0750"
+    [[ $st == "750 0:$ogid" ]] || fail "/etc/pkio-agent is '$st', expected 750 0:$ogid"
+    pass "system user pkio-agent ($uid:$gid, nologin, in pkio-officers), group pkio-officers ($ogid), /var/lib/pkio-agent 0750 and /etc/pkio-agent 0750 for the group"
 
     # What the daemon user can do: read a key file it owns in /etc/pkio-agent, use its state.
     install -m 0600 -o "$uid" -g "$gid" /dev/null "$m/etc/pkio-agent/api-key"
@@ -85,6 +89,19 @@ overlay_phase()
     expect_exit 0 -- chroot --userspec="$uid:$gid" "$m" /usr/bin/pkio-agent \
         --state-dir /var/lib/pkio-agent expiring
     pass "as pkio-agent: key file readable, 'status' and 'expiring' work on /var/lib/pkio-agent"
+
+    # An officer: a member of pkio-officers (no sudo) reads status and the audit log, and
+    # cannot read the API key.
+    chroot "$m" useradd --no-create-home --shell /usr/sbin/nologin --groups pkio-officers \
+        officer1 || fail "useradd officer1 in the chroot"
+    IFS=: read -r _ _ ouid ougid _ < <(chroot "$m" getent passwd officer1)
+    as_officer=(chroot --userspec="$ouid:$ougid" --groups="$ougid,$ogid" "$m")
+    "${as_officer[@]}" test -r /etc/pkio-agent/api-key && fail "an officer can read the API key file"
+    "${as_officer[@]}" test -r /etc/pkio-agent || fail "an officer cannot read /etc/pkio-agent"
+    expect_exit 0 -- "${as_officer[@]}" /usr/bin/pkio-agent --state-dir /var/lib/pkio-agent status
+    expect_exit 0 -- "${as_officer[@]}" /usr/bin/pkio-agent --state-dir /var/lib/pkio-agent \
+        audit verify
+    pass "as an officer (member of pkio-officers): 'status' and 'audit verify' work, the API key is out of reach"
 
     # Enabling hooks the unit into boot and smartcard.target ([Install] section).
     expect_exit 0 -- systemctl --root="$m" enable pkio-agent.service
@@ -102,7 +119,7 @@ overlay_phase()
     pass "systemctl enable/disable of pkio-agent-expiring.timer: wanted by timers.target"
 
     expect_exit 0 -- dpkg --root="$m" -i "$deb"
-    [[ $(stat -c '%a' "$m/var/lib/pkio-agent") == 700 ]] || fail "reinstall changed the state dir"
+    [[ $(stat -c '%a' "$m/var/lib/pkio-agent") == 750 ]] || fail "reinstall changed the state dir"
     pass "reinstall (postinst configure with a previous version) succeeds"
 
     # remove: program files go, state and configuration stay.
@@ -129,10 +146,11 @@ overlay_phase()
     done
     [[ -f $m/etc/pkio-agent/config.json ]] || fail "dpkg -P deleted the administrator's config.json"
     chroot "$m" getent passwd pkio-agent >/dev/null || fail "dpkg -P deleted the system user"
+    chroot "$m" getent group pkio-officers >/dev/null || fail "dpkg -P deleted the officers' group"
     [[ -z $(dpkg-query --root="$m" -W -f='${db:Status-Abbrev}' pkio-agent 2>/dev/null) ||
         $(dpkg-query --root="$m" -W -f='${db:Status-Abbrev}' pkio-agent) == "un " ]] ||
         fail "package still known after purge"
-    pass "dpkg -P: /var/lib/pkio-agent and enablement links gone; config.json and user kept"
+    pass "dpkg -P: /var/lib/pkio-agent and enablement links gone; config.json, user and groups kept"
 
     # Purge with an empty /etc/pkio-agent removes it too.
     expect_exit 0 -- dpkg --root="$m" -i "$deb"
@@ -230,8 +248,9 @@ pass "packaged binary runs (--version $version) and accepts the packaged config.
 UNIT=$X/usr/lib/systemd/system/pkio-agent.service
 [[ $(sed -n 's/^ExecStart=//p' "$UNIT") == "/usr/bin/pkio-agent watch" ]] ||
     fail "ExecStart is '$(sed -n 's/^ExecStart=//p' "$UNIT")', expected /usr/bin/pkio-agent watch"
-for kv in Type=notify NotifyAccess=main User=pkio-agent Group=pkio-agent \
-    StateDirectory=pkio-agent StateDirectoryMode=0700 ConfigurationDirectory=pkio-agent \
+for kv in Type=notify NotifyAccess=main User=pkio-agent Group=pkio-officers \
+    SupplementaryGroups=pkio-agent \
+    StateDirectory=pkio-agent StateDirectoryMode=0750 ConfigurationDirectory=pkio-agent \
     UMask=0077 NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
     MemoryDenyWriteExecute=yes DevicePolicy=closed CapabilityBoundingSet= \
     SystemCallFilter=@system-service SystemCallArchitectures=native \
@@ -260,7 +279,7 @@ EXP=$X/usr/lib/systemd/system/pkio-agent-expiring.service
 TIMER=$X/usr/lib/systemd/system/pkio-agent-expiring.timer
 [[ $(sed -n 's/^ExecStart=//p' "$EXP") == "/usr/bin/pkio-agent expiring" ]] ||
     fail "expiring ExecStart is '$(sed -n 's/^ExecStart=//p' "$EXP")', expected /usr/bin/pkio-agent expiring"
-for kv in Type=oneshot User=pkio-agent Group=pkio-agent StateDirectory=pkio-agent \
+for kv in Type=oneshot User=pkio-agent Group=pkio-officers StateDirectory=pkio-agent \
     ConfigurationDirectory=pkio-agent UMask=0077 NoNewPrivileges=yes ProtectSystem=strict \
     PrivateDevices=yes MemoryDenyWriteExecute=yes CapabilityBoundingSet= \
     SystemCallFilter=@system-service; do
