@@ -352,10 +352,11 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
         r = PA_E_NOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n; i++, rules->n++) {
+    for (size_t i = 0; i < n; i++) {
         json_object *o = json_object_array_get_idx(v, i);
         struct cfg_token_rule *t = &rules->v[i];
 
+        rules->n = i + 1; /* so that a failure below frees this entry's strings too */
         if (!json_object_is_type(o, json_type_object)) {
             cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: must be an object", c->name, i);
             goto out;
