@@ -45,15 +45,15 @@ struct job {
     char spki_sha256[65]; /* SHA-256 of the public key's DER SubjectPublicKeyInfo */
     bool custody_ok;      /* custody checked and good */
     /* Custody evidence (docs/ARCHITECTURE.md "Custody"): what proves the key is on the token. */
-    time_t keygen_at;          /* this job called C_GenerateKeyPair at (saved before the call) */
-    char keygen_mechanism[40]; /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
+    time_t keygen_at;             /* this job called C_GenerateKeyPair at (saved before the call) */
+    char keygen_mechanism[40];    /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
     bool slot_hw, slot_removable; /* CKF_HW_SLOT, CKF_REMOVABLE_DEVICE of the slot */
-    char *module_path;         /* the PKCS#11 module that generated it */
-    char *custody;             /* "generated here; value_readable=no extractable=no ..." */
-    char profile[32];          /* the request's certificate.profile_option */
-    char *csr_pem;        /* NULL before the CSR */
-    char csr_sha256[65];  /* SHA-256 of the CSR's DER */
-    bool pss;             /* CSR signed with RSASSA-PSS */
+    char *module_path;            /* the PKCS#11 module that generated it */
+    char *custody;                /* "generated here; value_readable=no extractable=no ..." */
+    char profile[32];             /* the request's certificate.profile_option */
+    char *csr_pem;                /* NULL before the CSR */
+    char csr_sha256[65];          /* SHA-256 of the CSR's DER */
+    bool pss;                     /* CSR signed with RSASSA-PSS */
     /* The order. */
     char *product;           /* e.g. pkio_organisation_person_prof */
     char *request_path;      /* the request file as given (re-read until ordered) */
@@ -69,16 +69,16 @@ struct job {
     /* Re-keying. */
     long replaces_certificate_id; /* 0 = not a re-key */
     long replaces_order_id;
-    bool old_revoked;          /* CertCentral shows the replaced certificate revoked */
-    time_t revoke_attempt_at;  /* a revoke PUT may have left at this time; 0 = never sent */
-    long revoke_request_id;    /* the revocation request that awaits an approver, 0 = none */
-    char revoke_status[16];    /* "", "pending" (request awaits approval), "revoked", "rejected" */
+    bool old_revoked;         /* CertCentral shows the replaced certificate revoked */
+    time_t revoke_attempt_at; /* a revoke PUT may have left at this time; 0 = never sent */
+    long revoke_request_id;   /* the revocation request that awaits an approver, 0 = none */
+    char revoke_status[16];   /* "", "pending" (request awaits approval), "revoked", "rejected" */
     /* Revoking this job's own certificate (`pkio-agent revoke`): lost token, compromise... */
-    time_t cert_revoke_at;        /* the revoke PUT may have left at this time; 0 = never sent */
-    char cert_revoke_reason[32];  /* key_compromise, superseded, ... */
-    long cert_revoke_request_id;  /* the revocation request awaiting approval, 0 = none */
-    char cert_revoke_status[16];  /* "", "pending", "revoked", "rejected" */
-    char *last_error; /* one line; NULL when none */
+    time_t cert_revoke_at;       /* the revoke PUT may have left at this time; 0 = never sent */
+    char cert_revoke_reason[32]; /* key_compromise, superseded, ... */
+    long cert_revoke_request_id; /* the revocation request awaiting approval, 0 = none */
+    char cert_revoke_status[16]; /* "", "pending", "revoked", "rejected" */
+    char *last_error;            /* one line; NULL when none */
     /* The audit log (audit.h): this job's last line there, and events saved but not appended. */
     long audit_seq;        /* seq of the job's last audit line; 0 = none recorded */
     char audit_sha256[65]; /* that line's SHA-256 (hex); "" = none recorded */

@@ -77,7 +77,7 @@ enum tok_key_type {
 struct tok_custody {
     bool sensitive, extractable, local, never_extractable, always_sensitive, is_token, is_private;
     bool value_readable;
-    bool reported_extractable; /* the module answered CKA_EXTRACTABLE */
+    bool reported_extractable;          /* the module answered CKA_EXTRACTABLE */
     bool sign, decrypt, unwrap, derive; /* usage attributes of the private key */
 };
 
@@ -89,9 +89,9 @@ enum {
 
 /* What a key generation can prove about itself; recorded as custody evidence. */
 struct tok_keygen_info {
-    char mechanism[40]; /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
-    bool hw_slot;       /* the slot says CKF_HW_SLOT */
-    bool removable;     /* the slot says CKF_REMOVABLE_DEVICE */
+    char mechanism[40];  /* "CKM_RSA_PKCS_KEY_PAIR_GEN" ... */
+    bool hw_slot;        /* the slot says CKF_HW_SLOT */
+    bool removable;      /* the slot says CKF_REMOVABLE_DEVICE */
     bool usage_explicit; /* unwanted usages were set false explicitly (else token defaults) */
 };
 
