@@ -69,6 +69,43 @@ static int parse_replaces(const char *s, long *cert, long *order)
     return 0;
 }
 
+/* One option of enroll/renew: 0, 1 after --help, or the usage error (reported). */
+static int enroll_option(struct cli *cli, struct enroll_opts *o, int c, const char *syn)
+{
+    switch (c) {
+    case OPT_TOKEN:
+        o->token_uri = optarg;
+        return 0;
+    case OPT_REQUEST:
+        o->request = optarg;
+        return 0;
+    case OPT_KEY_TYPE:
+        return cli_key_type(optarg, &o->key_type) < 0 ? PA_E_USAGE : 0;
+    case OPT_PSS:
+    case OPT_NO_WAIT:
+    case OPT_ONLY_BLANK:
+    case OPT_JSON:
+        o->pss |= c == OPT_PSS;
+        o->no_wait |= c == OPT_NO_WAIT;
+        o->only_blank |= c == OPT_ONLY_BLANK;
+        cli->json |= c == OPT_JSON;
+        return 0;
+    case OPT_REPLACES:
+        if (parse_replaces(optarg, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
+            return cli_fail(PA_E_USAGE, "a certificate id, or order:ORDER_ID", "--replaces");
+        return 0;
+    case 'h':
+        cli_usage(syn);
+        return 1;
+    default:
+        if (c == OPT_EARLY && o->renew) {
+            o->early = true;
+            return 0;
+        }
+        return cli_fail(PA_E_USAGE, NULL, "%s", o->renew ? "renew" : "enroll");
+    }
+}
+
 /* The options enroll and renew share (renew adds --early and makes --request optional). */
 static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_opts *o,
                         const char *syn)
@@ -86,40 +123,20 @@ static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_op
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    const char *cmd = o->renew ? "renew" : "enroll";
+    int c, r = 0;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_TOKEN) {
-            o->token_uri = optarg;
-        } else if (c == OPT_REQUEST) {
-            o->request = optarg;
-        } else if (c == OPT_KEY_TYPE) {
-            if (cli_key_type(optarg, &o->key_type) < 0)
-                return PA_E_USAGE;
-        } else if (c == OPT_PSS || c == OPT_NO_WAIT || c == OPT_ONLY_BLANK || c == OPT_JSON) {
-            o->pss |= c == OPT_PSS;
-            o->no_wait |= c == OPT_NO_WAIT;
-            o->only_blank |= c == OPT_ONLY_BLANK;
-            cli->json |= c == OPT_JSON;
-        } else if (c == OPT_EARLY && o->renew) {
-            o->early = true;
-        } else if (c == OPT_REPLACES) {
-            if (parse_replaces(optarg, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
-                return cli_fail(PA_E_USAGE, "a certificate id, or order:ORDER_ID", "--replaces");
-        } else if (c == 'h') {
-            cli_usage(syn);
-            return 1;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "%s", o->renew ? "renew" : "enroll");
-        }
-    }
+    while (r == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+        r = enroll_option(cli, o, c, syn);
+    if (r != 0)
+        return r;
     if (!o->token_uri && cli->cfg->token_uri)
         o->token_uri = cli->cfg->token_uri;
     if (!o->token_uri || (!o->request && !o->renew) || optind != argc)
         return cli_fail(PA_E_USAGE, "--token URI (or token.uri) and --request FILE are required",
-                        "%s", o->renew ? "renew" : "enroll");
+                        "%s", cmd);
     if (o->pss && (o->key_type == TOK_KEY_EC_P256 || o->key_type == TOK_KEY_EC_P384))
-        return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "%s", o->renew ? "renew" : "enroll");
+        return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "%s", cmd);
     return 0;
 }
 
@@ -152,6 +169,24 @@ static bool job_matches_uri(const struct job *j, const struct tok_uri *u)
  * (then the job of that certificate, if ours, gives the request), else the newest finished job
  * on the token the URI names.
  */
+/* The newest finished job with the certificate --replaces names, else on the URI's token. */
+static struct job *renew_pick(struct job **list, size_t n, const struct enroll_opts *o,
+                              const struct tok_uri *u)
+{
+    struct job *pick = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = list[i];
+
+        if (j->state != JOB_DONE || !j->certificate_id)
+            continue;
+        if (o->replaces_certificate_id ? j->certificate_id == o->replaces_certificate_id
+                                       : job_matches_uri(j, u))
+            pick = j; /* oldest first: the last one is the newest */
+    }
+    return pick;
+}
+
 static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_request)
 {
     struct job **list = NULL, *pick = NULL;
@@ -163,15 +198,8 @@ static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_reque
     if (r < 0)
         return cli_fail(PA_E_USAGE, tok_detail(), "--token %s", o->token_uri);
     r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        struct job *j = list[i];
-
-        if (j->state != JOB_DONE || !j->certificate_id)
-            continue;
-        if (o->replaces_certificate_id ? j->certificate_id == o->replaces_certificate_id
-                                       : job_matches_uri(j, &u))
-            pick = j; /* oldest first: the last one is the newest */
-    }
+    if (r == 0)
+        pick = renew_pick(list, n, o, &u);
     if (r < 0)
         cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
     else if (!pick && !o->replaces_certificate_id)
