@@ -14,42 +14,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONTENTS_MAX_OBJECTS 4096 /* more than any token holds; a bound on a broken module */
-
 /* PKCS#11 v2.40 CKA_CERTIFICATE_CATEGORY values. */
 #define CATEGORY_UNSPECIFIED 0UL
 #define CATEGORY_AUTHORITY   2UL
 
-/* Count the objects of one class this session can see; with ret_h, also their handles. */
-static int find_class(struct tok_token *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **ret_h,
-                      unsigned *ret_n)
+int p11_find_handles(struct tok_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
+                     CK_OBJECT_HANDLE **ret_h, size_t *ret_n)
 {
-    CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
     CK_OBJECT_HANDLE *h = NULL, batch[64];
     size_t n = 0;
     CK_ULONG got = 0;
     CK_RV rv;
     int r = 0;
 
-    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, &tmpl, 1);
+    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, tmpl, ntmpl);
     if (rv != CKR_OK)
         return p11_err(rv);
     do {
+        CK_OBJECT_HANDLE *more;
+
         rv = P11CALL(t->ctx, C_FindObjects, t->session, batch, 64, &got);
-        if (rv != CKR_OK || got > 64 || n + got > CONTENTS_MAX_OBJECTS) {
+        if (rv != CKR_OK || got > 64 || n + got > P11_MAX_OBJECTS) {
+            if (rv == CKR_OK)
+                p11_set_detail("the token lists more than %d objects", P11_MAX_OBJECTS);
             r = rv != CKR_OK ? p11_err(rv) : PA_E_TOKEN;
             break;
         }
-        if (ret_h && got) {
-            CK_OBJECT_HANDLE *more = realloc(h, (n + got) * sizeof(*h));
-
-            if (!more) {
-                r = PA_E_NOMEM;
-                break;
-            }
-            h = more;
-            memcpy(h + n, batch, got * sizeof(*h));
+        if (!got)
+            break;
+        more = realloc(h, (n + got) * sizeof(*h));
+        if (!more) {
+            r = PA_E_NOMEM;
+            break;
         }
+        h = more;
+        memcpy(h + n, batch, got * sizeof(*h));
         n += got;
     } while (got > 0);
     (void)P11CALL(t->ctx, C_FindObjectsFinal, t->session);
@@ -57,8 +56,26 @@ static int find_class(struct tok_token *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE
         free(h);
         return r;
     }
+    *ret_h = h;
+    *ret_n = n;
+    return 0;
+}
+
+/* Count the objects of one class this session can see; with ret_h, also their handles. */
+static int find_class(struct tok_token *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **ret_h,
+                      unsigned *ret_n)
+{
+    CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_OBJECT_HANDLE *h = NULL;
+    size_t n = 0;
+    int r = p11_find_handles(t, &tmpl, 1, &h, &n);
+
+    if (r < 0)
+        return r;
     if (ret_h)
         *ret_h = h;
+    else
+        free(h);
     *ret_n = (unsigned)n;
     return 0;
 }

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OBJECTS_MAX        4096  /* as contents.c: more than any token holds */
 #define OBJECTS_VAL_MAX    65536 /* largest certificate value read */
 #define OBJECTS_LBL_MAX    4096  /* longest label read */
 #define CATEGORY_AUTHORITY 2UL   /* CKA_CERTIFICATE_CATEGORY: authority */
@@ -37,48 +36,6 @@ static bool fatal_rv(CK_RV rv)
 }
 
 /* Every handle the session sees. */
-static int find_all(struct tok_token *t, CK_OBJECT_HANDLE **ret_h, size_t *ret_n)
-{
-    CK_OBJECT_HANDLE *h = NULL, batch[64];
-    CK_ULONG got = 0;
-    size_t n = 0;
-    CK_RV rv;
-    int r = 0;
-
-    rv = P11CALL(t->ctx, C_FindObjectsInit, t->session, NULL, 0);
-    if (rv != CKR_OK)
-        return p11_err(rv);
-    do {
-        CK_OBJECT_HANDLE *more;
-
-        rv = P11CALL(t->ctx, C_FindObjects, t->session, batch, 64, &got);
-        if (rv != CKR_OK || got > 64 || n + got > OBJECTS_MAX) {
-            if (rv == CKR_OK)
-                p11_set_detail("the token lists more than %d objects", OBJECTS_MAX);
-            r = rv != CKR_OK ? p11_err(rv) : PA_E_TOKEN;
-            break;
-        }
-        if (!got)
-            break;
-        more = realloc(h, (n + got) * sizeof(*h));
-        if (!more) {
-            r = PA_E_NOMEM;
-            break;
-        }
-        h = more;
-        memcpy(h + n, batch, got * sizeof(*h));
-        n += got;
-    } while (got > 0);
-    (void)P11CALL(t->ctx, C_FindObjectsFinal, t->session);
-    if (r < 0) {
-        free(h);
-        return r;
-    }
-    *ret_h = h;
-    *ret_n = n;
-    return 0;
-}
-
 /*
  * A variable-length attribute into a malloc'd buffer (one byte more, NUL). 1 when the token does
  * not give it (or it is larger than max); negative only when the token is gone.
@@ -265,7 +222,7 @@ int tok_list_objects(struct tok_token *t, struct tok_objects **ret)
     size_t n = 0;
     int r;
 
-    r = find_all(t, &h, &n);
+    r = p11_find_handles(t, NULL, 0, &h, &n);
     if (r < 0)
         return r;
     o = calloc(1, sizeof(*o));

@@ -36,6 +36,12 @@ void p11_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Is the user logged in on this token's session (C_GetSessionInfo)? */
 bool p11_session_logged_in(struct tok_token *t);
 
+/* Every object matching tmpl (NULL, 0: all) this session sees, at most P11_MAX_OBJECTS (more
+ * is PA_E_TOKEN: a broken module); *ret_h is malloc'd (NULL when none). */
+#define P11_MAX_OBJECTS 4096
+int p11_find_handles(struct tok_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
+                     CK_OBJECT_HANDLE **ret_h, size_t *ret_n);
+
 #define P11CALL(ctx, fn, ...) p11_note(#fn, (ctx)->f->fn(__VA_ARGS__))
 
 #endif
