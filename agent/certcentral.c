@@ -6,6 +6,7 @@
 #include "pa_err.h"
 #include "ratebudget.h"
 #include "secret.h"
+#include "stop.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -31,6 +32,8 @@
 
 /* exchange(): the before-send hook stopped the request; never leaves this file. */
 #define PA_E_STOPPED_BEFORE_SEND (-1000)
+/* send_once(): a stop (SIGTERM) came before the request was sent; never leaves this file. */
+#define PA_E_STOPPED_WAITING (-1001)
 
 enum retry_policy {
     RP_NONE,        /* never retried (the order POST) */
@@ -906,19 +909,8 @@ int cc_check_pem_certs(const char *pem, size_t len)
 
 static void default_sleep(double seconds, void *arg)
 {
-    struct timespec ts;
-
     (void)arg;
-    if (!(seconds > 0))
-        return;
-    if (seconds > 86400)
-        seconds = 86400;
-    ts.tv_sec = (time_t)seconds;
-    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_nsec = 999999999L;
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    (void)stop_sleep(seconds); /* ends early on SIGTERM/SIGINT; exchange() then gives up */
 }
 
 static double default_clock(void *arg)
@@ -1177,16 +1169,21 @@ static double station_wait(struct cc_client *c, struct rb_ticket *tk)
     return wait;
 }
 
-/* Sleep until one more request fits both rate budgets; the station's then counts it. */
-static void budget_wait(struct cc_client *c, struct rb_ticket *tk)
+/* Sleep until one more request fits both rate budgets; the station's then counts it. false when
+ * a stop (SIGTERM/SIGINT) came first: nothing may be sent then. */
+static bool budget_wait(struct cc_client *c, struct rb_ticket *tk)
 {
     for (;;) {
-        double wait = local_wait(c);
+        double wait;
+
+        if (stop_requested())
+            return false;
+        wait = local_wait(c);
 
         if (!(wait > 0))
             wait = station_wait(c, tk);
         if (!(wait > 0))
-            return;
+            return true;
         log_debug("certcentral: rate budget: waiting %.3f s", wait);
         c->sleep_fn(wait + 0.001, c->sleep_arg);
     }
@@ -1247,7 +1244,8 @@ static int send_once(struct cc_client *c, const char *method, const char *url, c
     struct rb_ticket tk = {0};
     int r;
 
-    budget_wait(c, &tk);
+    if (!budget_wait(c, &tk))
+        return PA_E_STOPPED_WAITING;
     if (c->before_send) {
         cc_before_send_fn *hook = c->before_send;
 
@@ -1311,6 +1309,14 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
         r = send_once(c, method, url, body, resp);
         if (r == PA_E_STOPPED_BEFORE_SEND)
             return r;
+        if (r == PA_E_STOPPED_WAITING) {
+            /* what an earlier attempt may have sent stays in last_maybe_sent */
+            set_error(c, "stopped (SIGTERM or SIGINT) before %s %s was sent", method, url);
+            if (attempt == 0)
+                c->last_maybe_sent = false;
+            r = PA_E_CA_UNAVAILABLE;
+            goto out;
+        }
         if (r < 0) {
             set_error(c, "%s", resp->errmsg);
             c->last_maybe_sent = resp->maybe_sent;

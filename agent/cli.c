@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cli.h"
+#include "i18n.h"
 
 #include "certcentral.h"
 #include "config.h"
@@ -28,32 +29,32 @@ static const char *hint(int err)
 {
     switch (err) {
     case PA_E_USAGE:
-        return "see 'pkio-agent --help'";
+        return N_("see 'pkio-agent --help'");
     case PA_E_MODULE:
-        return "install the token's PKCS#11 module or name it with --module PATH";
+        return N_("install the token's PKCS#11 module or name it with --module PATH");
     case PA_E_TOKEN_NOT_FOUND:
-        return "check that the token is inserted; 'pkio-agent tokens' lists what is present";
+        return N_("check that the token is inserted; 'pkio-agent tokens' lists what is present");
     case PA_E_TOKEN_AMBIGUOUS:
-        return "name one token by serial=... in the URI";
+        return N_("name one token by serial=... in the URI");
     case PA_E_TOKEN_GONE:
-        return "the token was removed; insert the same token and run the command again";
+        return N_("the token was removed; insert the same token and run the command again");
     case PA_E_PIN_INCORRECT:
-        return "no further attempt was made; check the PIN before trying again, the token counts "
-               "failed attempts";
+        return N_("no further attempt was made; check the PIN before trying again, the token counts "
+               "failed attempts");
     case PA_E_PIN_LOCKED:
-        return "pkio-agent will not try a PIN on this token; have the PIN reset (unblocked) first";
+        return N_("pkio-agent will not try a PIN on this token; have the PIN reset (unblocked) first");
     case PA_E_PIN_UNAVAILABLE:
-        return "give pin-source=FILE in the token URI or run on a terminal";
+        return N_("give pin-source=FILE in the token URI or run on a terminal");
     case PA_E_UNSUPPORTED:
-        return "choose another --key-type or another token";
+        return N_("choose another --key-type or another token");
     case PA_E_CUSTODY:
-        return "use a key generated on the token by 'pkio-agent keygen'";
+        return N_("use a key generated on the token by 'pkio-agent keygen'");
     case PA_E_CONFIG:
-        return "fix the file named above (secret files must be mode 0600)";
+        return N_("fix the file named above (secret files must be mode 0600)");
     case PA_E_REQUEST:
-        return "fix the request file; nothing was sent";
+        return N_("fix the request file; nothing was sent");
     case PA_E_CA_UNAVAILABLE:
-        return "try again later; 'pkio-agent order-status' shows an order's state";
+        return N_("try again later; 'pkio-agent order-status' shows an order's state");
     default:
         return NULL;
     }
@@ -64,11 +65,13 @@ static void vfail(int err, const char *detail, const char *h, const char *fmt, v
     __attribute__((format(printf, 4, 0)));
 static void vfail(int err, const char *detail, const char *h, const char *fmt, va_list ap)
 {
+    /* The format, a literal detail (marked N_()) and the hint are translated here; a detail
+     * built by a module is already in the user's language (gettext returns it unchanged). */
     fputs("pkio-agent: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, ": %s", detail && *detail ? detail : pa_err_str(err));
+    vfprintf(stderr, _(fmt), ap);
+    fprintf(stderr, ": %s", detail && *detail ? _(detail) : _(pa_err_str(err)));
     if (h)
-        fprintf(stderr, "; %s", h);
+        fprintf(stderr, "; %s", _(h));
     fputc('\n', stderr);
 }
 

@@ -2,11 +2,12 @@
 /*
  * config.c - load and check the JSON configuration file (pkio-agent.conf(5)).
  *
- * The file is an object of sections ("api", "token", "poll", "trust", "renew") and top-level keys
+ * The file is an object of sections ("api", "token", "poll", "trust", "renew", "ui") and top-level keys
  * ("order_defaults", "state_dir"). A key may also be written in its dotted form at the top level
  * ("api.url": ...). Every key is checked once against one table; anything else is an error.
  */
 #include "config.h"
+#include "i18n.h"
 
 #include "log.h"
 #include "pa_err.h"
@@ -59,6 +60,7 @@ enum cfg_kind {
     CK_TOKENS,  /* token.allowed: array of {manufacturer, model, module}, parsed */
     CK_DAYS,    /* whole number of days, 1..CFG_MAX_DAYS, into an int */
     CK_SHARE,   /* number in (0,1], into a double */
+    CK_LANG,    /* "nl" or "en" */
 };
 
 struct cfg_key {
@@ -89,12 +91,13 @@ static const struct cfg_key cfg_keys[] = {
     {"poll.timeout_s", CK_SECONDS, offsetof(struct cfg, poll_timeout_s)},
     {"trust.anchors", CK_PATH, offsetof(struct cfg, trust_anchors)},
     {"renew.warn_days", CK_DAYS, offsetof(struct cfg, renew_warn_days)},
+    {"ui.lang", CK_LANG, offsetof(struct cfg, ui_lang)},
     {"state_dir", CK_PATH, offsetof(struct cfg, state_dir)},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
-static const char *const cfg_sections[] = {"api", "token", "poll", "trust", "renew"};
+static const char *const cfg_sections[] = {"api", "token", "poll", "trust", "renew", "ui"};
 
 /* Parsing context: where messages go and which keys were seen. */
 struct cfg_ctx {
@@ -289,6 +292,12 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
             cfg_err(c->errbuf, c->errlen,
                     "%s: %s: must be a dotted field path such as \"certificate.csr\"", c->name,
                     k->name);
+            return PA_E_CONFIG;
+        }
+        break;
+    case CK_LANG:
+        if (!i18n_lang_valid(s)) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be \"nl\" or \"en\""), c->name, k->name);
             return PA_E_CONFIG;
         }
         break;

@@ -75,6 +75,8 @@ struct cfg {
 
     int renew_warn_days; /* renew.warn_days: 1..CFG_MAX_DAYS, "due" within this many days */
 
+    char *ui_lang; /* ui.lang: "nl" or "en", or NULL (the environment chooses) */
+
     char *state_dir; /* state_dir */
 };
 

@@ -25,6 +25,7 @@
 #include "request.h"
 #include "revoke.h"
 #include "secret.h"
+#include "stop.h"
 #include "writeback.h"
 
 #include <openssl/pem.h>
@@ -60,23 +61,9 @@ struct ectx {
     bool tty;
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 void enroll_handle_stop_signals(void)
 {
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal; /* no SA_RESTART: sleeps end early */
-    sigemptyset(&sa.sa_mask);
-    (void)sigaction(SIGTERM, &sa, NULL);
-    (void)sigaction(SIGINT, &sa, NULL);
+    stop_handle_signals();
 }
 
 void enroll_crash_point(const char *name)
@@ -605,13 +592,10 @@ static int stamp_attempt(void *arg)
     return r;
 }
 
-/* Sleep s seconds unless a stop is requested (the signal ends nanosleep early). */
+/* Sleep s seconds unless a stop is requested (the signal ends the sleep early). */
 static void nap(double s)
 {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-    if (!stop_requested && s > 0)
-        nanosleep(&ts, NULL);
+    (void)stop_sleep(s);
 }
 
 /* The order is placed and saved: a queued request copy (card data) is no longer needed. */
@@ -662,7 +646,7 @@ static int order_failed(struct ectx *e, struct cc_client *c, int r, unsigned att
     (void)save(e);
     /* Not placed, and only for now (429, 503, no connection): wait and send it again, a few
      * times. A refusal (4xx) or a maybe-placed order is never sent again here. */
-    if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested && !e->o->no_wait) {
+    if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested() && !e->o->no_wait) {
         unsigned short rnd = 0;
         double d;
 
@@ -865,7 +849,7 @@ static int step_recover(struct ectx *e)
             return r;
         if (age >= window)
             break;
-        if (e->o->no_wait || stop_requested) {
+        if (e->o->no_wait || stop_requested()) {
             (void)job_note(e->job,
                            "no order found yet; looking again until %.0fs after the "
                            "attempt before ordering",
@@ -965,7 +949,7 @@ static int step_poll(struct ectx *e)
         struct cc_order_info info;
         time_t now = time(NULL);
 
-        if (stop_requested)
+        if (stop_requested())
             return PA_E_PENDING;
         if (!waited && e->job->next_poll > now) {
             if (e->o->no_wait)
@@ -1278,7 +1262,7 @@ static int drive(struct ectx *e)
     int r = 0;
 
     while (r == 0) {
-        if (stop_requested && !job_state_terminal(e->job->state)) {
+        if (stop_requested() && !job_state_terminal(e->job->state)) {
             (void)job_note(e->job, "stopped on request; resume continues here");
             (void)save(e);
             return PA_E_PENDING; /* the record says where to go on */

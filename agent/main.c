@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "i18n.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "pa_err.h"
@@ -49,12 +50,84 @@ static const struct cli_command commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
-               "[--pin-fd FD] [-v] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, _("usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
+                 "[--pin-fd FD] [--lang nl|en] [-v] COMMAND [ARGS]\n\ncommands:\n"));
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s\n", commands[i].synopsis);
-    fprintf(f, "\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
-               "the exit codes.\n");
+    fprintf(f, _("\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
+                 "the exit codes.\n"));
+}
+
+enum { OPT_LANG = 256 };
+
+/* One global option: 0, 1 (done: --help/--version printed), or a negative error (reported). */
+static int global_option(struct cli *cli, int c, const char **lang)
+{
+    char *end = NULL;
+    long fd;
+
+    switch (c) {
+    case 'm':
+        cli->module = optarg;
+        return 0;
+    case 'c':
+        cli->config = optarg;
+        return 0;
+    case 's':
+        cli->state_dir = optarg;
+        return 0;
+    case 'j':
+        cli->json = true;
+        return 0;
+    case 'p':
+        fd = strtol(optarg, &end, 10);
+        if (!*optarg || *end || fd < 3 || fd > 1024) {
+            fprintf(stderr, "pkio-agent: %s\n", _("--pin-fd: a descriptor number from 3 up"));
+            return PA_E_USAGE;
+        }
+        cli->pin_fd = (int)fd;
+        return 0;
+    case OPT_LANG:
+        if (!i18n_lang_valid(optarg)) {
+            fprintf(stderr, "pkio-agent: %s\n", _("--lang: nl or en"));
+            return PA_E_USAGE;
+        }
+        *lang = optarg;
+        return 0;
+    case 'v':
+        cli->verbose++;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 1;
+    case 'V':
+        printf("pkio-agent %s\n", PKIO_VERSION);
+        return 1;
+    default:
+        usage(stderr);
+        return PA_E_USAGE;
+    }
+}
+
+/* Load the configuration, choose the language (--lang, else ui.lang, else the environment),
+ * start libcurl, run the command. */
+static int run_command(struct cli *cli, const struct cli_command *cmd, const char *lang, int argc,
+                       char **argv)
+{
+    int r;
+
+    optind = 0; /* getopt re-initialises (permuting again) for the command's options */
+    r = cli_load_config(cli);
+    if (r == 0 && !lang && cli->cfg->ui_lang)
+        (void)i18n_set_lang(cli->cfg->ui_lang);
+    if (r == 0 && http_global_init() < 0)
+        r = cli_fail(PA_E_INTERNAL, NULL, "libcurl initialisation");
+    if (r == 0) {
+        r = cmd->run(cli, argc, argv);
+        http_global_cleanup();
+    }
+    cfg_free(cli->cfg);
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -65,81 +138,38 @@ int main(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"pin-fd", required_argument, NULL, 'p'},
+        {"lang", required_argument, NULL, OPT_LANG},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct cli cli = {.pin_fd = -1};
-    int c, r;
+    const char *lang = NULL;
+    int c, r = 0;
 
     secret_harden_process();
     /* Before anything else can run: no module or child ever sees the API key in the environment. */
     cfg_take_env_key();
     /* TLS secrets are never written out for a debugger: libcurl's OpenSSL backend would. */
     (void)unsetenv("SSLKEYLOGFILE");
+    i18n_init();
     /* '+': stop at the command name; its options are parsed by the command. */
-    while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            cli.module = optarg;
-            break;
-        case 'c':
-            cli.config = optarg;
-            break;
-        case 's':
-            cli.state_dir = optarg;
-            break;
-        case 'j':
-            cli.json = true;
-            break;
-        case 'p': {
-            char *end = NULL;
-            long fd = strtol(optarg, &end, 10);
-
-            if (!*optarg || *end || fd < 3 || fd > 1024) {
-                fprintf(stderr, "pkio-agent: --pin-fd: a descriptor number from 3 up\n");
-                return pa_err_exit_code(PA_E_USAGE);
-            }
-            cli.pin_fd = (int)fd;
-            break;
-        }
-        case 'v':
-            cli.verbose++;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("pkio-agent %s\n", PKIO_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return pa_err_exit_code(PA_E_USAGE);
-        }
-    }
+    while (r == 0 && (c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1)
+        r = global_option(&cli, c, &lang);
+    if (r != 0)
+        return r > 0 ? 0 : pa_err_exit_code(r);
+    if (lang)
+        (void)i18n_set_lang(lang);
     log_set_level(cli.verbose >= 2 ? LOG_LVL_DEBUG : cli.verbose ? LOG_LVL_INFO : LOG_LVL_WARN);
     if (optind >= argc) {
         usage(stderr);
         return pa_err_exit_code(PA_E_USAGE);
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(argv[optind], commands[i].name) == 0) {
-            int cargc = argc - optind;
-            char **cargv = argv + optind;
-
-            optind = 0; /* getopt re-initialises (permuting again) for the command's options */
-            r = cli_load_config(&cli);
-            if (r == 0 && http_global_init() < 0)
-                r = cli_fail(PA_E_INTERNAL, NULL, "libcurl initialisation");
-            if (r == 0) {
-                r = commands[i].run(&cli, cargc, cargv);
-                http_global_cleanup();
-            }
-            cfg_free(cli.cfg);
-            return pa_err_exit_code(r);
-        }
-    }
-    fprintf(stderr, "pkio-agent: unknown command '%s'; see 'pkio-agent --help'\n", argv[optind]);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[optind], commands[i].name) == 0)
+            return pa_err_exit_code(
+                run_command(&cli, &commands[i], lang, argc - optind, argv + optind));
+    fprintf(stderr, _("pkio-agent: unknown command '%s'; see 'pkio-agent --help'\n"), argv[optind]);
     return pa_err_exit_code(PA_E_USAGE);
 }

@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "pa_err.h"
+#include "stop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,12 +86,6 @@ static double rb_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void rb_nap(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-    (void)nanosleep(&ts, NULL);
-}
 
 static int rb_open_fd(struct rb_station *st)
 {
@@ -169,7 +164,10 @@ static int rb_lock(struct rb_station *st)
             log_debug("ratebudget: %s stayed locked for %.0f s", st->path, waited);
             return PA_E_BUSY;
         }
-        rb_nap(step);
+        if (!stop_sleep(step)) {
+            log_debug("ratebudget: stopped while waiting for %s", st->path);
+            return PA_E_BUSY;
+        }
         waited += step;
         step = step * 2 > RB_LOCK_STEP1 ? RB_LOCK_STEP1 : step * 2;
     }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libp11-dev libp11-kit-dev libengine-pkcs11-openssl
             libcurl4-openssl-dev libjson-c-dev libpcsclite-dev libudev-dev opensc openssl
-            ca-certificates)
+            ca-certificates gettext)
 demo_pkgs=(softhsm2 python3 curl procps)
 test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0
            libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-swtpm0 dbus dbus-daemon dbus-bin
