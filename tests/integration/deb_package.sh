@@ -2,7 +2,10 @@
 # The Debian package: a scratch configure + build of the source (PKIO_TESTS=OFF, so only the
 # program), `cpack -G DEB`, then
 #   1. metadata and contents (dpkg-deb -I / -c): name, version = the binary's --version,
-#      section, Depends, maintainer scripts, exactly the expected files, owned by root;
+#      section, Depends (with the libcurl minimum the code needs: libcurl4 (>= X), X not below
+#      CMakeLists.txt's libcurl>=Y nor below what the curl symbols used in agent/ need),
+#      maintainer scripts, exactly the expected files (the nl and en message catalogs among
+#      them), owned by root;
 #   2. the files (dpkg -x into a temp dir): --version and the example config with the host's
 #      libraries, `systemd-analyze verify` and `security --offline` on the packaged unit
 #      (exposure <= 2.0), no executable stack in the binary, its libraries and the modules it
@@ -14,6 +17,9 @@
 #      written (everything written lands in the tmpfs). Dependencies are checked for real
 #      against the packages installed on the host (no --force-depends). debootstrap would give
 #      a clean Debian 12 instead, but needs a mirror and minutes; the overlay takes seconds.
+#      The installed binary speaks Dutch with --lang nl: it finds the packaged catalogs.
+#   4. a build configured for /usr/local: cpack refuses to package it (its binary would look
+#      for the catalogs in /usr/local/share/locale, the .deb ships them in /usr/share/locale).
 source "$PKIO_SRC/tests/lib/common.sh"
 export LC_ALL=C
 
@@ -89,6 +95,18 @@ overlay_phase()
     expect_exit 0 -- chroot --userspec="$uid:$gid" "$m" /usr/bin/pkio-agent \
         --state-dir /var/lib/pkio-agent expiring
     pass "as pkio-agent: key file readable, 'status' and 'expiring' work on /var/lib/pkio-agent"
+
+    # The message catalogs: the installed binary finds /usr/share/locale/nl/.../pkio-agent.mo
+    # by itself (no PKIO_LOCALEDIR, which the test suite sets for the build tree).
+    expect_exit 2 -- chroot "$m" env -u PKIO_LOCALEDIR -u LANGUAGE LC_ALL=C \
+        /usr/bin/pkio-agent --lang nl status --bogus
+    grep -qF "zie 'pkio-agent --help'" "$ERR" ||
+        fail "the installed pkio-agent --lang nl does not speak Dutch (catalog not found where" \
+            "the binary looks for it): $(cat "$ERR")"
+    expect_exit 2 -- chroot "$m" env -u PKIO_LOCALEDIR -u LANGUAGE LC_ALL=C \
+        /usr/bin/pkio-agent --lang en status --bogus
+    grep -qF "see 'pkio-agent --help'" "$ERR" || fail "--lang en is not English: $(cat "$ERR")"
+    pass "installed binary: --lang nl reads the packaged Dutch catalog, --lang en English"
 
     # An officer: a member of pkio-officers (no sudo) reads status and the audit log, and
     # cannot read the API key.
@@ -173,7 +191,10 @@ need cmake:cmake cpack:cmake dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev systemd-analy
 
 W=$(pkio_tmpdir)
 B=$W/build
-expect_exit 0 -- cmake -S "$PKIO_SRC" -B "$B" -DPKIO_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# As README.md and Debian's dh build it: the binary's compiled-in paths (the catalogs' directory)
+# must be those of the package, which installs under /usr.
+expect_exit 0 -- cmake -S "$PKIO_SRC" -B "$B" -DPKIO_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_INSTALL_PREFIX=/usr
 [[ -f $B/CPackConfig.cmake ]] ||
     fail "no CPackConfig.cmake: agent/install.cmake is not include()d by CMakeLists.txt"
 expect_exit 0 -- cmake --build "$B" -j2
@@ -201,6 +222,49 @@ for p in libc6 libssl3 libcurl4 libjson-c5 libengine-pkcs11-openssl opensc-pkcs1
     [[ ", $depends," == *", $p "* || ", $depends," == *", $p,"* ]] || fail "Depends lacks $p: $depends"
 done
 [[ $(field Recommends) == *pcscd* ]] || fail "Recommends lacks pcscd"
+
+# The libcurl minimum. dpkg-shlibdeps derives libcurl4's version from the functions the binary
+# links (curl_easy_setopt is old), not from the options it passes; the options are what need a
+# newer libcurl (an older one answers CURLE_UNKNOWN_OPTION). When each curl symbol below was
+# added, from curl's docs/libcurl/symbols-in-versions: the newest the code uses sets the floor.
+cmake_min=$(sed -n 's/.*pkg_check_modules(CURL .*libcurl>=\([0-9.]*\).*/\1/p' "$PKIO_SRC/CMakeLists.txt")
+[[ -n $cmake_min ]] || fail "no libcurl>=VERSION in CMakeLists.txt's pkg_check_modules(CURL ...)"
+while [[ $cmake_min =~ ^[0-9]+(\.[0-9]+)?$ ]]; do cmake_min+=.0; done # 7.85 is 7.85.0 to CMake
+floor=0 floor_sym=none
+while read -r sym ver; do
+    if grep -qw -- "$sym" "$PKIO_SRC"/agent/*.c && dpkg --compare-versions "$ver" gt "$floor"; then
+        floor=$ver floor_sym=$sym
+    fi
+done <<'SYMBOLS'
+CURLINFO_QUEUE_TIME_T 8.6.0
+CURLOPT_SERVER_RESPONSE_TIMEOUT_MS 8.6.0
+CURLINFO_CONN_ID 8.2.0
+CURLINFO_XFER_ID 8.2.0
+CURLOPT_CA_CACHE_TIMEOUT 7.87.0
+CURLOPT_QUICK_EXIT 7.87.0
+CURLOPT_PROTOCOLS_STR 7.85.0
+CURLOPT_REDIR_PROTOCOLS_STR 7.85.0
+curl_easy_header 7.83.0
+curl_easy_nextheader 7.83.0
+curl_url_strerror 7.80.0
+CURLINFO_REFERER 7.76.0
+CURLOPT_SSL_EC_CURVES 7.73.0
+CURLE_HTTP3 7.68.0
+CURLINFO_RETRY_AFTER 7.66.0
+curl_url 7.62.0
+CURLINFO_CONNECT_TIME_T 7.61.0
+SYMBOLS
+[[ $floor != 0 ]] || fail "none of the listed curl symbols is in agent/*.c: is the list stale?"
+dpkg --compare-versions "$cmake_min" ge "$floor" ||
+    fail "CMakeLists.txt asks for libcurl>=$cmake_min, but agent/ uses $floor_sym (curl $floor)"
+deb_curl=$(tr ',' '\n' <<<"$depends" | sed -n 's/^ *libcurl4 (>= \([^)]*\)).*/\1/p' | sort -V | tail -n 1)
+[[ -n $deb_curl ]] || fail "Depends names no libcurl4 (>= VERSION): $depends"
+dpkg --compare-versions "$deb_curl" ge "$floor" ||
+    fail "Depends: libcurl4 (>= $deb_curl), but agent/ uses $floor_sym (curl $floor): $depends"
+dpkg --compare-versions "$deb_curl" ge "$cmake_min" ||
+    fail "Depends: libcurl4 (>= $deb_curl) is below CMakeLists.txt's libcurl>=$cmake_min"
+pass "libcurl minimum: Depends libcurl4 (>= $deb_curl), CMake libcurl>=$cmake_min; the newest" \
+    "curl symbol agent/ uses is $floor_sym (curl $floor)"
 dpkg-deb -I "$DEB" >"$W/info.txt"
 for s in postinst prerm postrm; do
     grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\* +$s +#!/bin/sh" "$W/info.txt" ||
@@ -219,6 +283,8 @@ cat >"$W/expected.txt" <<'EOF'
 -rw-r--r-- root/root ./usr/share/doc/pkio-agent/README.md
 -rw-r--r-- root/root ./usr/share/doc/pkio-agent/config.example.json
 -rw-r--r-- root/root ./usr/share/doc/pkio-agent/copyright
+-rw-r--r-- root/root ./usr/share/locale/en/LC_MESSAGES/pkio-agent.mo
+-rw-r--r-- root/root ./usr/share/locale/nl/LC_MESSAGES/pkio-agent.mo
 -rw-r--r-- root/root ./usr/share/man/man5/pkio-agent.conf.5.gz
 -rw-r--r-- root/root ./usr/share/man/man8/pkio-agent.8.gz
 -rwxr-xr-x root/root ./usr/bin/pkio-agent
@@ -231,7 +297,12 @@ for page in man8/pkio-agent.8 man5/pkio-agent.conf.5; do
     dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - "./usr/share/man/$page.gz" | gzip -dc |
         cmp -s - "$PKIO_SRC/docs/${page#*/}" || fail "packaged $page.gz is not docs/${page#*/}"
 done
-pass "contents: binary, 2 gzipped man pages, udev rules, systemd units (watch; daily expiring service and timer), 4 docs; all root-owned"
+for lang in nl en; do
+    dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - "./usr/share/locale/$lang/LC_MESSAGES/pkio-agent.mo" |
+        cmp -s - "$B/locale/$lang/LC_MESSAGES/pkio-agent.mo" ||
+        fail "packaged $lang catalog is not the one built from po/$lang.po"
+done
+pass "contents: binary, 2 gzipped man pages, udev rules, systemd units (watch; daily expiring service and timer), 4 docs, nl and en message catalogs; all root-owned"
 
 # --- 2. the files ---------------------------------------------------------------------------
 X=$W/x
@@ -400,3 +471,13 @@ unshare -m bash "${BASH_SOURCE[0]}" --in-overlay "$DEB" "$W/files.txt" ||
 [[ $([[ -e /var/lib/pkio-agent ]] && echo present || echo absent) == "$host_var" ]] ||
     fail "the host's /var/lib/pkio-agent changed"
 pass "the host's dpkg database and /var/lib were not touched"
+
+# --- 4. a build for /usr/local is not packaged -----------------------------------------------
+# Configure only: cpack reads the generated project file before it builds or installs anything.
+L=$W/build-local
+expect_exit 0 -- cmake -S "$PKIO_SRC" -B "$L" -DPKIO_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr/local
+expect_exit nonzero -- cpack -G DEB -B "$W/pkg-local" --config "$L/CPackConfig.cmake"
+grep -q "CMAKE_INSTALL_PREFIX=/usr" "$OUT" "$ERR" ||
+    fail "cpack refused a /usr/local build without saying why: $(cat "$OUT" "$ERR")"
+[[ -z $(find "$W/pkg-local" -name '*.deb' 2>/dev/null) ]] || fail "cpack made a .deb of a /usr/local build"
+pass "cpack refuses a build for /usr/local (its binary would not find the packaged catalogs)"

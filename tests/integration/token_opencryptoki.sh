@@ -12,9 +12,45 @@ source "$PKIO_SRC/tests/lib/spy.sh"
 source "$PKIO_SRC/tests/integration/token_flow.sh"
 source "$PKIO_SRC/tests/integration/cc_lib.sh"
 source "$PKIO_SRC/tests/integration/enroll_lib.sh"
-require_cmd openssl pkcs11-tool python3 curl
+require_cmd openssl pkcs11-tool python3 curl readelf
 
 ock_setup "$(pkio_tmpdir)"
+
+# --- the harness: an ASan build always runs with the LD_PRELOAD wrapper -------------------------
+# Without it every agent run spends tens of seconds to minutes in LeakSanitizer's exit check
+# (see _ock_asan_agent) and the test times out. The detection must not depend on timing: a slow
+# ldd (the libasan line, then the rest after a pause, as ld.so writes it line by line under
+# load) must still be recognised.
+fake=$(pkio_tmpdir)
+cat >"$fake/ldd" <<'EOF'
+#!/bin/sh
+printf '\tlinux-vdso.so.1 (0x00007ffc00000000)\n'
+printf '\tlibasan.so.8 => /lib/x86_64-linux-gnu/libasan.so.8 (0x00007f0000000000)\n'
+sleep 0.5
+i=0
+while [ $i -lt 40 ]; do
+    printf '\tlibslow%d.so => /lib/libslow%d.so (0x00007f0000000000)\n' $i $i
+    i=$((i + 1))
+done
+EOF
+chmod 0755 "$fake/ldd"
+(
+    PATH=$fake:$PATH PKIO_ROOT=$fake PKIO_AGENT=/bin/true
+    unset PKIO_AGENT_REAL
+    _ock_asan_agent 2>/dev/null
+    [[ ${PKIO_AGENT_REAL:-} == /bin/true && $PKIO_AGENT == "$fake/pkio-agent-ock" ]]
+) || fail "_ock_asan_agent missed libasan in a slowly written ldd output (a pipe that grep -q" \
+    "left early): an ASan build would run without the LD_PRELOAD wrapper"
+real=${PKIO_AGENT_REAL:-$PKIO_AGENT}
+needed=$(readelf -d "$real") || fail "readelf -d $real failed"
+if [[ $needed == *"Shared library: [libasan.so"* ]]; then
+    [[ -n ${PKIO_AGENT_REAL:-} && $PKIO_AGENT == "$PKIO_ROOT/pkio-agent-ock" ]] ||
+        fail "ASan build of $real but PKIO_AGENT=$PKIO_AGENT is not the LD_PRELOAD wrapper"
+    pass "ASan build: pkio-agent runs through the LD_PRELOAD wrapper (slow ldd output recognised too)"
+else
+    pass "normal build: no wrapper; the ASan detection recognises a slowly written ldd output"
+fi
+
 p11() { pkcs11-tool --module "$TOKEN_MODULE" --token-label "$TOKEN_LABEL" "$@"; }
 p11_login() { p11 --login --pin "$(cat "$TOKEN_PIN_FILE")" "$@"; }
 nobjects() { p11_login -O 2>/dev/null | grep -c "Object;" || true; }

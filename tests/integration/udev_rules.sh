@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # udev/70-pkio-agent.rules under `udevadm test` (systemd 252 has no `udevadm verify`), with the
 # system's own rules, against umockdev devices: a generic CCID reader, three known tokens that
-# only their USB ids identify, and negative cases (a USB stick, a SafeNet device that is not a
+# only their USB ids identify, a token in the raw-USB list (YubiHSM 2: its PKCS#11 module opens
+# the USB device itself), and negative cases (a USB stick, a SafeNet device that is not a
 # token). Checks: no parse error for our file (and that the error detector works), the
 # properties, tags and SYSTEMD_WANTS=smartcard.target on readers and tokens and not on the
-# others, GROUP/MODE on the device node, the uaccess tag (rule ordering), the "Unknown group"
-# warning when the group does not exist yet (why postinst reloads udev).
+# others, the uaccess tag (rule ordering), the device node: left to pcscd (no GROUP/MODE of
+# ours) for CCID readers and tokens, pkio-agent:0660 only for the raw-USB list; the "Unknown
+# group" warning when the group does not exist yet (why postinst reloads udev).
 #
 # Isolation: everything runs in a private mount namespace (unshare -m) with tmpfs over
 # /etc/udev/rules.d, /run and /dev, and a private copy of /etc/group; `udevadm test` writes its
@@ -52,11 +54,12 @@ usb_dev()
     usb_dev 1-4 4 1050 0407 ":030101:030000:0b0000:" "" "Fake YubiKey 5"
     usb_dev 1-5 5 0781 5567 ":080650:" 08 "Fake USB Stick"
     usb_dev 1-6 6 0529 0001 ":ff0000:" "" "Fake SafeNet HASP dongle"
+    usb_dev 1-7 7 1050 0030 ":ff0000:" "" "Fake YubiHSM 2"
 } >"$W/devices.umockdev"
 
 # name:sysfs path under $USB
 DEVICES=(reader:1-1 reader_if:1-1/1-1:1.0 etoken:1-2 idbridge:1-3 yubikey:1-4
-    stick:1-5 stick_if:1-5/1-5:1.0 hasp:1-6)
+    stick:1-5 stick_if:1-5/1-5:1.0 hasp:1-6 yubihsm:1-7)
 
 # A deliberately broken rules file next to ours proves that this udevadm reports parse errors
 # in the form the check below looks for.
@@ -138,6 +141,11 @@ why()
     echo "parse errors: $(grep -E '^/[^ ]+\.rules:[0-9]+ ' "$O/$1.log" | grep -v 99-pkio-selftest |
         tr '\n' ' ')"
 }
+# GROUP / MODE lines of our own rules in a device's log.
+perm_ours()
+{
+    grep -E '^[^ ]+: /etc/udev/rules.d/70-pkio-agent\.rules:[0-9]+ (GROUP|MODE|OWNER) ' "$1"
+}
 # The last GROUP / MODE line of the rules log is what udev applies to the node.
 last_perm()
 {
@@ -156,13 +164,37 @@ for d in reader etoken idbridge yubikey; do
     for t in pkio-agent systemd uaccess; do
         has_tag $d $t || fail "$d: tag $t missing (TAGS=$(prop $d TAGS))"
     done
-    [[ $(last_perm $d GROUP) == *"70-pkio-agent.rules:"*" GROUP 64999" ]] ||
-        fail "$d: device node group is not pkio-agent's: '$(last_perm $d GROUP)'; $(why $d)"
-    [[ $(last_perm $d MODE) == *"70-pkio-agent.rules:"*" MODE 0660" ]] ||
-        fail "$d: device node mode is not 0660 from our rules: '$(last_perm $d MODE)'; $(why $d)"
+    [[ -z $(prop $d PKIO_AGENT_RAW_USB) ]] || fail "$d: marked PKIO_AGENT_RAW_USB (pcscd drives it)"
+    # pcscd opens CCID devices: our rules must not touch the node (no GROUP, no MODE of ours).
+    if perm_ours "$O/$d.log"; then
+        fail "$d (a CCID device, pcscd's): our rules set the node's permissions: $(perm_ours "$O/$d.log")"
+    fi
+    [[ $(last_perm $d GROUP) != *" GROUP 64999" ]] ||
+        fail "$d: device node given to the pkio-agent group: '$(last_perm $d GROUP)'; $(why $d)"
+    [[ $(last_perm $d MODE) == *"50-udev-default.rules:"*" MODE 0664" ]] ||
+        fail "$d: device node mode is not 50-udev-default's 0664: '$(last_perm $d MODE)'; $(why $d)"
 done
-pass "reader and tokens: PKIO_AGENT_DEVICE, ID_SMARTCARD_READER, SYSTEMD_WANTS=smartcard.target," \
-    "tags pkio-agent/systemd/uaccess, node pkio-agent:0660"
+pass "reader and tokens (CCID, pcscd's): PKIO_AGENT_DEVICE, ID_SMARTCARD_READER," \
+    "SYSTEMD_WANTS=smartcard.target, tags pkio-agent/systemd/uaccess; node left at root 0664" \
+    "(no GROUP/MODE from our rules)"
+
+# The raw-USB list: the module opens the USB device itself, so the group gets the node.
+d=yubihsm
+[[ -s $O/$d.props ]] || fail "$d: udevadm test printed no properties: $(tail -n 5 "$O/$d.log")"
+[[ $(prop $d PKIO_AGENT_DEVICE) == token && $(prop $d PKIO_AGENT_RAW_USB) == 1 ]] ||
+    fail "$d: PKIO_AGENT_DEVICE='$(prop $d PKIO_AGENT_DEVICE)'" \
+        "PKIO_AGENT_RAW_USB='$(prop $d PKIO_AGENT_RAW_USB)', expected token and 1"
+has_tag $d pkio-agent || fail "$d: tag pkio-agent missing (TAGS=$(prop $d TAGS))"
+[[ $(last_perm $d GROUP) == *"70-pkio-agent.rules:"*" GROUP 64999" ]] ||
+    fail "$d: device node group is not pkio-agent's: '$(last_perm $d GROUP)'; $(why $d)"
+[[ $(last_perm $d MODE) == *"70-pkio-agent.rules:"*" MODE 0660" ]] ||
+    fail "$d: device node mode is not 0660 from our rules: '$(last_perm $d MODE)'; $(why $d)"
+for p in ID_SMARTCARD_READER SYSTEMD_WANTS; do
+    [[ -z $(prop $d $p) ]] || fail "$d (not a smart-card reader): $p='$(prop $d $p)'"
+done
+! has_tag $d uaccess || fail "$d: tag uaccess set (the seat user would get the raw device)"
+pass "raw-USB list (YubiHSM 2 1050:0030): PKIO_AGENT_DEVICE=token, PKIO_AGENT_RAW_USB=1," \
+    "tag pkio-agent, node pkio-agent:0660; no ID_SMARTCARD_READER, no uaccess"
 
 [[ $(prop reader_if PKIO_AGENT_DEVICE) == reader ]] || fail "CCID interface not marked"
 has_tag reader_if pkio-agent || fail "CCID interface: tag pkio-agent missing"
