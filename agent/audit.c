@@ -47,6 +47,7 @@
  */
 #include "audit.h"
 
+#include "i18n.h"
 #include "job.h"
 #include "log.h"
 #include "pa_err.h"
@@ -145,6 +146,20 @@ struct audit_written {
     char chain[AUDIT_ID_LEN + 1];
 };
 
+/* See audit.h: English unless audit_translate_messages(true). */
+static bool audit_translated;
+
+void audit_translate_messages(bool on)
+{
+    audit_translated = on;
+}
+
+/* A message as verification shows it (msgid marked N_()); format_arg keeps printf checks. */
+__attribute__((format_arg(1))) static const char *audit_tr(const char *msgid)
+{
+    return audit_translated ? _(msgid) : msgid;
+}
+
 __attribute__((format(printf, 3, 4))) static void audit_msg(char *errbuf, size_t errlen,
                                                             const char *fmt, ...)
 {
@@ -206,13 +221,13 @@ static int audit_check_int(const struct audit_member *m, json_object *v, char *e
     int64_t x;
 
     if (!json_object_is_type(v, json_type_int)) {
-        audit_msg(errbuf, errlen, "\"%s\" is not an integer", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not an integer")), m->name);
         return PA_E_JOB;
     }
     errno = 0;
     x = json_object_get_int64(v);
     if (errno != 0 || x < 0 || x == INT64_MAX) {
-        audit_msg(errbuf, errlen, "\"%s\" is out of range", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is out of range")), m->name);
         return PA_E_JOB;
     }
     return 0;
@@ -225,25 +240,26 @@ static int audit_check_str(const struct audit_member *m, json_object *v, char *e
     int len;
 
     if (!json_object_is_type(v, json_type_string)) {
-        audit_msg(errbuf, errlen, "\"%s\" is not a string", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a string")), m->name);
         return PA_E_JOB;
     }
     s = json_object_get_string(v);
     len = json_object_get_string_len(v);
     if (len < 0 || strlen(s) != (size_t)len) {
-        audit_msg(errbuf, errlen, "\"%s\" contains a NUL character", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" contains a NUL character")), m->name);
         return PA_E_JOB;
     }
     if (m->type == AT_STR && len > AUDIT_MAX_FIELD) {
-        audit_msg(errbuf, errlen, "\"%s\" is longer than %d bytes", m->name, AUDIT_MAX_FIELD);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is longer than %d bytes")), m->name,
+                  AUDIT_MAX_FIELD);
         return PA_E_JOB;
     }
     if (m->type == AT_TIME && !audit_is_time(s)) {
-        audit_msg(errbuf, errlen, "\"%s\" is not a UTC time", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a UTC time")), m->name);
         return PA_E_JOB;
     }
     if (m->type == AT_HASH && !audit_is_hash(s)) {
-        audit_msg(errbuf, errlen, "\"%s\" is not a SHA-256 in hex", m->name);
+        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a SHA-256 in hex")), m->name);
         return PA_E_JOB;
     }
     return 0;
@@ -261,23 +277,24 @@ static const struct audit_member *audit_member_find(const char *name)
 static int audit_check_shape(const char *line, size_t len, char *errbuf, size_t errlen)
 {
     if (!line) {
-        audit_msg(errbuf, errlen, "no line");
+        audit_msg(errbuf, errlen, audit_tr(N_("no line")));
         return PA_E_JOB;
     }
     if (len > AUDIT_MAX_LINE) {
-        audit_msg(errbuf, errlen, "longer than %d bytes", AUDIT_MAX_LINE);
+        audit_msg(errbuf, errlen, audit_tr(N_("longer than %d bytes")), AUDIT_MAX_LINE);
         return PA_E_JOB;
     }
     if (len == 0) {
-        audit_msg(errbuf, errlen, "empty line");
+        audit_msg(errbuf, errlen, audit_tr(N_("empty line")));
         return PA_E_JOB;
     }
     if (line[0] != '{' || line[len - 1] != '}') {
-        audit_msg(errbuf, errlen, "bad JSON: not one object from the first byte to the last");
+        audit_msg(errbuf, errlen,
+                  audit_tr(N_("bad JSON: not one object from the first byte to the last")));
         return PA_E_JOB;
     }
     if (memchr(line, '\0', len) || memchr(line, '\n', len)) {
-        audit_msg(errbuf, errlen, "bad JSON: contains a NUL or newline byte");
+        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: contains a NUL or newline byte")));
         return PA_E_JOB;
     }
     return 0;
@@ -298,11 +315,11 @@ static int audit_json_parse(const char *text, size_t len, json_object **ret, cha
     root = json_tokener_parse_ex(tok, text, (int)len);
     jerr = json_tokener_get_error(tok);
     if (jerr != json_tokener_success)
-        audit_msg(errbuf, errlen, "bad JSON: %s",
-                  jerr == json_tokener_continue ? "unexpected end of line"
+        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: %s")),
+                  jerr == json_tokener_continue ? audit_tr(N_("unexpected end of line"))
                                                 : json_tokener_error_desc(jerr));
     else if (json_tokener_get_parse_end(tok) != len)
-        audit_msg(errbuf, errlen, "bad JSON: data after the object");
+        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: data after the object")));
     else
         r = 0;
     if (r == 0) {
@@ -318,7 +335,7 @@ static int audit_json_parse(const char *text, size_t len, json_object **ret, cha
 static int audit_check_members(json_object *root, char *errbuf, size_t errlen)
 {
     if (!json_object_is_type(root, json_type_object)) {
-        audit_msg(errbuf, errlen, "bad JSON: not an object");
+        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: not an object")));
         return PA_E_JOB;
     }
     json_object_object_foreach(root, key, val)
@@ -326,7 +343,7 @@ static int audit_check_members(json_object *root, char *errbuf, size_t errlen)
         const struct audit_member *m = audit_member_find(key);
 
         if (!m) {
-            audit_msg(errbuf, errlen, "unknown member");
+            audit_msg(errbuf, errlen, audit_tr(N_("unknown member")));
             return PA_E_JOB;
         }
         if ((m->type == AT_INT ? audit_check_int(m, val, errbuf, errlen)
@@ -336,7 +353,7 @@ static int audit_check_members(json_object *root, char *errbuf, size_t errlen)
     for (size_t i = 0; i < AUDIT_NMEMBERS; i++) {
         if (audit_members[i].required &&
             !json_object_object_get_ex(root, audit_members[i].name, NULL)) {
-            audit_msg(errbuf, errlen, "missing field \"%s\"", audit_members[i].name);
+            audit_msg(errbuf, errlen, audit_tr(N_("missing field \"%s\"")), audit_members[i].name);
             return PA_E_JOB;
         }
     }
@@ -360,7 +377,7 @@ static int audit_parse_line(const char *line, size_t len, struct audit_parsed *p
     (void)json_object_object_get_ex(root, "seq", &v);
     seq = json_object_get_int64(v);
     if (seq < 1 || seq > (int64_t)(LONG_MAX - 1)) {
-        audit_msg(errbuf, errlen, "\"seq\" is out of range");
+        audit_msg(errbuf, errlen, audit_tr(N_("\"seq\" is out of range")));
         r = PA_E_JOB;
         goto out;
     }
@@ -384,12 +401,15 @@ int audit_check_line(const char *line, size_t len, long expect_seq, const char *
     if (r < 0)
         return r;
     if (p.seq != expect_seq) {
-        audit_msg(errbuf, errlen, "seq %ld, expected %ld", p.seq, expect_seq);
+        audit_msg(errbuf, errlen, audit_tr(N_("seq %ld, expected %ld")), p.seq, expect_seq);
         return PA_E_JOB;
     }
     if (!expect_prev || strcmp(p.prev, expect_prev) != 0) {
-        audit_msg(errbuf, errlen, "prev mismatch: not the SHA-256 of the line before%s",
-                  expect_seq == 1 ? " (64 zeros for line 1)" : "");
+        audit_msg(errbuf, errlen, "%s",
+                  expect_seq == 1
+                      ? audit_tr(N_("prev mismatch: not the SHA-256 of the line before (64 zeros "
+                                    "for line 1)"))
+                      : audit_tr(N_("prev mismatch: not the SHA-256 of the line before")));
         return PA_E_JOB;
     }
     return 0;
@@ -1379,9 +1399,9 @@ static int audit_walk_fd(int fd, const char *path, struct audit_walk *w, char *e
     if (r == 0 && have > 0 && w->bad == 0) {
         w->bad = w->n + 1;
         (void)snprintf(w->err, sizeof(w->err), "%s",
-                       have == cap ? "longer than 65536 bytes"
-                                   : "incomplete: no newline at the end of the file (cut off "
-                                     "mid-write?)");
+                       have == cap ? audit_tr(N_("longer than 65536 bytes"))
+                                   : audit_tr(N_("incomplete: no newline at the end of the file "
+                                                 "(cut off mid-write?)")));
     }
     free(buf);
     return r;
@@ -1402,12 +1422,12 @@ static int audit_walk_file(const char *path, struct audit_walk *w, char *errbuf,
         return PA_E_IO;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        audit_msg(errbuf, errlen, "%s: not a regular file", path);
+        audit_msg(errbuf, errlen, audit_tr(N_("%s: not a regular file")), path);
         r = PA_E_IO;
     }
     while (r == 0 && flock(fd, LOCK_SH) < 0) {
         if (errno != EINTR) {
-            audit_msg(errbuf, errlen, "%s: cannot lock: %s", path, strerror(errno));
+            audit_msg(errbuf, errlen, audit_tr(N_("%s: cannot lock: %s")), path, strerror(errno));
             r = PA_E_IO;
         }
     }
@@ -1436,7 +1456,7 @@ int audit_verify(const char *state_dir, long *ret_lines, long *ret_bad_line, cha
         r = PA_E_JOB;
         if (ret_bad_line)
             *ret_bad_line = w.bad;
-        audit_msg(errbuf, errlen, "%s: line %ld: %s", path, w.bad, w.err);
+        audit_msg(errbuf, errlen, audit_tr(N_("%s: line %ld: %s")), path, w.bad, w.err);
     }
     if (r == 0 && ret_lines)
         *ret_lines = w.n;
@@ -1646,7 +1666,7 @@ static int audit_anchors_from_journal(uid_t uid, const char *since, const char *
         argv[6] = NULL;
     r = audit_spawn(argv, &pid, &fd);
     if (r < 0) {
-        audit_msg(errbuf, errlen, "cannot run journalctl: %s (give --journal-file)",
+        audit_msg(errbuf, errlen, audit_tr(N_("cannot run journalctl: %s (give --journal-file)")),
                   strerror(errno));
         return r;
     }
@@ -1659,7 +1679,7 @@ static int audit_anchors_from_journal(uid_t uid, const char *since, const char *
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-        audit_msg(errbuf, errlen, "journalctl failed (exit status %d)",
+        audit_msg(errbuf, errlen, audit_tr(N_("journalctl failed (exit status %d)")),
                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         r = PA_E_IO;
     }
@@ -1935,7 +1955,7 @@ static int audit_verify_jobs(const char *state_dir, const struct audit_walk *w,
     int r = job_list(state_dir, &list, &n, err, sizeof(err));
 
     if (r < 0) {
-        audit_msg(errbuf, errlen, "job records: %s", err);
+        audit_msg(errbuf, errlen, audit_tr(N_("job records: %s")), err);
         return r;
     }
     if (err[0]) /* a corrupt record was set aside (and named): it holds no usable seq */
@@ -1961,10 +1981,18 @@ static int audit_verify_journal(const char *state_dir, const struct audit_verify
     else
         r = audit_anchors_from_journal(owner, o->since, logid, &a, errbuf, errlen);
     if (r == 0 && a.n == 0 && w->n > 0) {
-        audit_msg(errbuf, errlen,
-                  "the %s holds no anchor of this log (log id %s): run as root or as a member of "
-                  "group systemd-journal or adm, or give --journal-file",
-                  o->journal_file ? o->journal_file : "journal", logid);
+        if (o->journal_file)
+            audit_msg(errbuf, errlen,
+                      audit_tr(N_("the %s holds no anchor of this log (log id %s): run as root or "
+                                  "as a member of group systemd-journal or adm, or give "
+                                  "--journal-file")),
+                      o->journal_file, logid);
+        else
+            audit_msg(errbuf, errlen,
+                      audit_tr(N_("the journal holds no anchor of this log (log id %s): run as "
+                                  "root or as a member of group systemd-journal or adm, or give "
+                                  "--journal-file")),
+                      logid);
         r = PA_E_IO;
     }
     if (r == 0)
@@ -2056,9 +2084,9 @@ const char *audit_finding_name(enum audit_finding_kind kind)
 static const char *audit_lines(const struct audit_finding *f, char *buf, size_t len)
 {
     if (f->first == f->last)
-        (void)snprintf(buf, len, "line %ld", f->first);
+        (void)snprintf(buf, len, audit_tr(N_("line %ld")), f->first);
     else
-        (void)snprintf(buf, len, "lines %ld..%ld", f->first, f->last);
+        (void)snprintf(buf, len, audit_tr(N_("lines %ld..%ld")), f->first, f->last);
     return buf;
 }
 
@@ -2068,69 +2096,80 @@ void audit_finding_text(const struct audit_finding *f, char *buf, size_t len)
 
     switch (f->kind) {
     case AF_CHAIN_BROKEN:
-        (void)snprintf(buf, len, "line %ld breaks the chain", f->first);
+        (void)snprintf(buf, len, audit_tr(N_("line %ld breaks the chain")), f->first);
         return;
     case AF_LOG_MISSING:
         if (f->job[0] && f->last > 0)
-            (void)snprintf(buf, len,
-                           "the log is missing or empty, but job %s recorded audit line %ld: "
-                           "deleted",
-                           f->job, f->last);
+            (void)snprintf(
+                buf, len,
+                audit_tr(N_("the log is missing or empty, but job %s recorded audit line %ld: "
+                            "deleted")),
+                f->job, f->last);
         else if (f->job[0])
-            (void)snprintf(buf, len, "the log is missing or empty, but job %s exists: deleted",
+            (void)snprintf(buf, len,
+                           audit_tr(N_("the log is missing or empty, but job %s exists: deleted")),
                            f->job);
         else
-            (void)snprintf(buf, len,
-                           "the log is missing or empty, but the journal anchored %s: deleted",
-                           audit_lines(f, l, sizeof(l)));
+            (void)snprintf(
+                buf, len,
+                audit_tr(N_("the log is missing or empty, but the journal anchored %s: deleted")),
+                audit_lines(f, l, sizeof(l)));
         return;
     case AF_TRUNCATED:
-        (void)snprintf(buf, len,
-                       "%s missing: the journal anchored them, the file ends at line %ld: tail "
-                       "cut off",
-                       audit_lines(f, l, sizeof(l)), f->first - 1);
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("%s missing: the journal anchored them, the file ends at line %ld: tail "
+                        "cut off")),
+            audit_lines(f, l, sizeof(l)), f->first - 1);
         return;
     case AF_REWRITTEN:
-        (void)snprintf(buf, len,
-                       "%s differ from the journal's anchors (line %ld: journal %s..., file "
-                       "%s...): rewritten",
-                       audit_lines(f, l, sizeof(l)), f->first, f->want, f->got);
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("%s differ from the journal's anchors (line %ld: journal %s..., file "
+                        "%s...): rewritten")),
+            audit_lines(f, l, sizeof(l)), f->first, f->want, f->got);
         return;
     case AF_CONFLICT:
-        (void)snprintf(buf, len, "%s have two different anchors in the journal: forged anchors",
+        (void)snprintf(buf, len,
+                       audit_tr(N_("%s have two different anchors in the journal: forged anchors")),
                        audit_lines(f, l, sizeof(l)));
         return;
     case AF_UNANCHORED:
-        (void)snprintf(buf, len,
-                       "%s have no anchor in the journal: written without pkio-agent, or syslog "
-                       "lost them",
-                       audit_lines(f, l, sizeof(l)));
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("%s have no anchor in the journal: written without pkio-agent, or syslog "
+                        "lost them")),
+            audit_lines(f, l, sizeof(l)));
         return;
     case AF_OTHER_CHAIN:
-        (void)snprintf(buf, len,
-                       "the journal anchored another chain of this log (chain %s, %s) that the "
-                       "file does not hold: replaced, or moved aside (then verify --since after "
-                       "the move)",
-                       f->chain, audit_lines(f, l, sizeof(l)));
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("the journal anchored another chain of this log (chain %s, %s) that the "
+                        "file does not hold: replaced, or moved aside (then verify --since after "
+                        "the move)")),
+            f->chain, audit_lines(f, l, sizeof(l)));
         return;
     case AF_JOB_PAST_END:
-        (void)snprintf(buf, len,
-                       "job %s recorded audit line %ld, but the log ends at line %ld: tail cut "
-                       "off or log replaced",
-                       f->job, f->last, f->first - 1);
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("job %s recorded audit line %ld, but the log ends at line %ld: tail cut "
+                        "off or log replaced")),
+            f->job, f->last, f->first - 1);
         return;
     case AF_JOB_MISMATCH:
-        (void)snprintf(buf, len,
-                       "line %ld differs from what job %s recorded (job %s..., file %s...): "
-                       "rewritten",
-                       f->first, f->job, f->want, f->got);
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("line %ld differs from what job %s recorded (job %s..., file %s...): "
+                        "rewritten")),
+            f->first, f->job, f->want, f->got);
         return;
     case AF_PENDING:
-        (void)snprintf(buf, len,
-                       "job %s holds audit events not in the log yet; they are appended when "
-                       "the job is next resumed",
-                       f->job);
+        (void)snprintf(
+            buf, len,
+            audit_tr(N_("job %s holds audit events not in the log yet; they are appended when "
+                        "the job is next resumed")),
+            f->job);
         return;
     }
-    (void)snprintf(buf, len, "unknown finding");
+    (void)snprintf(buf, len, audit_tr(N_("unknown finding")));
 }

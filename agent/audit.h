@@ -174,4 +174,11 @@ int audit_compare_journal(const char *hashes, long n_lines, const struct audit_a
 int audit_compare_jobs(const char *hashes, long n_lines, bool log_missing, struct job *const *jobs,
                        size_t n_jobs, struct audit_report *rep);
 
+/*
+ * The language of what verification says (its error texts, a line's damage, the findings):
+ * English by default, as --json and the records need; the officer's language (i18n.h) after
+ * audit_translate_messages(true), for human output.
+ */
+void audit_translate_messages(bool on);
+
 #endif

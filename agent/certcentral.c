@@ -2,6 +2,7 @@
 #include "certcentral.h"
 
 #include "http.h"
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 #include "ratebudget.h"
@@ -26,9 +27,9 @@
 #define CC_MAX_ERRORS      8 /* entries of an errors array we report */
 #define CC_MAX_PEM_CERTS   16
 #define CC_DEFAULT_PAGE    1000
-#define CC_AUTH_HINT       "check api.key_file / PKIO_AGENT_API_KEY; the key needs the Orders role"
-#define CC_HINT_MAYBE      "the order may have been placed; run resume/status before ordering again"
-#define CC_HINT_NOT_PLACED "the order was not placed"
+#define CC_AUTH_HINT       N_("check api.key_file / PKIO_AGENT_API_KEY; the key needs the Orders role")
+#define CC_HINT_MAYBE      N_("the order may have been placed; run resume/status before ordering again")
+#define CC_HINT_NOT_PLACED N_("the order was not placed")
 
 /* exchange(): the before-send hook stopped the request; never leaves this file. */
 #define PA_E_STOPPED_BEFORE_SEND (-1000)
@@ -210,19 +211,19 @@ enum cc_status cc_map_status(const char *status, char *reason, size_t reason_len
         enum cc_status st;
         const char *reason;
     } map[] = {
-        {"issued", CC_ST_ISSUED, "issued"},
-        {"pending", CC_ST_WAITING, "pending: DigiCert is processing the order (validation)"},
-        {"processing", CC_ST_WAITING, "processing at DigiCert"},
-        {"needs_approval", CC_ST_WAITING, "needs approval in CertCentral"},
-        {"waiting_pickup", CC_ST_WAITING, "waiting for pickup"},
-        {"reissue_pending", CC_ST_WAITING, "a reissue is pending at DigiCert"},
-        {"submitted", CC_ST_WAITING, "submitted, awaiting approval in CertCentral"},
-        {"approved", CC_ST_WAITING, "approved, certificate not issued yet"},
-        {"rejected", CC_ST_FAILED, "rejected by DigiCert"},
-        {"denied", CC_ST_FAILED, "denied in CertCentral"},
-        {"canceled", CC_ST_FAILED, "canceled"},
-        {"revoked", CC_ST_FAILED, "certificate revoked"},
-        {"expired", CC_ST_FAILED, "expired"},
+        {"issued", CC_ST_ISSUED, N_("issued")},
+        {"pending", CC_ST_WAITING, N_("pending: DigiCert is processing the order (validation)")},
+        {"processing", CC_ST_WAITING, N_("processing at DigiCert")},
+        {"needs_approval", CC_ST_WAITING, N_("needs approval in CertCentral")},
+        {"waiting_pickup", CC_ST_WAITING, N_("waiting for pickup")},
+        {"reissue_pending", CC_ST_WAITING, N_("a reissue is pending at DigiCert")},
+        {"submitted", CC_ST_WAITING, N_("submitted, awaiting approval in CertCentral")},
+        {"approved", CC_ST_WAITING, N_("approved, certificate not issued yet")},
+        {"rejected", CC_ST_FAILED, N_("rejected by DigiCert")},
+        {"denied", CC_ST_FAILED, N_("denied in CertCentral")},
+        {"canceled", CC_ST_FAILED, N_("canceled")},
+        {"revoked", CC_ST_FAILED, N_("certificate revoked")},
+        {"expired", CC_ST_FAILED, N_("expired")},
     };
 
     for (size_t i = 0; status && i < sizeof(map) / sizeof(map[0]); i++) {
@@ -276,11 +277,11 @@ static int parse_json_object(const char *body, size_t len, struct json_object **
     int r = PA_E_CA_PROTOCOL;
 
     if (!body || len == 0) {
-        perr_set(pe, "empty body");
+        perr_set(pe, _("empty body"));
         goto out;
     }
     if (len > INT_MAX || memchr(body, '\0', len)) {
-        perr_set(pe, "body too large or contains NUL bytes");
+        perr_set(pe, _("body too large or contains NUL bytes"));
         goto out;
     }
     tok = json_tokener_new_ex(CC_JSON_DEPTH);
@@ -292,21 +293,21 @@ static int parse_json_object(const char *body, size_t len, struct json_object **
     obj = json_tokener_parse_ex(tok, body, (int)len);
     jerr = json_tokener_get_error(tok);
     if (jerr == json_tokener_continue) {
-        perr_set(pe, "truncated JSON");
+        perr_set(pe, _("truncated JSON"));
         goto out;
     }
     if (!obj || jerr != json_tokener_success) {
-        perr_set(pe, "invalid JSON (%s)", json_tokener_error_desc(jerr));
+        perr_set(pe, _("invalid JSON (%s)"), json_tokener_error_desc(jerr));
         goto out;
     }
     for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
         if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r' && body[i] != '\n') {
-            perr_set(pe, "trailing data after JSON");
+            perr_set(pe, _("trailing data after JSON"));
             goto out;
         }
     }
     if (!json_object_is_type(obj, json_type_object)) {
-        perr_set(pe, "JSON answer is not an object");
+        perr_set(pe, _("JSON answer is not an object"));
         goto out;
     }
     *ret = obj;
@@ -331,14 +332,14 @@ static int get_typed(struct json_object *o, const char *key, enum json_type t, b
     *ret = NULL;
     if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) {
         if (required) {
-            perr_set(pe, "\"%s\" missing", key);
+            perr_set(pe, _("\"%s\" missing"), key);
             return PA_E_CA_PROTOCOL;
         }
         return 0;
     }
     if (!json_object_is_type(v, t)) {
-        perr_set(pe, "\"%s\" is a %s, expected %s", key, json_type_to_name(json_object_get_type(v)),
-                 json_type_to_name(t));
+        perr_set(pe, _("\"%s\" is a %s, expected %s"), key,
+                 json_type_to_name(json_object_get_type(v)), json_type_to_name(t));
         return PA_E_CA_PROTOCOL;
     }
     *ret = v;
@@ -357,7 +358,7 @@ static int get_id(struct json_object *o, const char *key, bool required, long *r
     errno = 0;
     id = json_object_get_int64(v);
     if (id <= 0 || id >= INT64_MAX || (long)id != id || errno != 0) {
-        perr_set(pe, "\"%s\" is not a valid id", key);
+        perr_set(pe, _("\"%s\" is not a valid id"), key);
         return PA_E_CA_PROTOCOL;
     }
     *ret = (long)id;
@@ -377,7 +378,7 @@ static int get_str(struct json_object *o, const char *key, bool required, const 
         return r;
     s = json_object_get_string(v);
     if (!s || strlen(s) != (size_t)json_object_get_string_len(v)) {
-        perr_set(pe, "\"%s\" contains a NUL character", key);
+        perr_set(pe, _("\"%s\" contains a NUL character"), key);
         return PA_E_CA_PROTOCOL;
     }
     *ret = s;
@@ -411,7 +412,7 @@ static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msgle
     if (r < 0)
         goto out;
     if (!json_object_object_get_ex(root, "errors", &errs)) {
-        perr_set(pe, "no \"errors\" member");
+        perr_set(pe, _("no \"errors\" member"));
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -421,7 +422,7 @@ static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msgle
     } else if (json_object_is_type(errs, json_type_array)) {
         n = json_object_array_length(errs);
     } else {
-        perr_set(pe, "\"errors\" is not an array");
+        perr_set(pe, _("\"errors\" is not an array"));
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -431,7 +432,7 @@ static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msgle
         int w;
 
         if (!json_object_is_type(e, json_type_object)) {
-            perr_set(pe, "an error entry is not an object");
+            perr_set(pe, _("an error entry is not an object"));
             r = PA_E_CA_PROTOCOL;
             goto out;
         }
@@ -439,7 +440,7 @@ static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msgle
         if (r < 0)
             goto out;
         if (code[0] == '\0') {
-            perr_set(pe, "an error entry has an empty code");
+            perr_set(pe, _("an error entry has an empty code"));
             r = PA_E_CA_PROTOCOL;
             goto out;
         }
@@ -455,7 +456,7 @@ static int parse_errors_ex(const char *body, size_t len, char *msg, size_t msgle
         count++;
     }
     if (count == 0) {
-        perr_set(pe, "empty \"errors\"");
+        perr_set(pe, _("empty \"errors\""));
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -500,7 +501,7 @@ static int parse_order_result_ex(const char *body, size_t len, struct cc_order_r
         long req_id = 0;
 
         if (!json_object_is_type(req0, json_type_object)) {
-            perr_set(pe, "requests[0] is not an object");
+            perr_set(pe, _("requests[0] is not an object"));
             r = PA_E_CA_PROTOCOL;
             goto out;
         }
@@ -554,7 +555,7 @@ static int request_at(struct json_object *reqs, size_t i, struct json_object **r
     struct json_object *q = json_object_array_get_idx(reqs, i);
 
     if (!json_object_is_type(q, json_type_object)) {
-        perr_set(pe, "requests[%zu] is not an object", i);
+        perr_set(pe, _("requests[%zu] is not an object"), i);
         return PA_E_CA_PROTOCOL;
     }
     *ret = q;
@@ -676,7 +677,7 @@ static int order_certificate(struct json_object *cert, struct cc_order_info *inf
     if (till && !*till)
         till = NULL; /* "" before issuance counts as absent */
     if (till && !valid_date(till)) {
-        perr_set(pe, "\"valid_till\" is not a yyyy-mm-dd date");
+        perr_set(pe, _("\"valid_till\" is not a yyyy-mm-dd date"));
         return PA_E_CA_PROTOCOL;
     }
     copy_str(info->valid_till, sizeof(info->valid_till), till);
@@ -700,7 +701,7 @@ static int order_status(struct json_object *o, struct cc_order_info *info, struc
     if (r < 0)
         return r;
     if (awaits && (strcmp(status, "pending") == 0 || strcmp(status, "submitted") == 0))
-        copy_str(info->reason, sizeof(info->reason), "request awaits approval in CertCentral");
+        copy_str(info->reason, sizeof(info->reason), N_("request awaits approval in CertCentral"));
     return 0;
 }
 
@@ -742,7 +743,7 @@ static int order_from_json(struct json_object *o, struct cc_order_info *ret, str
     if (r < 0)
         goto out;
     if (info.st == CC_ST_ISSUED && info.certificate_id == 0) {
-        perr_set(pe, "order %ld is issued but has no certificate id", info.id);
+        perr_set(pe, _("order %ld is issued but has no certificate id"), info.id);
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -790,7 +791,7 @@ static int parse_order_list_ex(const char *body, size_t len, struct cc_order_inf
         goto out;
     n = json_object_array_length(orders);
     if (n > CC_MAX_ORDERS) {
-        perr_set(pe, "too many orders in one page (%zu)", n);
+        perr_set(pe, _("too many orders in one page (%zu)"), n);
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -807,7 +808,7 @@ static int parse_order_list_ex(const char *body, size_t len, struct cc_order_inf
             int64_t v = json_object_get_int64(t);
 
             if (v < 0 || v > CC_MAX_ORDERS) {
-                perr_set(pe, "page.total out of range");
+                perr_set(pe, _("page.total out of range"));
                 r = PA_E_CA_PROTOCOL;
                 goto out;
             }
@@ -825,7 +826,7 @@ static int parse_order_list_ex(const char *body, size_t len, struct cc_order_inf
         struct json_object *o = json_object_array_get_idx(orders, done);
 
         if (!json_object_is_type(o, json_type_object)) {
-            perr_set(pe, "orders[%zu] is not an object", done);
+            perr_set(pe, _("orders[%zu] is not an object"), done);
             r = PA_E_CA_PROTOCOL;
             goto out;
         }
@@ -1215,7 +1216,7 @@ __attribute__((format(printf, 4, 5))) static int make_url(struct cc_client *c, c
     w = vsnprintf(buf + n, buflen - n, fmt, ap);
     va_end(ap);
     if (w < 0 || (size_t)w >= buflen - n) {
-        set_error(c, "URL too long");
+        set_error(c, _("URL too long"));
         return PA_E_INTERNAL;
     }
     return 0;
@@ -1230,8 +1231,8 @@ static void set_http_error(struct cc_client *c, const struct http_response *resp
         cc_parse_errors(resp->body, resp->body_len, msg, sizeof(msg)) == 0)
         set_error(c, "%s", msg);
     else
-        set_error(c, "HTTP %ld from %s (%s)", resp->status, url,
-                  resp->content_type ? resp->content_type : "no content type");
+        set_error(c, _("HTTP %ld from %s (%s)"), resp->status, url,
+                  resp->content_type ? resp->content_type : _("no content type"));
 }
 
 /*
@@ -1276,7 +1277,7 @@ static int judge_answer(struct cc_client *c, const char *url, enum retry_policy 
     *delay = -1;
     if (resp->status == 401 || resp->status == 403) {
         set_http_error(c, resp, url);
-        append_error(c, " (HTTP %ld; %s)", resp->status, CC_AUTH_HINT);
+        append_error(c, _(" (HTTP %ld; %s)"), resp->status, _(CC_AUTH_HINT));
         c->last_maybe_sent = false;
         return PA_E_CA_AUTH;
     }
@@ -1311,7 +1312,7 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
             return r;
         if (r == PA_E_STOPPED_WAITING) {
             /* what an earlier attempt may have sent stays in last_maybe_sent */
-            set_error(c, "stopped (SIGTERM or SIGINT) before %s %s was sent", method, url);
+            set_error(c, _("stopped (SIGTERM or SIGINT) before %s %s was sent"), method, url);
             if (attempt == 0)
                 c->last_maybe_sent = false;
             r = PA_E_CA_UNAVAILABLE;
@@ -1330,7 +1331,7 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
         }
         if (!retryable || attempt + 1 >= c->attempts) {
             if (attempt > 0)
-                append_error(c, " (gave up after %u attempts)", attempt + 1);
+                append_error(c, _(" (gave up after %u attempts)"), attempt + 1);
             goto out;
         }
         if (delay < 0)
@@ -1355,8 +1356,8 @@ static int expect_json(struct cc_client *c, const struct http_response *resp, co
 {
     if (media_is(resp->content_type, "application/json"))
         return 0;
-    set_error(c, "HTTP %ld from %s: expected JSON, got %s", resp->status, url,
-              resp->content_type ? resp->content_type : "no content type");
+    set_error(c, _("HTTP %ld from %s: expected JSON, got %s"), resp->status, url,
+              resp->content_type ? resp->content_type : _("no content type"));
     return PA_E_CA_PROTOCOL;
 }
 
@@ -1385,7 +1386,7 @@ int cc_place_order(struct cc_client *c, const char *product, const char *json_bo
     c->last_error[0] = '\0';
     c->maybe_placed = false;
     if (!valid_product(product)) {
-        set_error(c, "invalid product id");
+        set_error(c, _("invalid product id"));
         return PA_E_CONFIG;
     }
     if (!json_body)
@@ -1399,32 +1400,32 @@ int cc_place_order(struct cc_client *c, const char *product, const char *json_bo
     c->before_send = NULL;
     if (r == PA_E_STOPPED_BEFORE_SEND) {
         r = c->before_send_rc;
-        set_error(c, "the order POST was stopped before it was sent (%s); %s", pa_err_str(r),
-                  CC_HINT_NOT_PLACED);
+        set_error(c, _("the order POST was stopped before it was sent (%s); %s"), _(pa_err_str(r)),
+                  _(CC_HINT_NOT_PLACED));
         goto out;
     }
     if (r < 0) {
         c->maybe_placed = r != PA_E_CA_AUTH && c->last_maybe_sent;
         if (r == PA_E_CA_PROTOCOL) /* the answer was too large: it did arrive */
             r = PA_E_CA_UNAVAILABLE;
-        append_error(c, "; %s", c->maybe_placed ? CC_HINT_MAYBE : CC_HINT_NOT_PLACED);
+        append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
         goto out;
     }
     if (resp.status != 200 && resp.status != 201) {
         r = fail_status(c, &resp, url);
         c->maybe_placed = r != PA_E_CA_REJECTED;
-        append_error(c, "; %s", c->maybe_placed ? CC_HINT_MAYBE : CC_HINT_NOT_PLACED);
+        append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
         goto out;
     }
     r = expect_json(c, &resp, url);
     if (r == 0) {
         r = parse_order_result_ex(resp.body, resp.body_len, &res, &pe);
         if (r < 0)
-            set_error(c, "unreadable answer to the order from %s: %s", url, pe.msg);
+            set_error(c, _("unreadable answer to the order from %s: %s"), url, pe.msg);
     }
     if (r < 0) {
         c->maybe_placed = true;
-        append_error(c, "; %s", CC_HINT_MAYBE);
+        append_error(c, "; %s", _(CC_HINT_MAYBE));
         goto out;
     }
     *ret = res;
@@ -1453,7 +1454,7 @@ int cc_order_info(struct cc_client *c, long order_id, struct cc_order_info *ret)
         goto out;
     r = parse_order_info_ex(resp.body, resp.body_len, ret, &pe);
     if (r == PA_E_CA_PROTOCOL)
-        set_error(c, "unreadable order info from %s: %s", url, pe.msg);
+        set_error(c, _("unreadable order info from %s: %s"), url, pe.msg);
 out:
     http_response_clear(&resp);
     return r;
@@ -1496,7 +1497,7 @@ static int get_order_page(struct cc_client *c, const char *url, struct cc_order_
         goto out;
     r = parse_order_list_ex(resp.body, resp.body_len, ret, ret_n, ret_total, &pe);
     if (r == PA_E_CA_PROTOCOL)
-        set_error(c, "unreadable order list from %s: %s", url, pe.msg);
+        set_error(c, _("unreadable order list from %s: %s"), url, pe.msg);
 out:
     http_response_clear(&resp);
     return r;
@@ -1506,11 +1507,11 @@ out:
 static int check_list_args(struct cc_client *c, const char *product, const char *created_since)
 {
     if (product && !valid_product(product)) {
-        set_error(c, "invalid product id");
+        set_error(c, _("invalid product id"));
         return PA_E_CONFIG;
     }
     if (created_since && !valid_date(created_since)) {
-        set_error(c, "invalid date \"%.20s\" (expected yyyy-mm-dd)", created_since);
+        set_error(c, _("invalid date \"%.20s\" (expected yyyy-mm-dd)"), created_since);
         return PA_E_USAGE;
     }
     return 0;
@@ -1545,7 +1546,7 @@ static int walk_orders(struct cc_client *c, const char *product, const char *cre
         long total = 0;
 
         if (pages >= CC_MAX_PAGES) {
-            set_error(c, "order list does not end after %u pages", pages);
+            set_error(c, _("order list does not end after %u pages"), pages);
             return PA_E_CA_PROTOCOL;
         }
         r = order_page_url(c, url, sizeof(url), product, created_since, offset);
@@ -1575,7 +1576,7 @@ static int collect_page(struct cc_client *c, struct cc_order_info *page, size_t 
 
     if (r < 0) {
         if (r == PA_E_CA_PROTOCOL)
-            set_error(c, "more than %d orders listed", CC_MAX_ORDERS);
+            set_error(c, _("more than %d orders listed"), CC_MAX_ORDERS);
         cc_order_list_free(page, n);
         return r;
     }
@@ -1626,13 +1627,13 @@ int cc_download(struct cc_client *c, long certificate_id, const char *format, ch
         !((media_is(resp.content_type, "text/plain") ||
            media_is(resp.content_type, "application/octet-stream")) &&
           resp.body_len >= sizeof(begin) - 1 && memcmp(resp.body, begin, sizeof(begin) - 1) == 0)) {
-        set_error(c, "HTTP %ld from %s: expected a PEM file, got %s", resp.status, url,
-                  resp.content_type ? resp.content_type : "no content type");
+        set_error(c, _("HTTP %ld from %s: expected a PEM file, got %s"), resp.status, url,
+                  resp.content_type ? resp.content_type : _("no content type"));
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
     if (cc_check_pem_certs(resp.body, resp.body_len) < 0) {
-        set_error(c, "download from %s is not a bundle of PEM certificates", url);
+        set_error(c, _("download from %s is not a bundle of PEM certificates"), url);
         r = PA_E_CA_PROTOCOL;
         goto out;
     }
@@ -1738,7 +1739,8 @@ int cc_revoke_certificate(struct cc_client *c, long certificate_id, const char *
             res.pending = true;
             res.request_id = req_id;
             copy_str(res.request_status, sizeof(res.request_status), st);
-            set_error(c, "revocation request %ld awaits approval in CertCentral (%s)", req_id, st);
+            set_error(c, _("revocation request %ld awaits approval in CertCentral (%s)"), req_id,
+                      st);
         }
     }
     if (ret)
@@ -1782,7 +1784,7 @@ int cc_find_order_by_certificate(struct cc_client *c, const char *product, long 
     if (r < 0)
         return r;
     if (!f.order_id) {
-        set_error(c, "no order holds certificate %ld", certificate_id);
+        set_error(c, _("no order holds certificate %ld"), certificate_id);
         return PA_E_CA_REJECTED;
     }
     *ret_order_id = f.order_id;

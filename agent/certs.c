@@ -2,6 +2,7 @@
 #include "certs.h"
 
 #include "fsutil.h"
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <openssl/err.h>
@@ -124,14 +125,14 @@ int certs_verify_path(X509 *leaf, STACK_OF(X509) * chain, const char *anchors_pe
         goto out;
     }
     if (X509_STORE_load_file(store, anchors_pem_file) != 1) {
-        snprintf(errbuf, errlen, "cannot read trust anchors from %s", anchors_pem_file);
+        snprintf(errbuf, errlen, _("cannot read trust anchors from %s"), anchors_pem_file);
         r = PA_E_CONFIG;
         goto out;
     }
     if (X509_STORE_CTX_init(ctx, store, leaf, chain) != 1)
         goto out;
     if (X509_verify_cert(ctx) != 1) {
-        snprintf(errbuf, errlen, "certificate chain does not verify to %s: %s", anchors_pem_file,
+        snprintf(errbuf, errlen, _("certificate chain does not verify to %s: %s"), anchors_pem_file,
                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
         goto out;
     }
@@ -185,18 +186,18 @@ int certs_check_anchors(const char *anchors_pem_file, char *errbuf, size_t errle
     int r;
 
     if (!anchors_pem_file) {
-        snprintf(errbuf, errlen, "trust.anchors is not set");
+        snprintf(errbuf, errlen, "%s", _("trust.anchors is not set"));
         return PA_E_CONFIG;
     }
     r = fs_read_file(anchors_pem_file, 4 * 1024 * 1024, &pem, &len);
     if (r < 0) {
-        snprintf(errbuf, errlen, "cannot read trust anchors %s: %s", anchors_pem_file,
+        snprintf(errbuf, errlen, _("cannot read trust anchors %s: %s"), anchors_pem_file,
                  strerror(errno));
         return PA_E_CONFIG;
     }
     r = certs_parse_pem(pem, len, &all);
     if (r < 0) {
-        snprintf(errbuf, errlen, "trust anchors %s: not a PEM file of certificates",
+        snprintf(errbuf, errlen, _("trust anchors %s: not a PEM file of certificates"),
                  anchors_pem_file);
         r = PA_E_CONFIG;
     }
@@ -239,15 +240,15 @@ int certs_check_usage(X509 *leaf, const char *profile, char *errbuf, size_t errl
     }
     if (!(ku & need)) {
         snprintf(errbuf, errlen,
-                 "the issued certificate's keyUsage lacks %s, which the %s "
-                 "profile needs",
+                 _("the issued certificate's keyUsage lacks %s, which the %s "
+                   "profile needs"),
                  what, profile);
         return PA_E_CERT;
     }
     if (strcmp(profile, "authentication") == 0 && !eku_fits_auth(leaf)) {
-        snprintf(errbuf, errlen,
-                 "the issued certificate's extendedKeyUsage does not allow "
-                 "client authentication");
+        snprintf(errbuf, errlen, "%s",
+                 _("the issued certificate's extendedKeyUsage does not allow "
+                   "client authentication"));
         return PA_E_CERT;
     }
     return 0;

@@ -39,10 +39,12 @@ static const char *hint(int err)
     case PA_E_TOKEN_GONE:
         return N_("the token was removed; insert the same token and run the command again");
     case PA_E_PIN_INCORRECT:
-        return N_("no further attempt was made; check the PIN before trying again, the token counts "
-               "failed attempts");
+        return N_(
+            "no further attempt was made; check the PIN before trying again, the token counts "
+            "failed attempts");
     case PA_E_PIN_LOCKED:
-        return N_("pkio-agent will not try a PIN on this token; have the PIN reset (unblocked) first");
+        return N_(
+            "pkio-agent will not try a PIN on this token; have the PIN reset (unblocked) first");
     case PA_E_PIN_UNAVAILABLE:
         return N_("give pin-source=FILE in the token URI or run on a terminal");
     case PA_E_UNSUPPORTED:
@@ -155,7 +157,7 @@ int cli_cc_client(const struct cli *cli, struct cc_client **ret)
 int cli_key_type(const char *s, enum tok_key_type *ret)
 {
     if (tok_key_type_parse(s, ret) < 0)
-        return cli_fail(PA_E_USAGE, "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384",
+        return cli_fail(PA_E_USAGE, N_("use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384"),
                         "--key-type %s", s);
     return 0;
 }
@@ -170,19 +172,27 @@ void cli_print_json(json_object *obj)
 
 void cli_usage(const char *synopsis)
 {
-    printf("usage: pkio-agent [global options] %s\n", synopsis);
+    printf(_("usage: pkio-agent [global options] %s\n"), synopsis);
 }
 
+/* English msgids: cli.c shows them through tx_(), in the user's language. */
 const struct cli_pin_texts cli_pin_texts_en = {
-    .new_pin = "New PIN",
-    .again = "New PIN again: ",
-    .chars = "characters",
-    .at_least = "at least",
-    .differ = "The two entries differ",
-    .too_short = "The new PIN is too short",
-    .too_long = "The new PIN is too long",
-    .same = "The new PIN must differ from the transport PIN",
+    .new_pin = N_("New PIN"),
+    .again = N_("New PIN again: "),
+    .chars = N_("characters"),
+    .at_least = N_("at least"),
+    .differ = N_("The two entries differ"),
+    .too_short = N_("The new PIN is too short"),
+    .too_long = N_("The new PIN is too long"),
+    .same = N_("The new PIN must differ from the transport PIN"),
 };
+
+/* A text of a struct cli_pin_texts as shown: translated when it is one of our msgids (the
+ * kiosk's own texts come back unchanged). gettext("") would be the catalog header. */
+static const char *tx_(const char *s)
+{
+    return s && *s ? _(s) : "";
+}
 
 enum cli_new_pin_verdict cli_new_pin_check(const struct tok_info *info, const struct secret *old,
                                            const struct secret *first, const struct secret *second)
@@ -205,13 +215,13 @@ static const char *verdict_text(const struct cli_pin_texts *tx, enum cli_new_pin
 {
     switch (v) {
     case CLI_NEW_PIN_TOO_SHORT:
-        return tx->too_short;
+        return tx_(tx->too_short);
     case CLI_NEW_PIN_TOO_LONG:
-        return tx->too_long;
+        return tx_(tx->too_long);
     case CLI_NEW_PIN_SAME:
-        return tx->same;
+        return tx_(tx->same);
     case CLI_NEW_PIN_DIFFER:
-        return tx->differ;
+        return tx_(tx->differ);
     case CLI_NEW_PIN_OK:
     default:
         return "";
@@ -228,9 +238,9 @@ static void pin_range_text(const struct tok_info *info, const struct cli_pin_tex
     if (min < 1)
         min = 1;
     if (max)
-        snprintf(buf, len, " (%zu-%zu %s)", min, max, tx->chars);
+        snprintf(buf, len, " (%zu-%zu %s)", min, max, tx_(tx->chars));
     else
-        snprintf(buf, len, " (%s %zu %s)", tx->at_least, min, tx->chars);
+        snprintf(buf, len, " (%s %zu %s)", tx_(tx->at_least), min, tx_(tx->chars));
 }
 
 int cli_ask_new_pin(const struct tok_info *info, const struct secret *old,
@@ -247,13 +257,13 @@ int cli_ask_new_pin(const struct tok_info *info, const struct secret *old,
         size_t n = strlen(above);
 
         snprintf(prompt, sizeof(prompt), "%s%s%s%s: ", above, n && above[n - 1] != '\n' ? "\n" : "",
-                 tx->new_pin, range);
+                 tx_(tx->new_pin), range);
         r = secret_prompt(prompt, PIN_MAX, &a);
         if (r < 0)
             break;
         v = cli_new_pin_check(info, old, a, NULL);
         if (v == CLI_NEW_PIN_OK) {
-            r = secret_prompt(tx->again, PIN_MAX, &b);
+            r = secret_prompt(tx_(tx->again), PIN_MAX, &b);
             if (r < 0)
                 break;
             v = cli_new_pin_check(info, old, a, b);
@@ -284,7 +294,7 @@ static int pin_from_uri(const struct tok_uri *u, struct secret **ret)
         return u->pin_value ? secret_from_mem(u->pin_value->buf, u->pin_value->len, ret) : 1;
     r = secret_from_file(u->pin_source, PIN_MAX, ret);
     if (r == PA_E_CONFIG)
-        return cli_fail(PA_E_CONFIG, "missing, empty, too long, or readable by group/others",
+        return cli_fail(PA_E_CONFIG, N_("missing, empty, too long, or readable by group/others"),
                         "PIN file %s", u->pin_source);
     if (r < 0)
         return cli_fail(r, NULL, "PIN file %s", u->pin_source);
@@ -298,7 +308,7 @@ static int pin_from_fd(const struct cli *cli, const struct tok_info *info, struc
     int r = secret_lines_from_fd(cli->pin_fd, PIN_MAX, ret, &extra);
 
     if (r < 0)
-        return cli_fail(r, "nothing to read, or not the one or two lines expected",
+        return cli_fail(r, N_("nothing to read, or not the one or two lines expected"),
                         "PIN descriptor %d", cli->pin_fd);
     if (extra) { /* meant for a PIN change the token no longer asks for: the first line is
                   * likely a transport PIN that is no longer right */
@@ -306,9 +316,10 @@ static int pin_from_fd(const struct cli *cli, const struct tok_info *info, struc
         secret_free(*ret);
         *ret = NULL;
         return cli_fail_hint(PA_E_PIN_UNAVAILABLE,
-                             "a new PIN was given, but the token does not ask for its PIN to be "
-                             "changed; no PIN was tried",
-                             "send the PIN alone (one line) for a token that needs no PIN change",
+                             N_("a new PIN was given, but the token does not ask for its PIN to "
+                                "be changed; no PIN was tried"),
+                             N_("send the PIN alone (one line) for a token that needs no PIN "
+                                "change"),
                              "PIN descriptor %d for token '%s'", cli->pin_fd, info->label);
     }
     return 0;
@@ -329,11 +340,12 @@ static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct 
     if (cli->pin_fd >= 0)
         return pin_from_fd(cli, info, ret);
     if (info->protected_auth_path) {
-        fprintf(stderr, "Enter the PIN on the reader's PIN pad for token '%s'.\n", info->label);
+        fprintf(stderr, _("Enter the PIN on the reader's PIN pad for token '%s'.\n"), info->label);
         *ret_pinpad = true;
         return 0;
     }
-    snprintf(prompt, sizeof(prompt), "PIN for token '%s' (serial %s): ", info->label, info->serial);
+    snprintf(prompt, sizeof(prompt), _("PIN for token '%s' (serial %s): "), info->label,
+             info->serial);
     r = secret_prompt(prompt, PIN_MAX, ret);
     if (r < 0)
         return cli_fail(r, NULL, "token '%s'", info->label);
@@ -344,7 +356,7 @@ static int get_pin(const struct cli *cli, const struct tok_uri *u, const struct 
 static int pin_state_fail(int r, const struct tok_info *info)
 {
     if (!info->user_pin_locked && !info->user_pin_final_try && !info->user_pin_initialized)
-        return cli_fail_hint(r, tok_detail(), "pkio-agent never sets a token's first PIN",
+        return cli_fail_hint(r, tok_detail(), N_("pkio-agent never sets a token's first PIN"),
                              "login to token '%s'", info->label);
     return cli_fail(r, tok_detail(), "login to token '%s'", info->label);
 }
@@ -353,10 +365,10 @@ static int pin_state_fail(int r, const struct tok_info *info)
 static int refuse_change(const struct tok_info *info)
 {
     return cli_fail_hint(PA_E_PIN_LOCKED,
-                         "the token's PIN must be changed first (it still has its transport PIN); "
-                         "no PIN was tried",
-                         "run this command at a terminal to choose a new PIN, or insert the token "
-                         "at the kiosk",
+                         N_("the token's PIN must be changed first (it still has its transport "
+                            "PIN); no PIN was tried"),
+                         N_("run this command at a terminal to choose a new PIN, or insert the "
+                            "token at the kiosk"),
                          "token '%s' (serial %s)", info->label, info->serial);
 }
 
@@ -366,15 +378,15 @@ static int change_on_pinpad(struct tok_token *tok, const struct tok_info *info, 
     int r;
 
     fprintf(stderr,
-            "Token '%s' still has its transport PIN, which must be changed: on the reader's PIN "
-            "pad, enter the transport PIN, then the new PIN twice.\n",
+            _("Token '%s' still has its transport PIN, which must be changed: on the reader's PIN "
+              "pad, enter the transport PIN, then the new PIN twice.\n"),
             info->label);
     r = tok_change_pin(tok, NULL, NULL);
     if (r < 0)
         return cli_fail(r, tok_detail(),
                         "changing the PIN of token '%s' (serial %s) on the PIN pad", info->label,
                         info->serial);
-    fprintf(stderr, "PIN changed. Enter the new PIN on the reader's PIN pad for token '%s'.\n",
+    fprintf(stderr, _("PIN changed. Enter the new PIN on the reader's PIN pad for token '%s'.\n"),
             info->label);
     *ret_pinpad = true;
     return 0;
@@ -388,7 +400,7 @@ static int pins_from_fd(const struct cli *cli, const struct tok_info *info, stru
     enum cli_new_pin_verdict v;
 
     if (r < 0)
-        return cli_fail(r, "nothing to read, or not the one or two lines expected",
+        return cli_fail(r, N_("nothing to read, or not the one or two lines expected"),
                         "PIN descriptor %d", cli->pin_fd);
     if (!*ret_new)
         return refuse_change(info);
@@ -399,7 +411,7 @@ static int pins_from_fd(const struct cli *cli, const struct tok_info *info, stru
         pin_range_text(info, &cli_pin_texts_en, range, sizeof(range));
         snprintf(why, sizeof(why), "%s%s", verdict_text(&cli_pin_texts_en, v),
                  v == CLI_NEW_PIN_SAME ? "" : range);
-        return cli_fail_hint(PA_E_PIN_UNAVAILABLE, why, "the token was not touched",
+        return cli_fail_hint(PA_E_PIN_UNAVAILABLE, why, N_("the token was not touched"),
                              "new PIN on descriptor %d for token '%s'", cli->pin_fd, info->label);
     }
     return 0;
@@ -415,7 +427,7 @@ static int pins_from_terminal(const struct tok_uri *u, const struct tok_info *in
     if (!secret_can_prompt())
         return refuse_change(info);
     snprintf(text, sizeof(text),
-             "Token '%s' (serial %s) still has its transport PIN, which must be changed.",
+             _("Token '%s' (serial %s) still has its transport PIN, which must be changed."),
              info->label, info->serial);
     r = pin_from_uri(u, ret_old);
     if (r < 0)
@@ -423,7 +435,7 @@ static int pins_from_terminal(const struct tok_uri *u, const struct tok_info *in
     if (r > 0) {
         size_t n = strlen(text);
 
-        snprintf(text + n, sizeof(text) - n, "\nTransport PIN: ");
+        snprintf(text + n, sizeof(text) - n, "\n%s", _("Transport PIN: "));
         r = secret_prompt(text, PIN_MAX, ret_old);
         if (r < 0)
             return cli_fail(r, NULL, "transport PIN for token '%s'", info->label);
@@ -431,8 +443,8 @@ static int pins_from_terminal(const struct tok_uri *u, const struct tok_info *in
     }
     r = cli_ask_new_pin(info, *ret_old, &cli_pin_texts_en, text, ret_new);
     if (r < 0)
-        return cli_fail_hint(r, "no new PIN was agreed on; the token was not touched",
-                             "run the command again", "new PIN for token '%s'", info->label);
+        return cli_fail_hint(r, N_("no new PIN was agreed on; the token was not touched"),
+                             N_("run the command again"), "new PIN for token '%s'", info->label);
     return 0;
 }
 
@@ -463,7 +475,7 @@ static int change_first(const struct cli *cli, const struct tok_uri *u, struct t
                      info->serial);
     }
     if (r == 0) {
-        fprintf(stderr, "Token '%s' (serial %s): PIN changed.\n", info->label, info->serial);
+        fprintf(stderr, _("Token '%s' (serial %s): PIN changed.\n"), info->label, info->serial);
         *ret_pin = new_pin;
         new_pin = NULL;
     }
@@ -507,8 +519,13 @@ static void list_candidates(char *buf, size_t len, const struct tok_info *m, siz
 
     buf[0] = '\0';
     for (size_t i = 0; i < n && pos + 1 < len; i++) {
-        int w = snprintf(buf + pos, len - pos, "%sserial %s ('%s', %s)", i ? ", " : "", m[i].serial,
-                         m[i].label, m[i].model);
+        int w = snprintf(buf + pos, len - pos, "%s", i ? ", " : "");
+
+        if (w < 0 || (size_t)w >= len - pos)
+            break;
+        pos += (size_t)w;
+        w = snprintf(buf + pos, len - pos, _("serial %s ('%s', %s)"), m[i].serial, m[i].label,
+                     m[i].model);
         if (w < 0)
             break;
         pos += (size_t)w;
@@ -533,10 +550,10 @@ int cli_open_token(const struct cli *cli, const char *uri_text, bool login,
         /* Never echo the URI: it may carry a PIN the user should not have put there. */
         if (strstr(uri_text, "pin-value"))
             return cli_fail(PA_E_USAGE,
-                            "pin-value is not accepted on the command line (it "
-                            "would show in the process list)",
+                            N_("pin-value is not accepted on the command line (it "
+                               "would show in the process list)"),
                             "token URI");
-        return cli_fail(PA_E_USAGE, "not a valid RFC 7512 PKCS#11 URI", "token URI");
+        return cli_fail(PA_E_USAGE, N_("not a valid RFC 7512 PKCS#11 URI"), "token URI");
     }
     r = tok_open(cli_module(cli), &ctx);
     if (r < 0) {
@@ -596,8 +613,9 @@ static int report_invalid(const struct cli *cli, const char *file, const struct 
         json_object_object_add(o, "errors", a);
         cli_print_json(o);
     }
-    return cli_fail(PA_E_REQUEST, line, "request %s: %zu problem%s", file, errs->n,
-                    errs->n == 1 ? "" : "s");
+    return cli_fail(PA_E_REQUEST, line,
+                    ngettext("request %s: %zu problem", "request %s: %zu problems", errs->n), file,
+                    errs->n);
 }
 
 /*

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "config.h"
 #include "fsutil.h"
+#include "i18n.h"
 #include "pa_err.h"
 #include "request.h"
 #include "secret.h"
@@ -60,7 +61,7 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
         }
     }
     if (!request || optind != argc)
-        return cli_fail(PA_E_USAGE, "--request FILE is required", "validate");
+        return cli_fail(PA_E_USAGE, N_("--request FILE is required"), "validate");
     r = cli_prepare_request(cli, request, csr, &req);
     if (r < 0)
         return r;
@@ -71,8 +72,9 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
         json_object_object_add(o, "product", json_object_new_string(cli->cfg->api_product));
         cli_print_json(o);
     } else {
-        printf("%s: valid %s order%s\n", request, cli->cfg->api_product,
-               csr ? " (with CSR)" : " (CSR not checked: add --csr FILE)");
+        printf(csr ? _("%s: valid %s order (with CSR)\n")
+                   : _("%s: valid %s order (CSR not checked: add --csr FILE)\n"),
+               request, cli->cfg->api_product);
     }
     req_free(req);
     return 0;
@@ -109,7 +111,7 @@ int cmd_order(struct cli *cli, int argc, char **argv)
         }
     }
     if (!request || !csr || optind != argc)
-        return cli_fail(PA_E_USAGE, "--request FILE and --csr FILE are required", "order");
+        return cli_fail(PA_E_USAGE, N_("--request FILE and --csr FILE are required"), "order");
     /* Nothing leaves the machine unless the whole order is valid. */
     r = cli_prepare_request(cli, request, csr, &req);
     if (r < 0)
@@ -142,11 +144,11 @@ int cmd_order(struct cli *cli, int argc, char **argv)
         json_object_object_add(o, "request_status", json_object_new_string(res.request_status));
         cli_print_json(o);
     } else {
-        printf("order %ld placed", res.id);
+        printf(_("order %ld placed"), res.id);
         if (res.request_status[0])
-            printf(" (request %s)", res.request_status);
+            printf(_(" (request %s)"), res.request_status);
         if (res.certificate_id)
-            printf("; certificate id %ld", res.certificate_id);
+            printf(_("; certificate id %ld"), res.certificate_id);
         putchar('\n');
     }
 out:
@@ -182,7 +184,7 @@ int cmd_order_status(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind + 1 != argc || parse_id(argv[optind], &id) < 0)
-        return cli_fail(PA_E_USAGE, "one numeric ORDER_ID", "order-status");
+        return cli_fail(PA_E_USAGE, N_("one numeric ORDER_ID"), "order-status");
     r = cli_cc_client(cli, &cc);
     if (r < 0)
         return r;
@@ -207,11 +209,11 @@ int cmd_order_status(struct cli *cli, int argc, char **argv)
                                                    : NULL);
         cli_print_json(o);
     } else {
-        printf("order %ld: %s", info.id, info.status);
+        printf(_("order %ld: %s"), info.id, info.status);
         if (info.reason[0] && strcmp(info.reason, info.status) != 0)
-            printf(" (%s)", info.reason);
+            printf(" (%s)", _(info.reason));
         if (info.certificate_id)
-            printf("; certificate id %ld", info.certificate_id);
+            printf(_("; certificate id %ld"), info.certificate_id);
         putchar('\n');
     }
     /* The exit status says it too, for scripts: issued 0, waiting 13, ended badly 10. */
@@ -259,7 +261,7 @@ int cmd_download(struct cli *cli, int argc, char **argv)
         if (c == OPT_FORMAT) {
             format = optarg;
             if (strcmp(format, "pem_noroot") != 0 && strcmp(format, "pem_all") != 0)
-                return cli_fail(PA_E_USAGE, "pem_noroot or pem_all", "--format");
+                return cli_fail(PA_E_USAGE, N_("pem_noroot or pem_all"), "--format");
         } else if (c == 'o') {
             output = optarg;
         } else if (c == OPT_JSON) {
@@ -272,7 +274,7 @@ int cmd_download(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind + 1 != argc || parse_id(argv[optind], &id) < 0)
-        return cli_fail(PA_E_USAGE, "one numeric CERT_ID", "download");
+        return cli_fail(PA_E_USAGE, N_("one numeric CERT_ID"), "download");
     r = cli_cc_client(cli, &cc);
     if (r < 0)
         return r;

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "config.h"
 #include "enroll.h"
+#include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "revoke.h"
@@ -92,7 +93,7 @@ static int enroll_option(struct cli *cli, struct enroll_opts *o, int c, const ch
         return 0;
     case OPT_REPLACES:
         if (parse_replaces(optarg, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
-            return cli_fail(PA_E_USAGE, "a certificate id, or order:ORDER_ID", "--replaces");
+            return cli_fail(PA_E_USAGE, N_("a certificate id, or order:ORDER_ID"), "--replaces");
         return 0;
     case 'h':
         cli_usage(syn);
@@ -133,10 +134,11 @@ static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_op
     if (!o->token_uri && cli->cfg->token_uri)
         o->token_uri = cli->cfg->token_uri;
     if (!o->token_uri || (!o->request && !o->renew) || optind != argc)
-        return cli_fail(PA_E_USAGE, "--token URI (or token.uri) and --request FILE are required",
-                        "%s", cmd);
+        return cli_fail(PA_E_USAGE,
+                        N_("--token URI (or token.uri) and --request FILE are required"), "%s",
+                        cmd);
     if (o->pss && (o->key_type == TOK_KEY_EC_P256 || o->key_type == TOK_KEY_EC_P384))
-        return cli_fail(PA_E_USAGE, "--pss needs an RSA key", "%s", cmd);
+        return cli_fail(PA_E_USAGE, N_("--pss needs an RSA key"), "%s", cmd);
     return 0;
 }
 
@@ -204,8 +206,8 @@ static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_reque
         cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
     else if (!pick && !o->replaces_certificate_id)
         r = cli_fail(PA_E_USAGE,
-                     "no finished enrollment of this station on that token; name "
-                     "the certificate with --replaces",
+                     N_("no finished enrollment of this station on that token; name "
+                        "the certificate with --replaces"),
                      "renew --token %s", o->token_uri);
     if (r == 0 && pick && !o->replaces_certificate_id)
         o->replaces_certificate_id = pick->certificate_id;
@@ -213,8 +215,8 @@ static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_reque
         *ret_request = strdup(pick->request_path);
     if (r == 0 && !o->request && !*ret_request)
         r = cli_fail(PA_E_USAGE,
-                     "the request of the replaced certificate is not known here; "
-                     "give it with --request",
+                     N_("the request of the replaced certificate is not known here; "
+                        "give it with --request"),
                      "renew");
     job_list_free(list, n);
     tok_uri_clear(&u);
@@ -264,7 +266,7 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
             given++;
         } else if (c == OPT_CERT) {
             if (parse_replaces(optarg, &o.cert, &dummy) < 0 || dummy)
-                return cli_fail(PA_E_USAGE, "a certificate id", "--cert");
+                return cli_fail(PA_E_USAGE, N_("a certificate id"), "--cert");
             given++;
         } else if (c == OPT_SERIAL) {
             o.serial = optarg;
@@ -282,11 +284,11 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
         }
     }
     if (given != 1 || optind != argc)
-        return cli_fail(PA_E_USAGE, "name exactly one of --job, --cert, --serial", "revoke");
+        return cli_fail(PA_E_USAGE, N_("name exactly one of --job, --cert, --serial"), "revoke");
     if (!revoke_reason_valid(o.reason))
         return cli_fail(PA_E_USAGE,
-                        "--reason key_compromise, superseded, cessation_of_operation, "
-                        "affiliation_changed or unspecified",
+                        N_("--reason key_compromise, superseded, cessation_of_operation, "
+                           "affiliation_changed or unspecified"),
                         "revoke");
     return revoke_run(cli, &o);
 }
@@ -330,7 +332,7 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
         }
     }
     if (!((all && optind == argc) || (!all && optind == argc - 1)))
-        return cli_fail(PA_E_USAGE, "name one JOB, or --all", "resume");
+        return cli_fail(PA_E_USAGE, N_("name one JOB, or --all"), "resume");
     enroll_handle_stop_signals();
     if (!all)
         return enroll_resume(cli, argv[optind], &o);
@@ -338,7 +340,7 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
     if (r < 0)
         return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
     if (err[0])
-        fprintf(stderr, "pkio-agent: warning: %s; tell the officer in charge\n", err);
+        fprintf(stderr, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
     /* Every unfinished job, each independent: one failure does not stop the others. */
     for (size_t i = 0; i < n; i++) {
         if (job_state_terminal(list[i]->state))
@@ -375,7 +377,7 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind != argc - 1)
-        return cli_fail(PA_E_USAGE, "name one JOB", "cancel");
+        return cli_fail(PA_E_USAGE, N_("name one JOB"), "cancel");
     return enroll_cancel(cli, argv[optind], &o);
 }
 
@@ -393,40 +395,43 @@ static void print_job(const struct job *j)
     char when[32];
     struct tm tm;
 
-    printf("job %s: %s\n", j->id, job_state_name(j->state));
-    printf("  token     '%s' serial %s (%s %s)\n", j->token_label, j->token_serial,
+    printf(_("job %s: %s\n"), j->id, job_state_name(j->state));
+    printf(_("  token     '%s' serial %s (%s %s)\n"), j->token_label, j->token_serial,
            j->token_manufacturer, j->token_model);
     if (j->key_id_hex[0])
-        printf("  key       %s id %s (%s)%s\n", j->key_type, j->key_id_hex, j->key_label,
-               j->custody_ok ? ", custody checked" : "");
+        printf(_("  key       %s id %s (%s)%s\n"), j->key_type, j->key_id_hex, j->key_label,
+               j->custody_ok ? _(", custody checked") : "");
     if (j->custody)
-        printf("  custody   %s\n", j->custody);
+        printf(_("  custody   %s\n"), j->custody);
     if (j->keygen_at)
-        printf("  keygen    %s on a %s%s slot, module %s\n",
-               j->keygen_mechanism[0] ? j->keygen_mechanism : "(interrupted before the answer)",
-               j->slot_hw ? "hardware" : "software", j->slot_removable ? ", removable" : "",
-               j->module_path ? j->module_path : "?");
+        printf(j->slot_removable ? _("  keygen    %s on a %s, removable slot, module %s\n")
+                                 : _("  keygen    %s on a %s slot, module %s\n"),
+               j->keygen_mechanism[0] ? j->keygen_mechanism : _("(interrupted before the answer)"),
+               j->slot_hw ? _("hardware") : _("software"), j->module_path ? j->module_path : "?");
     if (j->request_path)
-        printf("  request   %s (%s)\n", j->request_path, j->product ? j->product : "");
+        printf(_("  request   %s (%s)\n"), j->request_path, j->product ? j->product : "");
     if (j->order_id)
-        printf("  order     %ld: %s\n", j->order_id, j->order_status);
+        printf(_("  order     %ld: %s\n"), j->order_id, j->order_status);
     if (j->certificate_id)
-        printf("  cert      id %ld serial %s\n", j->certificate_id, j->cert_serial);
+        printf(_("  cert      id %ld serial %s\n"), j->certificate_id, j->cert_serial);
     if (j->replaces_certificate_id || j->replaces_order_id) {
-        printf("  replaces  %s %ld", j->replaces_certificate_id ? "certificate" : "order",
-               j->replaces_certificate_id ? j->replaces_certificate_id : j->replaces_order_id);
+        if (j->replaces_certificate_id)
+            printf(_("  replaces  certificate %ld"), j->replaces_certificate_id);
+        else
+            printf(_("  replaces  order %ld"), j->replaces_order_id);
         if (j->old_revoked)
-            printf(" (revoked)\n");
+            printf("%s\n", _(" (revoked)"));
         else if (strcmp(j->revoke_status, "pending") == 0)
-            printf(" (NOT revoked yet: revocation request %ld awaits approval)\n",
+            printf(_(" (NOT revoked yet: revocation request %ld awaits approval)\n"),
                    j->revoke_request_id);
         else if (strcmp(j->revoke_status, "rejected") == 0)
-            printf(" (NOT revoked: revocation request %ld rejected)\n", j->revoke_request_id);
+            printf(_(" (NOT revoked: revocation request %ld rejected)\n"), j->revoke_request_id);
         else
-            printf("%s\n", j->revoke_attempt_at ? " (revocation sent, answer not seen yet)" : "");
+            printf("%s\n",
+                   j->revoke_attempt_at ? _(" (revocation sent, answer not seen yet)") : "");
     }
     if (j->last_error)
-        printf("  error     %s\n", j->last_error);
+        printf(_("  error     %s\n"), j->last_error[0] ? _(j->last_error) : "");
     for (size_t i = 0; i < j->nhistory; i++) {
         gmtime_r(&j->history[i].at, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -458,7 +463,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind < argc - 1)
-        return cli_fail(PA_E_USAGE, "at most one JOB", "status");
+        return cli_fail(PA_E_USAGE, N_("at most one JOB"), "status");
     if (optind == argc - 1) {
         r = job_load(cli_state_dir(cli), argv[optind], &one, err, sizeof(err));
         if (r < 0)
@@ -478,7 +483,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
     if (r < 0)
         return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
     if (err[0]) /* a corrupt record is set aside and named; the others are still listed */
-        fprintf(stderr, "pkio-agent: warning: %s\n", err);
+        fprintf(stderr, _("pkio-agent: warning: %s\n"), err);
     if (cli->json) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
@@ -488,11 +493,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         cli_print_json(o);
     } else {
         if (n == 0)
-            printf("no jobs in %s\n", cli_state_dir(cli));
+            printf(_("no jobs in %s\n"), cli_state_dir(cli));
         for (size_t i = 0; i < n; i++) {
             const struct job *j = list[i];
 
-            printf("%.12s  %-10s token %-16s serial %-16s order %-8ld %s\n", j->id,
+            printf(_("%.12s  %-10s token %-16s serial %-16s order %-8ld %s\n"), j->id,
                    job_state_name(j->state), j->token_label, j->token_serial, j->order_id,
                    j->order_status);
         }
@@ -574,19 +579,21 @@ static void audit_print_text(const struct audit_report *rep, int r)
 
     for (size_t i = 0; i < rep->nfindings; i++) {
         audit_text(rep, &rep->findings[i], text, sizeof(text));
-        printf("%s: %s\n", audit_finding_tampered(rep->findings[i].kind) ? "TAMPERED" : "note",
-               text);
+        printf("%s: %s\n",
+               audit_finding_tampered(rep->findings[i].kind) ? _("TAMPERED") : _("note"), text);
     }
     if (rep->dropped)
-        printf("TAMPERED: ... and %zu more findings\n", rep->dropped);
+        printf(_("TAMPERED: ... and %zu more findings\n"), rep->dropped);
     if (r != 0)
         return;
-    printf("audit log intact: %ld line%s; job records: %ld, all agree", rep->lines,
-           rep->lines == 1 ? "" : "s", rep->jobs);
+    printf(ngettext("audit log intact: %ld line; job records: %ld, all agree",
+                    "audit log intact: %ld lines; job records: %ld, all agree",
+                    (unsigned long)rep->lines),
+           rep->lines, rep->jobs);
     if (rep->anchors >= 0)
-        printf("; journal: %ld anchors, all agree", rep->anchors);
+        printf(_("; journal: %ld anchors, all agree"), rep->anchors);
     if (rep->journal_first > 1)
-        printf(" (lines 1..%ld are older than the journal)", rep->journal_first - 1);
+        printf(_(" (lines 1..%ld are older than the journal)"), rep->journal_first - 1);
     printf("\n");
 }
 
@@ -625,7 +632,8 @@ static int audit_options(struct cli *cli, int argc, char **argv, struct audit_ve
     if (optind != argc)
         return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
     if (o->since && (!o->against_journal || o->journal_file))
-        return cli_fail(PA_E_USAGE, "--since applies to the journal (--against-journal)", "audit");
+        return cli_fail(PA_E_USAGE, N_("--since applies to the journal (--against-journal)"),
+                        "audit");
     return 0;
 }
 
@@ -646,6 +654,7 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
     r = audit_options(cli, argc - 1, argv + 1, &o);
     if (r != 0)
         return r < 0 ? r : 0;
+    audit_translate_messages(!cli->json);
     r = audit_verify_report(cli_state_dir(cli), &o, &rep, err, sizeof(err));
     if (cli->json)
         audit_print_json(&rep, r, err);
@@ -655,7 +664,7 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
     if (r == PA_E_JOB && first)
         audit_text(&rep, first, text, sizeof(text));
     if (r == PA_E_JOB)
-        cli_fail(r, first ? text : "too many findings", "audit log %s/audit.log: tampered",
+        cli_fail(r, first ? text : N_("too many findings"), "audit log %s/audit.log: tampered",
                  cli_state_dir(cli));
     else if (r < 0)
         cli_fail(r, err, "audit log %s/audit.log", cli_state_dir(cli));

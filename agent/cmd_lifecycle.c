@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "i18n.h"
 #include "job.h"
 #include "lifecycle.h"
 #include "pa_err.h"
@@ -88,7 +89,7 @@ static int load_jobs(struct cli *cli, struct job ***ret_list, size_t *ret_n, str
     if (r < 0)
         return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
     if (err[0]) /* a corrupt record is set aside and named; the others still count */
-        fprintf(stderr, "pkio-agent: warning: %s\n", err);
+        fprintf(stderr, _("pkio-agent: warning: %s\n"), err);
     r = lc_jobs_index(*ret_list, *ret_n, ret);
     if (r < 0) {
         job_list_free(*ret_list, *ret_n);
@@ -105,7 +106,8 @@ struct exp_run {
     long within;
     time_t now;
     struct cc_client *cc; /* NULL: CertCentral is not (or no longer) asked */
-    char cc_note[320];    /* why not; "" while it is asked */
+    char cc_note[320];    /* why not; "" while it is asked (English, for --json) */
+    char cc_shown[320];   /* the same in the officer's language */
     struct lc_jobs jobs;
     json_object *rows;
     size_t checked, listed, due;
@@ -115,8 +117,9 @@ struct exp_run {
  * A CertCentral client for reading orders, when there is an API key. CertCentral is optional
  * here: without it the certificates' own dates serve. Few retries: this is a report.
  */
-static struct cc_client *lookup_client(const struct cli *cli, char *why, size_t whylen)
+static struct cc_client *lookup_client(struct exp_run *run)
 {
+    const struct cli *cli = run->cli;
     struct http_opts opts = {
         .ca_bundle = cli->cfg->api_ca_bundle,
         .connect_timeout_s = cli->cfg->api_connect_timeout_s,
@@ -133,7 +136,9 @@ static struct cc_client *lookup_client(const struct cli *cli, char *why, size_t 
         r = cc_client_new(cli->cfg->api_url, key, &opts, &c);
     secret_free(key);
     if (r < 0) {
-        snprintf(why, whylen, "not asked: %s", err[0] ? err : pa_err_str(r));
+        snprintf(run->cc_note, sizeof(run->cc_note), "not asked: %s", err[0] ? err : pa_err_str(r));
+        snprintf(run->cc_shown, sizeof(run->cc_shown), _("not asked: %s"),
+                 err[0] ? err : _(pa_err_str(r)));
         return NULL;
     }
     cc_client_set_retry(c, 2, 1.0, 5.0);
@@ -154,13 +159,15 @@ static void ask_certcentral(struct exp_run *run, const struct job *j, struct cc_
     if (r == PA_E_CA_UNAVAILABLE || r == PA_E_CA_AUTH) {
         snprintf(run->cc_note, sizeof(run->cc_note), "%s: %s", pa_err_str(r),
                  cc_last_error(run->cc));
+        snprintf(run->cc_shown, sizeof(run->cc_shown), "%s: %s", _(pa_err_str(r)),
+                 cc_last_error(run->cc));
         fprintf(stderr,
-                "pkio-agent: warning: CertCentral: %s; the certificates' own dates are used\n",
-                run->cc_note);
+                _("pkio-agent: warning: CertCentral: %s; the certificates' own dates are used\n"),
+                run->cc_shown);
         cc_client_free(run->cc);
         run->cc = NULL;
     } else {
-        fprintf(stderr, "pkio-agent: warning: order %ld at CertCentral: %s\n", j->order_id,
+        fprintf(stderr, _("pkio-agent: warning: order %ld at CertCentral: %s\n"), j->order_id,
                 cc_last_error(run->cc));
     }
     cc_order_info_clear(info);
@@ -169,10 +176,10 @@ static void ask_certcentral(struct exp_run *run, const struct job *j, struct cc_
 static const char *row_state(const struct lc_expiry *e, size_t by)
 {
     if (e->revoked)
-        return "revoked";
+        return _("revoked");
     if (by != NONE)
-        return "replaced";
-    return e->expired ? "EXPIRED" : "due";
+        return _("replaced");
+    return e->expired ? _("EXPIRED") : _("due");
 }
 
 static void emit_row(struct exp_run *run, size_t i, const struct lc_expiry_in *in,
@@ -185,11 +192,11 @@ static void emit_row(struct exp_run *run, size_t i, const struct lc_expiry_in *i
     lc_format_time(e->expires, when, sizeof(when));
     if (!run->rows) {
         if (run->listed == 1)
-            printf("%-12s %-20s %-16s %-8s %-10s %5s  %-11s %s\n", "JOB", "TOKEN", "SERIAL",
-                   "ORDER", "EXPIRES", "DAYS", "SOURCE", "STATE");
+            printf("%-12s %-20s %-16s %-8s %-10s %5s  %-11s %s\n", _("JOB"), _("TOKEN"),
+                   _("SERIAL"), _("ORDER"), _("EXPIRES"), _("DAYS"), _("SOURCE"), _("STATE"));
         printf("%-12.12s %-20.20s %-16.16s %-8ld %.10s %5ld  %-11s %s%s%.12s\n", j->id,
                j->token_label, j->token_serial, j->order_id, when, e->days_left,
-               lc_source_name(e->source), row_state(e, by), by != NONE ? " by " : "",
+               lc_source_name(e->source), row_state(e, by), by != NONE ? _(" by ") : "",
                by != NONE ? run->jobs.v[by]->id : "");
         return;
     }
@@ -240,8 +247,8 @@ static void expiring_one(struct exp_run *run, size_t i)
     run->checked++;
     if (lc_expiry_decide(&in, run->within, run->now, &e) < 0) {
         fprintf(stderr,
-                "pkio-agent: warning: job %s: no expiry date (its certificate cannot be "
-                "read and CertCentral gave none)\n",
+                _("pkio-agent: warning: job %s: no expiry date (its certificate cannot be "
+                  "read and CertCentral gave none)\n"),
                 j->id);
     } else if (e.listed) {
         run->listed++;
@@ -259,7 +266,7 @@ static int parse_days(const char *s, long *ret)
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || !*s || *end || v < 0 || v > CFG_MAX_DAYS)
-        return cli_fail(PA_E_USAGE, "a whole number of days, 0 to 3650", "--within %s", s);
+        return cli_fail(PA_E_USAGE, N_("a whole number of days, 0 to 3650"), "--within %s", s);
     *ret = v;
     return 0;
 }
@@ -288,7 +295,7 @@ static int expiring_args(struct exp_run *run, int argc, char **argv)
         }
     }
     if (optind != argc)
-        return cli_fail(PA_E_USAGE, "unexpected argument", "expiring");
+        return cli_fail(PA_E_USAGE, N_("unexpected argument"), "expiring");
     return 0;
 }
 
@@ -309,12 +316,17 @@ static void expiring_report(struct exp_run *run)
         cli_print_json(o);
         return;
     }
-    printf(
-        "%s%zu of %zu certificate%s enrolled here listed (expiring within %ld days, or expired); "
-        "%zu due for renewal%s%s%s\n",
-        run->listed ? "\n" : "", run->listed, run->checked, run->checked == 1 ? "" : "s",
-        run->within, run->due, run->cc_note[0] ? " (CertCentral " : "", run->cc_note,
-        run->cc_note[0] ? ")" : "");
+    if (run->listed)
+        printf("\n");
+    printf(ngettext("%zu of %zu certificate enrolled here listed (expiring within %ld days, or "
+                    "expired); %zu due for renewal",
+                    "%zu of %zu certificates enrolled here listed (expiring within %ld days, or "
+                    "expired); %zu due for renewal",
+                    run->checked),
+           run->listed, run->checked, run->within, run->due);
+    if (run->cc_shown[0])
+        printf(_(" (CertCentral %s)"), run->cc_shown);
+    printf("\n");
 }
 
 int cmd_expiring(struct cli *cli, int argc, char **argv)
@@ -330,7 +342,7 @@ int cmd_expiring(struct cli *cli, int argc, char **argv)
     r = load_jobs(cli, &list, &n, &run.jobs);
     if (r < 0)
         return r;
-    run.cc = lookup_client(cli, run.cc_note, sizeof(run.cc_note));
+    run.cc = lookup_client(&run);
     if (cli->json)
         run.rows = json_object_new_array();
     for (size_t i = 0; i < n; i++)
@@ -340,9 +352,11 @@ int cmd_expiring(struct cli *cli, int argc, char **argv)
     expiring_report(&run);
     fflush(stdout); /* the list first, then the one line on stderr */
     if (run.due)
-        r = cli_fail(PA_E_EXPIRING, "listed above; 'pkio-agent renew --token URI' renews one",
-                     "expiring: %zu certificate%s due for renewal (within %ld days)", run.due,
-                     run.due == 1 ? "" : "s", run.within);
+        r = cli_fail(PA_E_EXPIRING, N_("listed above; 'pkio-agent renew --token URI' renews one"),
+                     ngettext("expiring: %zu certificate due for renewal (within %ld days)",
+                              "expiring: %zu certificates due for renewal (within %ld days)",
+                              run.due),
+                     run.due, run.within);
     json_object_put(run.rows);
     cc_client_free(run.cc);
     lc_jobs_clear(&run.jobs);
@@ -386,7 +400,7 @@ static json_object *custody_of(struct certs_tok *ct, const struct lc_match *m,
     if (m->role == LC_KEY) {
         const struct job *j = ct->run->jobs.v[m->job];
 
-        snprintf(line, linelen, "(job record) %s", j->custody ? j->custody : "none recorded");
+        snprintf(line, linelen, _("(job record) %s"), j->custody ? j->custody : _("none recorded"));
         json_object_object_add(o, "source", json_object_new_string("job"));
         json_object_object_add(o, "ok", json_object_new_boolean(j->custody_ok));
         json_object_object_add(o, "evidence", str_or_null(j->custody));
@@ -395,14 +409,15 @@ static json_object *custody_of(struct certs_tok *ct, const struct lc_match *m,
         char d[400];
 
         tok_custody_describe(&c, d, sizeof(d));
-        snprintf(line, linelen, "(read from the token) %s%s", d,
-                 ok ? "" : "; NOT provably generated on the token");
+        snprintf(line, linelen, _("(read from the token) %s%s"), d,
+                 ok ? "" : _("; NOT provably generated on the token"));
         json_object_object_add(o, "source", json_object_new_string("token"));
         json_object_object_add(o, "ok", json_object_new_boolean(ok));
         json_object_object_add(o, "evidence", json_object_new_string(d));
     } else {
-        snprintf(line, linelen, "unknown: the private key is not visible%s",
-                 ct->objs->logged_in ? "" : " without login");
+        snprintf(line, linelen, "%s",
+                 ct->objs->logged_in ? _("unknown: the private key is not visible")
+                                     : _("unknown: the private key is not visible without login"));
         json_object_object_add(o, "source", json_object_new_string("none"));
         json_object_object_add(o, "ok", NULL);
         json_object_object_add(o, "evidence", NULL);
@@ -429,13 +444,12 @@ static void print_job(const struct certs_run *run, const struct lc_match *m)
     const struct job *j = m->role == LC_FOREIGN ? NULL : run->jobs.v[m->job];
 
     if (!j) {
-        printf("FOREIGN (no job of this station)");
+        printf("%s", _("FOREIGN (no job of this station)"));
         return;
     }
-    printf("%s job %.12s (%s), order %ld",
-           m->role == LC_UNDER_KEY ? "FOREIGN: under the key of"
-           : m->role == LC_CHAIN   ? "chain of"
-                                   : "of",
+    printf(m->role == LC_UNDER_KEY ? _("FOREIGN: under the key of job %.12s (%s), order %ld")
+           : m->role == LC_CHAIN   ? _("chain of job %.12s (%s), order %ld")
+                                   : _("of job %.12s (%s), order %ld"),
            job_short(run, m->job), job_state_name(j->state), j->order_id);
 }
 
@@ -454,13 +468,13 @@ static void show_keypair(struct certs_tok *ct, const struct tok_object *priv,
     cust = custody_of(ct, &m, priv, line, sizeof(line));
     ct->foreign += m.role == LC_FOREIGN;
     if (!ct->keys) {
-        printf("  key pair     id %s label '%s' %s, %s: ", id[0] ? id : "(none)", label,
+        printf(_("  key pair     id %s label '%s' %s, %s: "), id[0] ? id : _("(none)"), label,
                k->key_type,
-               priv && pub ? "private and public"
-               : priv      ? "private only"
-                           : "public");
+               priv && pub ? _("private and public")
+               : priv      ? _("private only")
+                           : _("public"));
         print_job(ct->run, &m);
-        printf("\n               custody %s\n", line);
+        printf(_("\n               custody %s\n"), line);
         json_object_put(cust);
         return;
     }
@@ -513,7 +527,7 @@ static json_object *chain_check(struct certs_tok *ct, X509 *cert, char *err, siz
     const char *anchors = ct->run->cli->cfg->trust_anchors;
 
     if (!anchors) {
-        snprintf(err, errlen, "trust.anchors is not set");
+        snprintf(err, errlen, "%s", N_("trust.anchors is not set")); /* translated when shown */
         return NULL;
     }
     if (certs_verify_chain(cert, ct->all, anchors, err, errlen) == 0) {
@@ -542,6 +556,18 @@ struct cert_facts {
     json_object *verifies;
 };
 
+/* A revocation state of our records ("revoked", "pending", "rejected"), for the officer. */
+static const char *revocation_text(const char *s)
+{
+    if (strcmp(s, "revoked") == 0)
+        return _("revoked");
+    if (strcmp(s, "pending") == 0)
+        return _("pending");
+    if (strcmp(s, "rejected") == 0)
+        return _("rejected");
+    return s;
+}
+
 static void print_cert(const struct certs_tok *ct, const struct tok_object *c,
                        const struct cert_facts *f)
 {
@@ -549,19 +575,21 @@ static void print_cert(const struct certs_tok *ct, const struct tok_object *c,
 
     lc_format_time(f->not_before, nb, sizeof(nb));
     lc_format_time(f->not_after, na, sizeof(na));
-    printf("  certificate  %s%s\n               serial %s, issuer %s, valid %.10s to %.10s%s\n"
-           "               id %s label '%s': ",
-           c->ca ? "(CA) " : "", f->subject, f->serial, f->issuer, nb, na,
-           ct->run->now > f->not_after ? " (EXPIRED)" : "", f->id[0] ? f->id : "(none)", f->label);
+    printf(_("  certificate  %s%s\n               serial %s, issuer %s, valid %.10s to %.10s%s\n"
+             "               id %s label '%s': "),
+           c->ca ? _("(CA) ") : "", f->subject, f->serial, f->issuer, nb, na,
+           ct->run->now > f->not_after ? _(" (EXPIRED)") : "", f->id[0] ? f->id : _("(none)"),
+           f->label);
     print_job(ct->run, &f->m);
-    printf("\n               chain: %s%s\n",
-           !f->verifies                           ? "not checked: "
-           : json_object_get_boolean(f->verifies) ? "verifies to trust.anchors"
-                                                  : "does NOT verify: ",
-           f->err);
+    printf(_("\n               chain: %s%s\n"),
+           !f->verifies                           ? _("not checked: ")
+           : json_object_get_boolean(f->verifies) ? _("verifies to trust.anchors")
+                                                  : _("does NOT verify: "),
+           f->err[0] ? _(f->err) : "");
     if (f->revocation[0] || f->by != NONE)
-        printf("               revocation (our records): %s%s%.12s\n",
-               f->revocation[0] ? f->revocation : "none", f->by != NONE ? "; replaced by job " : "",
+        printf(_("               revocation (our records): %s%s%.12s\n"),
+               f->revocation[0] ? revocation_text(f->revocation) : _("none"),
+               f->by != NONE ? _("; replaced by job ") : "",
                f->by != NONE ? job_short(ct->run, f->by) : "");
 }
 
@@ -623,8 +651,8 @@ static void show_other(struct certs_tok *ct, const struct tok_object *x)
     lc_printable(x->label, strlen(x->label), label, sizeof(label));
     ct->foreign++;
     if (!ct->others) {
-        printf("  %-12s id %s label '%s': FOREIGN (no job of this station)\n",
-               tok_obj_class_name(x->cls), id[0] ? id : "(none)", label);
+        printf(_("  %-12s id %s label '%s': FOREIGN (no job of this station)\n"),
+               tok_obj_class_name(x->cls), id[0] ? id : _("(none)"), label);
         return;
     }
     o = json_object_new_object();
@@ -649,10 +677,11 @@ static void show_certs_and_others(struct certs_tok *ct)
 
 static const char *visibility(const struct certs_tok *ct)
 {
-    return ct->objs->logged_in ? "logged in: all objects visible"
-                               : "not logged in: public objects only, private objects (such as "
-                                 "private keys) were not visible; give pin-source= in --token "
-                                 "to see them";
+    /* English: the --json note; translated with _() where it is printed */
+    return ct->objs->logged_in ? N_("logged in: all objects visible")
+                               : N_("not logged in: public objects only, private objects (such as "
+                                    "private keys) were not visible; give pin-source= in --token "
+                                    "to see them");
 }
 
 static void token_json(struct certs_tok *ct)
@@ -720,8 +749,8 @@ static int certs_token(struct certs_run *run, struct tok_token *tok)
         ct.certs = json_object_new_array();
         ct.others = json_object_new_array();
     } else {
-        printf("token '%s' serial %s (%s %s); %s\n", ct.info.label, ct.info.serial,
-               ct.info.manufacturer, ct.info.model, visibility(&ct));
+        printf(_("token '%s' serial %s (%s %s); %s\n"), ct.info.label, ct.info.serial,
+               ct.info.manufacturer, ct.info.model, _(visibility(&ct)));
     }
     show_keys(&ct);
     show_certs_and_others(&ct);
@@ -729,8 +758,9 @@ static int certs_token(struct certs_run *run, struct tok_token *tok)
     if (run->tokens)
         token_json(&ct);
     else
-        printf("  %u object%s no job of this station explains\n\n", ct.foreign,
-               ct.foreign == 1 ? "" : "s");
+        printf(ngettext("  %u object no job of this station explains\n\n",
+                        "  %u objects no job of this station explains\n\n", ct.foreign),
+               ct.foreign);
 out:
     sk_X509_pop_free(ct.all, X509_free);
     tok_objects_free(ct.objs);
@@ -790,7 +820,7 @@ static int certs_all(struct certs_run *run)
             worst = r;
     }
     if (!run->tokens && n == 0 && !worst)
-        printf("no token present (module %s)\n", module);
+        printf(_("no token present (module %s)\n"), module);
     free(list);
     tok_close(ctx);
     return worst;
@@ -823,7 +853,7 @@ int cmd_certs(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind != argc)
-        return cli_fail(PA_E_USAGE, "unexpected argument", "certs");
+        return cli_fail(PA_E_USAGE, N_("unexpected argument"), "certs");
     r = load_jobs(cli, &list, &n, &run.jobs);
     if (r < 0)
         return r;

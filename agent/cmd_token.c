@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "csr.h"
 #include "fsutil.h"
+#include "i18n.h"
 #include "pa_err.h"
 #include "request.h"
 #include "tok.h"
@@ -77,16 +78,16 @@ static json_object *info_json(const struct tok_info *t)
 static const char *pin_state(const struct tok_info *t)
 {
     if (!t->user_pin_initialized)
-        return "no user PIN";
+        return _("no user PIN");
     if (t->user_pin_locked)
-        return "PIN LOCKED";
+        return _("PIN LOCKED");
     if (t->user_pin_final_try)
-        return "PIN: final try";
+        return _("PIN: final try");
     if (t->user_pin_to_be_changed)
-        return "PIN must be changed";
+        return _("PIN must be changed");
     if (t->user_pin_count_low)
-        return "PIN: tries low";
-    return "PIN ok";
+        return _("PIN: tries low");
+    return _("PIN ok");
 }
 
 /* "  pkcs11:token=...;serial=...", percent-encoded (labels have spaces, '(', '/', ...). */
@@ -94,7 +95,7 @@ static void print_token_uri(const struct tok_info *t)
 {
     char *uri = tok_uri_for_token(t);
 
-    printf("  %s\n", uri ? uri : "(no memory for the URI)");
+    printf("  %s\n", uri ? uri : _("(no memory for the URI)"));
     free(uri);
 }
 
@@ -121,7 +122,7 @@ int cmd_tokens(struct cli *cli, int argc, char **argv)
         }
     }
     if (optind != argc)
-        return cli_fail(PA_E_USAGE, "unexpected argument", "tokens");
+        return cli_fail(PA_E_USAGE, N_("unexpected argument"), "tokens");
     r = tok_open(cli_module(cli), &ctx);
     if (r < 0)
         return cli_fail(r, tok_detail(), "PKCS#11 module %s", cli_module(cli));
@@ -140,20 +141,20 @@ int cmd_tokens(struct cli *cli, int argc, char **argv)
         cli_print_json(o);
     } else {
         if (n == 0)
-            printf("no token present (module %s)\n", cli_module(cli));
+            printf(_("no token present (module %s)\n"), cli_module(cli));
         for (size_t i = 0; i < n; i++) {
             const struct tok_info *t = &list[i];
 
             if (!t->token_initialized) {
-                printf("(uninitialised token in slot %lu, %s %s)\n", t->slot_id, t->manufacturer,
+                printf(_("(uninitialised token in slot %lu, %s %s)\n"), t->slot_id, t->manufacturer,
                        t->model);
                 continue;
             }
-            printf("%-16s serial %-16s %s %s; %s%s%s", t->label, t->serial, t->manufacturer,
-                   t->model, pin_state(t), t->protected_auth_path ? "; PIN pad" : "",
-                   t->write_protected ? "; write-protected" : "");
+            printf(_("%-16s serial %-16s %s %s; %s%s%s"), t->label, t->serial, t->manufacturer,
+                   t->model, pin_state(t), t->protected_auth_path ? _("; PIN pad") : "",
+                   t->write_protected ? _("; write-protected") : "");
             if (t->free_private_memory >= 0)
-                printf("; %ld bytes free", t->free_private_memory);
+                printf(_("; %ld bytes free"), t->free_private_memory);
             printf("\n");
             print_token_uri(t);
         }
@@ -210,7 +211,7 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
         case OPT_LABEL:
             label = optarg;
             if (!*label || strlen(label) > 64)
-                return cli_fail(PA_E_USAGE, "1 to 64 bytes", "--label");
+                return cli_fail(PA_E_USAGE, N_("1 to 64 bytes"), "--label");
             break;
         case OPT_JSON:
             cli->json = true;
@@ -223,7 +224,7 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
         }
     }
     if (!token || optind != argc)
-        return cli_fail(PA_E_USAGE, "--token URI is required", "keygen");
+        return cli_fail(PA_E_USAGE, N_("--token URI is required"), "keygen");
     r = cli_open_token(cli, token, true, &ctx, &tok, NULL);
     if (r < 0)
         return r;
@@ -250,7 +251,7 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
         int d = tok_delete_keypair(tok, id, id_len);
 
         cli_fail(r, tok_detail(), "new key on token '%s' (%s)", info.label,
-                 d == 0 ? "deleted again" : "COULD NOT BE DELETED");
+                 d == 0 ? _("deleted again") : _("COULD NOT BE DELETED"));
         goto out;
     }
     uri = tok_uri_for_key(&info, id, id_len, label);
@@ -374,7 +375,8 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
         }
     }
     if (!key || optind != argc || !request == !subject)
-        return cli_fail(PA_E_USAGE, "--key URI and one of --request FILE or --subject DN", "csr");
+        return cli_fail(PA_E_USAGE, N_("--key URI and one of --request FILE or --subject DN"),
+                        "csr");
     /* Check the subject before touching the token: a bad request costs no PIN entry. */
     r = subject_of(request, subject, &subj);
     if (r < 0)
@@ -385,9 +387,10 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
     r = key_id_of(tok, &u, id, &id_len);
     if (r < 0) {
         cli_fail(r,
-                 r == PA_E_USAGE             ? "the key URI needs id= or object= (and type=private)"
-                 : r == PA_E_TOKEN_NOT_FOUND ? "no private key with that id or object on the token"
-                                             : tok_detail(),
+                 r == PA_E_USAGE ? N_("the key URI needs id= or object= (and type=private)")
+                 : r == PA_E_TOKEN_NOT_FOUND
+                     ? N_("no private key with that id or object on the token")
+                     : tok_detail(),
                  "key %s", key);
         goto out;
     }
@@ -490,14 +493,14 @@ int cmd_install(struct cli *cli, int argc, char **argv)
         }
     }
     if (!key || !certfile || optind != argc)
-        return cli_fail(PA_E_USAGE, "--key URI and --cert FILE are required", "install");
+        return cli_fail(PA_E_USAGE, N_("--key URI and --cert FILE are required"), "install");
     /* Everything that needs no token first: a bad file costs no PIN entry. */
     r = fs_read_file(certfile, 1 << 20, &pem, &pem_len);
     if (r < 0)
         return cli_fail(r, NULL, "reading %s", certfile);
     r = certs_parse_pem(pem, pem_len, &all);
     if (r < 0) {
-        cli_fail(r, "not a PEM certificate bundle", "%s", certfile);
+        cli_fail(r, N_("not a PEM certificate bundle"), "%s", certfile);
         goto out;
     }
     r = cli_open_token(cli, key, true, &ctx, &tok, &u);
@@ -507,13 +510,13 @@ int cmd_install(struct cli *cli, int argc, char **argv)
     if (r == 0)
         r = tok_public_key(tok, id, id_len, &pub);
     if (r < 0) {
-        cli_fail(r, r == PA_E_USAGE ? "the key URI needs id= or object=" : tok_detail(), "key %s",
-                 key);
+        cli_fail(r, r == PA_E_USAGE ? N_("the key URI needs id= or object=") : tok_detail(),
+                 "key %s", key);
         goto out;
     }
     r = certs_pick_leaf(all, pub, &leaf, &chain);
     if (r < 0) {
-        cli_fail(r, "no certificate in it carries the token key", "%s", certfile);
+        cli_fail(r, N_("no certificate in it carries the token key"), "%s", certfile);
         goto out;
     }
     if (trust) {
@@ -536,9 +539,12 @@ int cmd_install(struct cli *cli, int argc, char **argv)
         json_object_object_add(o, "ca_present", json_object_new_int((int)res.ca_present));
         cli_print_json(o);
     } else {
-        printf("certificate %s on the token; %u CA certificate%s written, %u already there\n",
-               res.leaf_written ? "written" : "already", res.ca_written,
-               res.ca_written == 1 ? "" : "s", res.ca_present);
+        fputs(res.leaf_written ? _("certificate written on the token")
+                               : _("certificate already on the token"),
+              stdout);
+        printf(ngettext("; %u CA certificate written, %u already there\n",
+                        "; %u CA certificates written, %u already there\n", res.ca_written),
+               res.ca_written, res.ca_present);
     }
 out:
     X509_free(leaf);
@@ -583,7 +589,7 @@ int cmd_delete_key(struct cli *cli, int argc, char **argv)
         }
     }
     if (!key || optind != argc)
-        return cli_fail(PA_E_USAGE, "--key URI is required", "delete-key");
+        return cli_fail(PA_E_USAGE, N_("--key URI is required"), "delete-key");
     r = cli_open_token(cli, key, true, &ctx, &tok, &u);
     if (r < 0)
         goto out;
@@ -592,8 +598,8 @@ int cmd_delete_key(struct cli *cli, int argc, char **argv)
     if (r == 0)
         r = tok_delete_keypair(tok, id, id_len);
     if (r < 0) {
-        cli_fail(r, r == PA_E_USAGE ? "the key URI needs id= or object=" : tok_detail(), "key %s",
-                 key);
+        cli_fail(r, r == PA_E_USAGE ? N_("the key URI needs id= or object=") : tok_detail(),
+                 "key %s", key);
         goto out;
     }
     hex(idhex, id, id_len);
@@ -603,7 +609,7 @@ int cmd_delete_key(struct cli *cli, int argc, char **argv)
         json_object_object_add(o, "deleted_id", json_object_new_string(idhex));
         cli_print_json(o);
     } else {
-        printf("deleted key pair id %s\n", idhex);
+        printf(_("deleted key pair id %s\n"), idhex);
     }
 out:
     tok_uri_clear(&u);

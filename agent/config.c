@@ -2,7 +2,8 @@
 /*
  * config.c - load and check the JSON configuration file (pkio-agent.conf(5)).
  *
- * The file is an object of sections ("api", "token", "poll", "trust", "renew", "ui") and top-level keys
+ * The file is an object of sections ("api", "token", "poll", "trust", "renew", "ui") and top-level
+ * keys
  * ("order_defaults", "state_dir"). A key may also be written in its dotted form at the top level
  * ("api.url": ...). Every key is checked once against one table; anything else is an error.
  */
@@ -246,18 +247,18 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     char *copy = NULL;
 
     if (!json_object_is_type(v, json_type_string)) {
-        cfg_err(c->errbuf, c->errlen, "%s: %s: must be a string", c->name, k->name);
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a string"), c->name, k->name);
         return PA_E_CONFIG;
     }
     s = json_object_get_string(v);
     n = (size_t)json_object_get_string_len(v);
     if (n == 0) {
-        cfg_err(c->errbuf, c->errlen, "%s: %s: must not be empty", c->name, k->name);
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must not be empty"), c->name, k->name);
         return PA_E_CONFIG;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must not contain control characters", c->name,
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must not contain control characters"), c->name,
                     k->name);
             return PA_E_CONFIG;
         }
@@ -266,7 +267,7 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     case CK_URL:
         if (strncasecmp(s, "https://", 8) != 0 || n == 8 || s[8] == '/' ||
             strpbrk(s, " \"<>\\^`{|}")) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be an https:// URL", c->name, k->name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an https:// URL"), c->name, k->name);
             return PA_E_CONFIG;
         }
         while (n > 9 && s[n - 1] == '/')
@@ -275,14 +276,14 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     case CK_PROXY:
         if ((strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0) ||
             strpbrk(s, " \"<>\\^`{|}")) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be an http:// or https:// proxy URL",
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an http:// or https:// proxy URL"),
                     c->name, k->name);
             return PA_E_CONFIG;
         }
         break;
     case CK_PRODUCT:
         if (!req_product_supported(s)) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: unsupported product (supported: %s)", c->name,
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: unsupported product (supported: %s)"), c->name,
                     k->name, req_product_list());
             return PA_E_CONFIG;
         }
@@ -290,7 +291,7 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     case CK_FIELD:
         if (!cfg_field_ok(s, n)) {
             cfg_err(c->errbuf, c->errlen,
-                    "%s: %s: must be a dotted field path such as \"certificate.csr\"", c->name,
+                    _("%s: %s: must be a dotted field path such as \"certificate.csr\""), c->name,
                     k->name);
             return PA_E_CONFIG;
         }
@@ -303,7 +304,7 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
         break;
     case CK_URI:
         if (strncasecmp(s, "pkcs11:", 7) != 0) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be a pkcs11: URI", c->name, k->name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a pkcs11: URI"), c->name, k->name);
             return PA_E_CONFIG;
         }
         break;
@@ -333,8 +334,8 @@ static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size
             s = "";
     if (!s || !*s || strlen(s) > max) {
         cfg_err(c->errbuf, c->errlen,
-                "%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
-                "printable characters",
+                _("%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
+                  "printable characters"),
                 c->name, i, key, max);
         return PA_E_CONFIG;
     }
@@ -351,7 +352,7 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
     int r = PA_E_CONFIG;
 
     if (!json_object_is_type(v, json_type_array) || (n = json_object_array_length(v)) == 0) {
-        cfg_err(c->errbuf, c->errlen, "%s: token.allowed: must be a non-empty array", c->name);
+        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed: must be a non-empty array"), c->name);
         return PA_E_CONFIG;
     }
     rules = calloc(1, sizeof(*rules));
@@ -367,14 +368,15 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
 
         rules->n = i + 1; /* so that a failure below frees this entry's strings too */
         if (!json_object_is_type(o, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: must be an object", c->name, i);
+            cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: must be an object"), c->name,
+                    i);
             goto out;
         }
         json_object_object_foreach(o, key, val)
         {
             (void)val;
             if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module")) {
-                cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: unknown key", c->name, i);
+                cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: unknown key"), c->name, i);
                 goto out;
             }
         }
@@ -383,8 +385,8 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
             cfg_rule_str(c, o, "module", i, 4096, &t->module) < 0)
             goto out;
         if (!t->manufacturer && !t->model) {
-            cfg_err(c->errbuf, c->errlen, "%s: token.allowed[%zu]: needs a manufacturer or a model",
-                    c->name, i);
+            cfg_err(c->errbuf, c->errlen,
+                    _("%s: token.allowed[%zu]: needs a manufacturer or a model"), c->name, i);
             goto out;
         }
     }
@@ -403,13 +405,14 @@ static int cfg_take_days(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_ke
     int64_t d;
 
     if (!json_object_is_type(v, json_type_int)) {
-        cfg_err(c->errbuf, c->errlen, "%s: %s: must be a whole number of days", c->name, k->name);
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a whole number of days"), c->name,
+                k->name);
         return PA_E_CONFIG;
     }
     errno = 0;
     d = json_object_get_int64(v);
     if (errno || d < 1 || d > CFG_MAX_DAYS) {
-        cfg_err(c->errbuf, c->errlen, "%s: %s: must be 1 to %d", c->name, k->name, CFG_MAX_DAYS);
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be 1 to %d"), c->name, k->name, CFG_MAX_DAYS);
         return PA_E_CONFIG;
     }
     *(int *)(void *)((char *)cfg + k->off) = (int)d;
@@ -424,7 +427,7 @@ static int cfg_take_share(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_k
 
     if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
         !isfinite(d) || d <= 0 || d > 1) {
-        cfg_err(c->errbuf, c->errlen, "%s: %s: must be a number > 0 and at most 1", c->name,
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number > 0 and at most 1"), c->name,
                 k->name);
         return PA_E_CONFIG;
     }
@@ -442,7 +445,7 @@ static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, 
     switch (k->kind) {
     case CK_BOOL:
         if (!json_object_is_type(v, json_type_boolean)) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be true or false", c->name, k->name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be true or false"), c->name, k->name);
             return PA_E_CONFIG;
         }
         *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
@@ -463,26 +466,27 @@ static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, 
     }
     case CK_SECONDS:
         if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be a number of seconds", c->name, k->name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number of seconds"), c->name,
+                    k->name);
             return PA_E_CONFIG;
         }
         d = json_object_get_double(v);
         if (!isfinite(d) || d <= 0 || d > CFG_MAX_SECONDS) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be > 0 and at most %.0f", c->name, k->name,
-                    CFG_MAX_SECONDS);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be > 0 and at most %.0f"), c->name,
+                    k->name, CFG_MAX_SECONDS);
             return PA_E_CONFIG;
         }
         *cfg_num_slot(cfg, k) = d;
         return 0;
     case CK_OBJECT:
         if (!json_object_is_type(v, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be an object", c->name, k->name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, k->name);
             return PA_E_CONFIG;
         }
         if (json_object_object_get_ex(v, "credit_card", NULL)) {
             cfg_err(c->errbuf, c->errlen,
-                    "%s: %s.credit_card: card data does not belong in the configuration", c->name,
-                    k->name);
+                    _("%s: %s.credit_card: card data does not belong in the configuration"),
+                    c->name, k->name);
             return PA_E_CONFIG;
         }
         s = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
@@ -510,14 +514,14 @@ static int cfg_apply(struct cfg_ctx *c, struct cfg *cfg, const char *name, json_
         if (strcmp(cfg_keys[i].name, name) != 0)
             continue;
         if (c->seen[i]) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: given twice", c->name, name);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: given twice"), c->name, name);
             return PA_E_CONFIG;
         }
         c->seen[i] = true;
         return cfg_set(c, cfg, &cfg_keys[i], v);
     }
     cfg_printable(name, shown, sizeof(shown));
-    cfg_err(c->errbuf, c->errlen, "%s: unknown key \"%s\"", c->name, shown);
+    cfg_err(c->errbuf, c->errlen, _("%s: unknown key \"%s\""), c->name, shown);
     return PA_E_CONFIG;
 }
 
@@ -544,14 +548,14 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
             continue;
         }
         if (!json_object_is_type(val, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, "%s: %s: must be an object", c->name, key);
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, key);
             return PA_E_CONFIG;
         }
         json_object_object_foreach(val, sub, subval)
         {
             if (strlen(sub) + strlen(key) + 2 > sizeof(full)) {
                 cfg_printable(sub, shown, sizeof(shown));
-                cfg_err(c->errbuf, c->errlen, "%s: unknown key \"%s.%s\"", c->name, key, shown);
+                cfg_err(c->errbuf, c->errlen, _("%s: unknown key \"%s.%s\""), c->name, key, shown);
                 return PA_E_CONFIG;
             }
             if (snprintf(full, sizeof(full), "%s.%s", key, sub) >= (int)sizeof(full))
@@ -563,18 +567,18 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
     }
     if (cfg->api_connect_timeout_s > cfg->api_timeout_s) {
         cfg_err(c->errbuf, c->errlen,
-                "%s: api.connect_timeout_s: must not exceed api.timeout_s (%g > %g)", c->name,
+                _("%s: api.connect_timeout_s: must not exceed api.timeout_s (%g > %g)"), c->name,
                 cfg->api_connect_timeout_s, cfg->api_timeout_s);
         return PA_E_CONFIG;
     }
     if (cfg->poll_initial_s > cfg->poll_max_s) {
-        cfg_err(c->errbuf, c->errlen, "%s: poll.initial_s: must not exceed poll.max_s (%g > %g)",
+        cfg_err(c->errbuf, c->errlen, _("%s: poll.initial_s: must not exceed poll.max_s (%g > %g)"),
                 c->name, cfg->poll_initial_s, cfg->poll_max_s);
         return PA_E_CONFIG;
     }
     if (cfg_fields_overlap(cfg->api_csr_field, cfg->api_provisioning_field)) {
-        cfg_err(c->errbuf, c->errlen, "%s: api.provisioning_field: must not overlap api.csr_field",
-                c->name);
+        cfg_err(c->errbuf, c->errlen,
+                _("%s: api.provisioning_field: must not overlap api.csr_field"), c->name);
         return PA_E_CONFIG;
     }
     return 0;
@@ -608,12 +612,12 @@ int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret
     int r;
 
     if (len > CFG_MAX_FILE) {
-        cfg_err(errbuf, errlen, "%s: larger than %d bytes", c.name, CFG_MAX_FILE);
+        cfg_err(errbuf, errlen, _("%s: larger than %d bytes"), c.name, CFG_MAX_FILE);
         r = PA_E_CONFIG;
         goto out;
     }
     if (memchr(buf, '\0', len)) {
-        cfg_err(errbuf, errlen, "%s: contains a NUL byte", c.name);
+        cfg_err(errbuf, errlen, _("%s: contains a NUL byte"), c.name);
         r = PA_E_CONFIG;
         goto out;
     }
@@ -631,7 +635,7 @@ int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret
             end++;
         if (end < len) {
             cfg_line_col(buf, end, &line, &col);
-            cfg_err(errbuf, errlen, "%s:%lu:%lu: invalid JSON: data after the end", c.name, line,
+            cfg_err(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: data after the end"), c.name, line,
                     col);
             r = PA_E_CONFIG;
             goto out;
@@ -640,19 +644,19 @@ int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret
         if (jerr == json_tokener_continue)
             end = len;
         cfg_line_col(buf, end, &line, &col);
-        cfg_err(errbuf, errlen, "%s:%lu:%lu: invalid JSON: %s", c.name, line, col,
-                jerr == json_tokener_continue ? "unexpected end of input"
+        cfg_err(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: %s"), c.name, line, col,
+                jerr == json_tokener_continue ? _("unexpected end of input")
                                               : json_tokener_error_desc(jerr));
         r = PA_E_CONFIG;
         goto out;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        cfg_err(errbuf, errlen, "%s: must contain a JSON object", c.name);
+        cfg_err(errbuf, errlen, _("%s: must contain a JSON object"), c.name);
         r = PA_E_CONFIG;
         goto out;
     }
     if (!req_json_finite(root)) {
-        cfg_err(errbuf, errlen, "%s: a number is out of range", c.name);
+        cfg_err(errbuf, errlen, _("%s: a number is out of range"), c.name);
         r = PA_E_CONFIG;
         goto out;
     }
@@ -687,22 +691,22 @@ static int cfg_read_file(const char *path, bool missing_ok, char **ret_buf, size
             r = 1;
             goto out;
         }
-        cfg_err(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
+        cfg_err(errbuf, errlen, _("%s: cannot open: %s"), path, strerror(errno));
         r = errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        cfg_err(errbuf, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        cfg_err(errbuf, errlen, _("%s: cannot stat: %s"), path, strerror(errno));
         r = PA_E_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        cfg_err(errbuf, errlen, "%s: not a regular file", path);
+        cfg_err(errbuf, errlen, _("%s: not a regular file"), path);
         r = PA_E_CONFIG;
         goto out;
     }
     if (st.st_size > CFG_MAX_FILE) {
-        cfg_err(errbuf, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE);
+        cfg_err(errbuf, errlen, _("%s: larger than %d bytes"), path, CFG_MAX_FILE);
         r = PA_E_CONFIG;
         goto out;
     }
@@ -717,7 +721,7 @@ static int cfg_read_file(const char *path, bool missing_ok, char **ret_buf, size
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            cfg_err(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
+            cfg_err(errbuf, errlen, _("%s: cannot read: %s"), path, strerror(errno));
             r = PA_E_IO;
             goto out;
         }
@@ -780,37 +784,59 @@ static int cfg_key_chars_ok(const struct secret *s)
     return 0;
 }
 
+/* What can be wrong with an API key from the environment or a descriptor. */
+enum cfg_key_problem { CFG_KEY_OK, CFG_KEY_LENGTH, CFG_KEY_CONTROL };
+
+/* The message for a key from source (an environment variable or an option) with problem p. */
+static void cfg_key_err(enum cfg_key_problem p, const char *source, char *errbuf, size_t errlen)
+{
+    if (p == CFG_KEY_LENGTH)
+        cfg_err(errbuf, errlen, _("%s: empty or longer than %d bytes"), source, CFG_API_KEY_MAX);
+    else if (p == CFG_KEY_CONTROL)
+        cfg_err(errbuf, errlen, _("%s: contains control characters"), source);
+    else
+        cfg_err(errbuf, errlen, "%s", "");
+}
+
+/* A key from len bytes of text (line endings at its end dropped): 0 and *ret, or PA_E_CONFIG
+ * (*ret_problem says why) or PA_E_NOMEM. */
+static int cfg_key_take(const char *text, size_t len, struct secret **ret,
+                        enum cfg_key_problem *ret_problem)
+{
+    struct secret *s = NULL;
+    int r;
+
+    *ret_problem = CFG_KEY_OK;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (len == 0 || len > CFG_API_KEY_MAX) {
+        *ret_problem = CFG_KEY_LENGTH;
+        return PA_E_CONFIG;
+    }
+    r = secret_from_mem(text, len, &s);
+    if (r < 0)
+        return r;
+    if (cfg_key_chars_ok(s) < 0) {
+        secret_free(s);
+        *ret_problem = CFG_KEY_CONTROL;
+        return PA_E_CONFIG;
+    }
+    *ret = s;
+    return 0;
+}
+
 /* The API key from the environment; 1 when the variable is unset or empty. */
 static int cfg_api_key_env(struct secret **ret, char *errbuf, size_t errlen)
 {
-    struct secret *s = NULL;
     const char *env = secure_getenv(CFG_API_KEY_ENV);
-    size_t len;
+    enum cfg_key_problem p;
     int r;
 
     if (!env || !*env)
         return 1;
-    len = strlen(env);
-    while (len && (env[len - 1] == '\n' || env[len - 1] == '\r'))
-        len--;
-    if (len == 0 || len > CFG_API_KEY_MAX) {
-        cfg_err(errbuf, errlen, "%s: empty or longer than %d bytes", CFG_API_KEY_ENV,
-                CFG_API_KEY_MAX);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    r = secret_from_mem(env, len, &s);
+    r = cfg_key_take(env, strlen(env), ret, &p);
     if (r < 0)
-        goto out;
-    r = cfg_key_chars_ok(s);
-    if (r < 0) {
-        cfg_err(errbuf, errlen, "%s: contains control characters", CFG_API_KEY_ENV);
-        goto out;
-    }
-    *ret = s;
-    s = NULL;
-out:
-    secret_free(s);
+        cfg_key_err(p, CFG_API_KEY_ENV, errbuf, errlen);
     return r;
 }
 
@@ -824,46 +850,50 @@ static int cfg_api_key_file(const struct cfg *cfg, struct secret **ret, char *er
     int r;
 
     if (!file) {
-        cfg_err(errbuf, errlen, "no API key: set api.key_file in %s or %s in the environment",
+        cfg_err(errbuf, errlen, _("no API key: set api.key_file in %s or %s in the environment"),
                 cname, CFG_API_KEY_ENV);
         r = PA_E_CONFIG;
         goto out;
     }
     if (lstat(file, &st) < 0) {
-        cfg_err(errbuf, errlen, "%s: api.key_file: cannot use %s: %s", cname, file,
+        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot use %s: %s"), cname, file,
                 strerror(errno));
         r = errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        cfg_err(errbuf, errlen, "%s: api.key_file: %s is not a regular file%s", cname, file,
-                S_ISLNK(st.st_mode) ? " (symbolic links are refused)" : "");
+        if (S_ISLNK(st.st_mode))
+            cfg_err(errbuf, errlen,
+                    _("%s: api.key_file: %s is not a regular file (symbolic links are refused)"),
+                    cname, file);
+        else
+            cfg_err(errbuf, errlen, _("%s: api.key_file: %s is not a regular file"), cname, file);
         r = PA_E_CONFIG;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         cfg_err(errbuf, errlen,
-                "%s: api.key_file: %s is group- or world-accessible; run: chmod 600 %s", cname,
+                _("%s: api.key_file: %s is group- or world-accessible; run: chmod 600 %s"), cname,
                 file, file);
         r = PA_E_CONFIG;
         goto out;
     }
     r = secret_from_file(file, CFG_API_KEY_MAX, &s);
     if (r == PA_E_IO) {
-        cfg_err(errbuf, errlen, "%s: api.key_file: cannot read %s: %s", cname, file,
+        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot read %s: %s"), cname, file,
                 strerror(errno));
         goto out;
     }
     if (r < 0) {
         cfg_err(errbuf, errlen,
-                "%s: api.key_file: %s must hold the key on one line (at most %d bytes) and be "
-                "accessible only by its owner",
+                _("%s: api.key_file: %s must hold the key on one line (at most %d bytes) and be "
+                  "accessible only by its owner"),
                 cname, file, CFG_API_KEY_MAX);
         goto out;
     }
     r = cfg_key_chars_ok(s);
     if (r < 0) {
-        cfg_err(errbuf, errlen, "%s: api.key_file: the key in %s contains control characters",
+        cfg_err(errbuf, errlen, _("%s: api.key_file: the key in %s contains control characters"),
                 cname, file);
         goto out;
     }
@@ -874,20 +904,27 @@ out:
     return r;
 }
 
-/* The key taken out of the environment at start (cfg_take_env_key): 1 = not there / not taken. */
+/*
+ * The key taken out of the environment at start (cfg_take_env_key), or from --api-key-fd: 1 = not
+ * there / not taken. What was wrong with it is said when the key is asked for (cfg_api_key),
+ * in the language chosen by then.
+ */
 static struct secret *cfg_env_key;
 static int cfg_env_rc = 1;
 static bool cfg_env_taken;
-static char cfg_env_err[256];
+static enum cfg_key_problem cfg_env_problem;
+static const char *cfg_env_source = CFG_API_KEY_ENV;
 
 void cfg_take_env_key(void)
 {
     char *env = getenv(CFG_API_KEY_ENV);
+    const char *senv = secure_getenv(CFG_API_KEY_ENV);
 
     if (cfg_env_taken)
         return;
     cfg_env_taken = true;
-    cfg_env_rc = cfg_api_key_env(&cfg_env_key, cfg_env_err, sizeof(cfg_env_err));
+    if (senv && *senv)
+        cfg_env_rc = cfg_key_take(senv, strlen(senv), &cfg_env_key, &cfg_env_problem);
     if (env) {
         /* Wipe "NAME=value" in place (it is what /proc/PID/environ shows), then drop it. getenv
          * points just past the '=' of the environ entry. */
@@ -896,6 +933,34 @@ void cfg_take_env_key(void)
         (void)unsetenv(CFG_API_KEY_ENV); /* out of environ; the string itself stays allocated */
         explicit_bzero(entry, strlen(entry));
     }
+}
+
+int cfg_take_fd_key(int fd, char *errbuf, size_t errlen)
+{
+    enum cfg_key_problem p = CFG_KEY_LENGTH;
+    struct secret *line = NULL, *key = NULL;
+    int r;
+
+    if (fcntl(fd, F_GETFD) < 0) {
+        cfg_err(errbuf, errlen, _("--api-key-fd: descriptor %d is not open"), fd);
+        return PA_E_CONFIG;
+    }
+    r = secret_from_fd(fd, CFG_API_KEY_MAX, &line); /* closes fd */
+    if (r == 0)
+        r = cfg_key_take(line->buf, line->len, &key, &p);
+    else if (r != PA_E_NOMEM)
+        r = PA_E_CONFIG; /* nothing, or more than a key, before end of file or a newline */
+    secret_free(line);
+    if (r < 0) {
+        cfg_key_err(p, "--api-key-fd", errbuf, errlen);
+        return r;
+    }
+    secret_free(cfg_env_key);
+    cfg_env_key = key;
+    cfg_env_rc = 0;
+    cfg_env_taken = true;
+    cfg_env_source = "--api-key-fd";
+    return 0;
 }
 
 const struct secret *cfg_env_api_key(void)
@@ -909,7 +974,7 @@ static int cfg_api_key_from_env(struct secret **ret, char *errbuf, size_t errlen
     if (!cfg_env_taken)
         return cfg_api_key_env(ret, errbuf, errlen);
     if (cfg_env_rc < 0) {
-        cfg_err(errbuf, errlen, "%s", cfg_env_err);
+        cfg_key_err(cfg_env_problem, cfg_env_source, errbuf, errlen);
         return cfg_env_rc;
     }
     if (cfg_env_rc == 1)

@@ -75,7 +75,8 @@ struct cfg {
 
     int renew_warn_days; /* renew.warn_days: 1..CFG_MAX_DAYS, "due" within this many days */
 
-    char *ui_lang; /* ui.lang: "nl" or "en", or NULL (the environment chooses) */
+    char *ui_lang; /* ui.lang (or the global --lang): "nl" or "en", or NULL (the environment
+                      chooses) */
 
     char *state_dir; /* state_dir */
 };
@@ -126,7 +127,15 @@ int cfg_api_key(const struct cfg *cfg, struct secret **ret, char *errbuf, size_t
  * main() calls it first thing; cfg_api_key() then uses the copy. Idempotent.
  */
 void cfg_take_env_key(void);
-/* The key taken from the environment, or NULL (none, or it was invalid). */
+/* The key taken from the environment (or from --api-key-fd), or NULL (none, or it was invalid). */
 const struct secret *cfg_env_api_key(void);
+
+/*
+ * --api-key-fd FD: the API key is the first line read from descriptor fd (a pipe from the
+ * process that started this one: `watch` hands its key to its children so), kept where
+ * cfg_take_env_key keeps the environment's key, which it replaces. The descriptor is closed.
+ * 0, or PA_E_CONFIG (nothing there, too long, control characters) with errbuf saying why.
+ */
+int cfg_take_fd_key(int fd, char *errbuf, size_t errlen);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "csr.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <openssl/asn1.h>
@@ -71,10 +72,10 @@ static bool valid_country(const char *s)
 static int set_part(char **field, const char *key, const char *val, char *errbuf, size_t errlen)
 {
     if (*field)
-        return fail(PA_E_USAGE, errbuf, errlen, "subject: %s given twice", key);
+        return fail(PA_E_USAGE, errbuf, errlen, _("subject: %s given twice"), key);
     if (!valid_text(val))
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: %s is empty, too long, not UTF-8 or has control characters", key);
+                    _("subject: %s is empty, too long, not UTF-8 or has control characters"), key);
     *field = strdup(val);
     return *field ? 0 : PA_E_NOMEM;
 }
@@ -102,12 +103,12 @@ static int add_part(struct csr_subject *s, const char *key, const char *val, boo
                 continue;
             r = set_part(fields[i], key, val, errbuf, errlen);
             if (r == 0 && i == 3 && !valid_country(val))
-                r = fail(PA_E_USAGE, errbuf, errlen, "subject: C must be two letters");
+                r = fail(PA_E_USAGE, errbuf, errlen, _("subject: C must be two letters"));
             return r;
         }
     }
-    return fail(PA_E_USAGE, errbuf, errlen, "subject: '%s' is not allowed (only CN, GN, SN and C)",
-                key);
+    return fail(PA_E_USAGE, errbuf, errlen,
+                _("subject: '%s' is not allowed (only CN, GN, SN and C)"), key);
 }
 
 /* OpenSSL's one-line form "/C=NL/CN=Jan": a backslash takes the next character literally. */
@@ -132,7 +133,7 @@ static int parse_slash(const char *dn, size_t len, struct csr_subject *s, char *
         key = buf;
         val = strchr(buf, '=');
         if (!val) {
-            r = fail(PA_E_USAGE, errbuf, errlen, "subject: '%s' is not KEY=VALUE", key);
+            r = fail(PA_E_USAGE, errbuf, errlen, _("subject: '%s' is not KEY=VALUE"), key);
             break;
         }
         *val++ = '\0';
@@ -177,7 +178,7 @@ static int dn_type(const char **p, char *key, char *errbuf, size_t errlen)
     key[end - start] = '\0';
     if (*s != '=')
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: '%s' is not KEY=VALUE (write a ',' inside a value as '\\,')", key);
+                    _("subject: '%s' is not KEY=VALUE (write a ',' inside a value as '\\,')"), key);
     *p = s + 1;
     return 0;
 }
@@ -192,7 +193,8 @@ static int dn_unescape(const char **p, const char *key, char *val, size_t *o, ch
     if (hi >= 0 && lo >= 0) {
         if (hi == 0 && lo == 0) /* \00 would cut the value short: a control character */
             return fail(PA_E_USAGE, errbuf, errlen,
-                        "subject: %s is empty, too long, not UTF-8 or has control characters", key);
+                        _("subject: %s is empty, too long, not UTF-8 or has control characters"),
+                        key);
         val[(*o)++] = (char)(hi << 4 | lo);
         *p = s + 2;
         return 0;
@@ -203,8 +205,8 @@ static int dn_unescape(const char **p, const char *key, char *val, size_t *o, ch
         return 0;
     }
     return fail(PA_E_USAGE, errbuf, errlen,
-                "subject: %s: '\\' must be followed by one of , + \" \\ < > ; = # space, or two "
-                "hex digits",
+                _("subject: %s: '\\' must be followed by one of , + \" \\ < > ; = # space, or two "
+                  "hex digits"),
                 key);
 }
 
@@ -218,12 +220,12 @@ static int dn_value(const char **p, const char *key, char *val, char *errbuf, si
 
     if (*s == '#')
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: %s: values in hex (#...) are not supported; write a leading '#' "
-                    "as '\\#'",
+                    _("subject: %s: values in hex (#...) are not supported; write a leading '#' "
+                      "as '\\#'"),
                     key);
     if (*s == ' ')
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: %s: a leading space must be escaped as '\\ '", key);
+                    _("subject: %s: a leading space must be escaped as '\\ '"), key);
     while (*s && *s != ',' && *s != '+') {
         raw_space = false;
         if (*s == '\\') {
@@ -233,14 +235,14 @@ static int dn_value(const char **p, const char *key, char *val, char *errbuf, si
             continue;
         }
         if (strchr(DN_MUST_ESCAPE, *s))
-            return fail(PA_E_USAGE, errbuf, errlen, "subject: %s: write '%c' as '\\%c'", key, *s,
+            return fail(PA_E_USAGE, errbuf, errlen, _("subject: %s: write '%c' as '\\%c'"), key, *s,
                         *s);
         raw_space = *s == ' ';
         val[o++] = *s++;
     }
     if (raw_space)
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject: %s: a trailing space must be escaped as '\\ '", key);
+                    _("subject: %s: a trailing space must be escaped as '\\ '"), key);
     val[o] = '\0';
     *p = s;
     return 0;
@@ -267,8 +269,8 @@ static int parse_rfc4514(const char *dn, size_t len, struct csr_subject *s, char
             break;
         if (*p == '+')
             r = fail(PA_E_USAGE, errbuf, errlen,
-                     "subject: multi-valued RDNs ('+') are not supported; write a '+' inside a "
-                     "value as '\\+'");
+                     _("subject: multi-valued RDNs ('+') are not supported; write a '+' inside a "
+                       "value as '\\+'"));
         p++; /* past the ',' */
     }
     free(key);
@@ -284,13 +286,13 @@ int csr_subject_parse(const char *dn, struct csr_subject *ret, char *errbuf, siz
 
     if (len == 0 || len > 1024)
         return fail(PA_E_USAGE, errbuf, errlen,
-                    "subject must look like CN=First Last,C=NL or /C=NL/CN=First Last");
+                    _("subject must look like CN=First Last,C=NL or /C=NL/CN=First Last"));
     if (dn[0] == '/')
         r = parse_slash(dn, len, &s, errbuf, errlen);
     else
         r = parse_rfc4514(dn, len, &s, errbuf, errlen);
     if (r == 0 && !s.cn)
-        r = fail(PA_E_USAGE, errbuf, errlen, "subject needs exactly one CN");
+        r = fail(PA_E_USAGE, errbuf, errlen, _("subject needs exactly one CN"));
     if (r < 0) {
         csr_subject_clear(&s);
         return r;
@@ -307,7 +309,7 @@ static int set_person_country(struct csr_subject *s, const char *country, char *
 
     if (!valid_country(country))
         return fail(PA_E_REQUEST, errbuf, errlen,
-                    "certificate.individual.country must be two letters");
+                    _("certificate.individual.country must be two letters"));
     r = set_part(&s->country, "C", country, errbuf, errlen);
     if (r == 0)
         for (char *p = s->country; *p; p++)
@@ -325,7 +327,7 @@ int csr_subject_person(const char *first, const char *last, const char *country,
 
     if (!first || !last || !*first || !*last)
         return fail(PA_E_REQUEST, errbuf, errlen,
-                    "certificate.individual needs first_name and last_name for the CSR subject");
+                    _("certificate.individual needs first_name and last_name for the CSR subject"));
     n = strlen(first) + strlen(last) + 2;
     cn = malloc(n);
     if (!cn)
@@ -442,10 +444,10 @@ static int check_req(X509_REQ *req, EVP_PKEY *expect_pub, char *errbuf, size_t e
     int nid = X509_REQ_get_signature_nid(req), md_nid = NID_undef, pk_nid = NID_undef;
 
     if (!pub)
-        return fail(PA_E_CSR, errbuf, errlen, "CSR has no usable public key");
+        return fail(PA_E_CSR, errbuf, errlen, _("CSR has no usable public key"));
     if (X509_REQ_verify(req, pub) != 1) {
         ERR_clear_error();
-        return fail(PA_E_CSR, errbuf, errlen, "CSR signature does not verify");
+        return fail(PA_E_CSR, errbuf, errlen, _("CSR signature does not verify"));
     }
     if (nid == NID_rsassaPss) {
         const X509_ALGOR *alg = NULL;
@@ -461,10 +463,10 @@ static int check_req(X509_REQ *req, EVP_PKEY *expect_pub, char *errbuf, size_t e
         md_nid = NID_undef;
     }
     if (md_nid != NID_sha256)
-        return fail(PA_E_CSR, errbuf, errlen, "CSR is not signed with SHA-256");
+        return fail(PA_E_CSR, errbuf, errlen, _("CSR is not signed with SHA-256"));
     if (expect_pub && EVP_PKEY_eq(pub, expect_pub) != 1) {
         ERR_clear_error();
-        return fail(PA_E_CSR, errbuf, errlen, "CSR public key is not the token key's");
+        return fail(PA_E_CSR, errbuf, errlen, _("CSR public key is not the token key's"));
     }
     return 0;
 }
@@ -482,7 +484,7 @@ int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject 
     int r = PA_E_CSR;
 
     if (pss && EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_RSA)
-        return fail(PA_E_USAGE, errbuf, errlen, "--pss needs an RSA key");
+        return fail(PA_E_USAGE, errbuf, errlen, _("--pss needs an RSA key"));
     req = X509_REQ_new();
     name = X509_NAME_new();
     mctx = EVP_MD_CTX_new();
@@ -494,7 +496,7 @@ int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject 
         !add_entry(name, NID_givenName, subj->given_name) ||
         !add_entry(name, NID_surname, subj->surname) ||
         !add_entry(name, NID_commonName, subj->cn)) {
-        r = fail(PA_E_CSR, errbuf, errlen, "cannot encode the subject");
+        r = fail(PA_E_CSR, errbuf, errlen, _("cannot encode the subject"));
         goto out;
     }
     /* The public key comes from the token object; the engine key must sign for it. */
@@ -502,17 +504,17 @@ int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject 
         !X509_REQ_set_pubkey(req, token_pub))
         goto out;
     if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, sign_key) != 1) {
-        r = fail(PA_E_CSR, errbuf, errlen, "the token key cannot sign with SHA-256");
+        r = fail(PA_E_CSR, errbuf, errlen, _("the token key cannot sign with SHA-256"));
         goto out;
     }
     if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
                 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
                 EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)) {
-        r = fail(PA_E_CSR, errbuf, errlen, "the token key cannot sign with RSASSA-PSS");
+        r = fail(PA_E_CSR, errbuf, errlen, _("the token key cannot sign with RSASSA-PSS"));
         goto out;
     }
     if (X509_REQ_sign_ctx(req, mctx) <= 0) {
-        r = fail(PA_E_CSR, errbuf, errlen, "the token refused to sign the CSR");
+        r = fail(PA_E_CSR, errbuf, errlen, _("the token refused to sign the CSR"));
         goto out;
     }
     r = check_req(req, token_pub, errbuf, errlen);
@@ -549,7 +551,7 @@ int csr_check_pem(const char *pem, EVP_PKEY *expect_pub, char *errbuf, size_t er
     int r;
 
     if (!req)
-        r = fail(PA_E_CSR, errbuf, errlen, "not a PEM certificate request");
+        r = fail(PA_E_CSR, errbuf, errlen, _("not a PEM certificate request"));
     else
         r = check_req(req, expect_pub, errbuf, errlen);
     ERR_clear_error();

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "csr.h"
 #include "fsutil.h"
+#include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "person.h"
@@ -92,7 +93,7 @@ static void progress(const struct ectx *e, const char *fmt, ...)
 
     if (!e->tty || e->cli->json)
         return;
-    fprintf(stderr, "[%7.1fs] job %.8s: ", elapsed(e), e->job ? e->job->id : "");
+    fprintf(stderr, _("[%7.1fs] job %.8s: "), elapsed(e), e->job ? e->job->id : "");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -175,13 +176,14 @@ static int audit(struct ectx *e, const char *event, const char *outcome, const c
     return 0;
 }
 
-/* Record a failure in the job (terminal) and report it. */
-static int fail_job(struct ectx *e, int err, const char *event, const char *msg)
+/* Record a failure in the job (terminal) and report it: msg in English for the records, shown
+ * (NULL: msg, translated when it is a message of the catalog) for the officer. */
+static int fail_job(struct ectx *e, int err, const char *event, const char *msg, const char *shown)
 {
     (void)job_set_error(e->job, msg);
     (void)job_transition(e->job, JOB_FAILED, "%s", msg);
     (void)audit(e, event, "failed", msg);
-    return cli_fail(err, msg, "job %s", e->job->id);
+    return cli_fail(err, shown ? shown : msg, "job %s", e->job->id);
 }
 
 /*
@@ -362,7 +364,7 @@ static int keygen_or_adopt(struct ectx *e, const char *label, unsigned char *id,
         r = save(e);
     if (r < 0)
         return r;
-    progress(e, "generating a %s key pair on the token…", e->job->key_type);
+    progress(e, _("generating a %s key pair on the token…"), e->job->key_type);
     r = tok_keygen_ex(e->tok, e->o->key_type, profile_usage(e->job->profile), label, id, id_len,
                       &ki);
     if (r == 0) {
@@ -400,11 +402,16 @@ static int step_keygen(struct ectx *e)
     enroll_crash_point("after-keygen");
     r = custody_check(e, id, id_len);
     if (r < 0) {
-        char msg[300];
+        char msg[300], shown[300];
 
-        snprintf(msg, sizeof(msg), "%s; the key was %s", tok_detail(),
-                 tok_delete_keypair(e->tok, id, id_len) == 0 ? "deleted" : "NOT deleted");
-        return fail_job(e, r, "keygen", msg);
+        if (tok_delete_keypair(e->tok, id, id_len) == 0) {
+            snprintf(msg, sizeof(msg), "%s; the key was deleted", tok_detail());
+            snprintf(shown, sizeof(shown), _("%s; the key was deleted"), tok_detail());
+        } else {
+            snprintf(msg, sizeof(msg), "%s; the key was NOT deleted", tok_detail());
+            snprintf(shown, sizeof(shown), _("%s; the key was NOT deleted"), tok_detail());
+        }
+        return fail_job(e, r, "keygen", msg, shown);
     }
     r = tok_public_key(e->tok, id, id_len, &pub);
     if (r == 0)
@@ -419,7 +426,7 @@ static int step_keygen(struct ectx *e)
                        adopted ? "adopted" : "generated", e->job->key_id_hex, e->job->custody);
     if (r == 0)
         r = audit(e, "keygen", "ok", adopted ? "key from an interrupted run adopted" : NULL);
-    progress(e, "key pair generated on the token; custody checked");
+    progress(e, "%s", _("key pair generated on the token; custody checked"));
     return r;
 }
 
@@ -437,7 +444,7 @@ static int load_request(struct ectx *e, struct req **ret)
     secret_wipe(buf, len);
     free(buf);
     if (strcmp(sha, e->job->request_sha256) != 0)
-        return cli_fail(PA_E_REQUEST, "the file changed since the job started",
+        return cli_fail(PA_E_REQUEST, N_("the file changed since the job started"),
                         "request %s of job %s", e->job->request_path, e->job->id);
     r = req_load_file(e->job->request_path, ret, err, sizeof(err));
     if (r < 0)
@@ -486,7 +493,7 @@ static int step_csr(struct ectx *e)
     if (r == 0)
         r = csr_spki_sha256(pub, spki);
     if (r == 0 && strcmp(spki, e->job->spki_sha256) != 0) {
-        r = cli_fail(PA_E_CUSTODY, "its public key is not the one recorded at generation",
+        r = cli_fail(PA_E_CUSTODY, N_("its public key is not the one recorded at generation"),
                      "key %s of job %s", e->job->key_id_hex, e->job->id);
         goto out;
     }
@@ -518,7 +525,7 @@ static int step_csr(struct ectx *e)
         r = job_transition(e->job, JOB_CSR_READY, "CSR for \"%s\" signed on the token", subj.cn);
     if (r == 0)
         r = audit(e, "csr", "ok", NULL);
-    progress(e, "SHA-256 CSR signed on the token and verified");
+    progress(e, "%s", _("SHA-256 CSR signed on the token and verified"));
 out:
     free(pem);
     EVP_PKEY_free(sign);
@@ -546,8 +553,8 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
         r = req_validate(req, e->cli->cfg, true, &errs);
     if (r == PA_E_REQUEST) {
         req_errors_format(&errs, line, sizeof(line));
-        cli_fail(r, line, "request %s: %zu problem%s", e->job->request_path, errs.n,
-                 errs.n == 1 ? "" : "s");
+        cli_fail(r, line, ngettext("request %s: %zu problem", "request %s: %zu problems", errs.n),
+                 e->job->request_path, errs.n);
     } else if (r < 0) {
         cli_fail(r, NULL, "preparing the order of job %s", e->job->id);
     }
@@ -605,9 +612,9 @@ static void forget_request(const struct ectx *e)
 
     if (r < 0)
         fprintf(stderr,
-                "pkio-agent: warning: job %s: request copy %s could not be wiped (%s); the "
-                "daemon tries again\n",
-                e->job->id, e->job->request_path, pa_err_str(r));
+                _("pkio-agent: warning: job %s: request copy %s could not be wiped (%s); the "
+                  "daemon tries again\n"),
+                e->job->id, e->job->request_path, _(pa_err_str(r)));
 }
 
 static int order_placed(struct ectx *e, const struct cc_order_result *res)
@@ -625,7 +632,7 @@ static int order_placed(struct ectx *e, const struct cc_order_result *res)
         r = audit(e, "order", "ok", NULL);
     if (r == 0)
         forget_request(e);
-    progress(e, "order %ld placed", res->id);
+    progress(e, _("order %ld placed"), res->id);
     return r;
 }
 
@@ -653,7 +660,7 @@ static int order_failed(struct ectx *e, struct cc_client *c, int r, unsigned att
         /* Jitter from the CSPRNG: processes sharing a key must not retry in step. */
         (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
         d = cc_backoff_delay(attempt + 1, 5.0, 60.0, (double)rnd / 65536.0);
-        progress(e, "CertCentral busy (%s); trying again in %.0fs", cc_last_error(c), d);
+        progress(e, _("CertCentral busy (%s); trying again in %.0fs"), cc_last_error(c), d);
         nap(d);
         return 1;
     }
@@ -674,7 +681,7 @@ static int step_order(struct ectx *e)
     if (r == 0)
         r = cc(e, &c);
     for (unsigned attempt = 0; r == 0; attempt++) {
-        progress(e, "placing the order at CertCentral…");
+        progress(e, "%s", _("placing the order at CertCentral…"));
         r = cc_place_order(c, job_product(e), body, stamp_attempt, e, &res);
         enroll_crash_point("after-post");
         if (r == 0) {
@@ -779,7 +786,7 @@ static int recover_found(struct ectx *e, long found, long found_cert)
         r = audit(e, "order", "recovered", NULL);
     if (r == 0)
         forget_request(e);
-    progress(e, "order %ld found; not ordering again", found);
+    progress(e, _("order %ld found; not ordering again"), found);
     return r;
 }
 
@@ -805,17 +812,17 @@ static int recover_once(struct ectx *e, struct cc_client *c)
         return r;
     if (sc.matches > 1)
         return cli_fail(PA_E_JOB,
-                        "more than one order carries this job's key; cancel the extra ones in "
-                        "CertCentral, then record the one to keep",
+                        N_("more than one order carries this job's key; cancel the extra ones in "
+                           "CertCentral, then record the one to keep"),
                         "job %s", e->job->id);
     if (sc.matches == 1)
         return recover_found(e, sc.found, sc.found_cert);
     if (sc.unknown > 0)
         return cli_fail(PA_E_JOB,
-                        "CertCentral shows no readable CSR for recent orders that may be this "
-                        "job's, so pkio-agent cannot tell whether the interrupted order was "
-                        "placed; it will not order again. Check CertCentral, then cancel this job "
-                        "or record the order",
+                        N_("CertCentral shows no readable CSR for recent orders that may be this "
+                           "job's, so pkio-agent cannot tell whether the interrupted order was "
+                           "placed; it will not order again. Check CertCentral, then cancel this "
+                           "job or record the order"),
                         "job %s", e->job->id);
     return 1;
 }
@@ -840,7 +847,7 @@ static int step_recover(struct ectx *e)
     r = cc(e, &c);
     if (r < 0)
         return r;
-    progress(e, "looking up the order placed before the interruption…");
+    progress(e, "%s", _("looking up the order placed before the interruption…"));
     for (;;) {
         double age = difftime(time(NULL), e->job->order_attempt_at);
 
@@ -858,8 +865,8 @@ static int step_recover(struct ectx *e)
             return PA_E_PENDING;
         }
         progress(e,
-                 "no order found yet; looking again (up to %.0fs after the attempt) before "
-                 "deciding that it was not placed",
+                 _("no order found yet; looking again (up to %.0fs after the attempt) before "
+                   "deciding that it was not placed"),
                  window - age);
         nap(window - age < 5.0 ? window - age + 0.5 : 5.0);
     }
@@ -883,7 +890,8 @@ static int download_and_verify(struct ectx *e)
     int r;
 
     if (!e->cli->cfg->trust_anchors)
-        return cli_fail(PA_E_CONFIG, "set trust.anchors to the PEM file of the PKIoverheid roots",
+        return cli_fail(PA_E_CONFIG,
+                        N_("set trust.anchors to the PEM file of the PKIoverheid roots"),
                         "configuration");
     r = cc(e, &c);
     if (r < 0)
@@ -897,7 +905,8 @@ static int download_and_verify(struct ectx *e)
     if (r == 0)
         r = certs_pick_leaf(all, pub, &leaf, &chain);
     if (r < 0) {
-        r = hold_job(e, PA_E_CERT, "issued", "the issued certificate does not carry the token key");
+        r = hold_job(e, PA_E_CERT, "issued",
+                     N_("the issued certificate does not carry the token key"));
         goto out;
     }
     r = certs_verify_path(leaf, chain, e->cli->cfg->trust_anchors, &path, err, sizeof(err));
@@ -926,7 +935,7 @@ static int download_and_verify(struct ectx *e)
                            e->job->certificate_id, e->job->cert_serial);
     if (r == 0)
         r = audit(e, "issued", "ok", NULL);
-    progress(e, "certificate issued, chain verified");
+    progress(e, "%s", _("certificate issued, chain verified"));
 out:
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
@@ -968,8 +977,8 @@ static int step_poll(struct ectx *e)
         if (strcmp(info.status, e->job->order_status) != 0) {
             snprintf(e->job->order_status, sizeof(e->job->order_status), "%s", info.status);
             (void)job_note(e->job, "CertCentral: %s (%s)", info.status, info.reason);
-            progress(e, "order %ld: %s", e->job->order_id,
-                     info.reason[0] ? info.reason : info.status);
+            progress(e, _("order %ld: %s"), e->job->order_id,
+                     info.reason[0] ? _(info.reason) : info.status);
         }
         if (info.certificate_id)
             e->job->certificate_id = info.certificate_id;
@@ -977,15 +986,16 @@ static int step_poll(struct ectx *e)
         case CC_ST_ISSUED:
             cc_order_info_clear(&info);
             if (!e->job->certificate_id)
-                return cli_fail(PA_E_CA_PROTOCOL, "issued without a certificate id", "order %ld",
-                                e->job->order_id);
+                return cli_fail(PA_E_CA_PROTOCOL, N_("issued without a certificate id"),
+                                "order %ld", e->job->order_id);
             return download_and_verify(e);
         case CC_ST_FAILED: {
-            char msg[256];
+            char msg[256], shown[256];
 
             snprintf(msg, sizeof(msg), "order %ld ended: %s", e->job->order_id, info.reason);
+            snprintf(shown, sizeof(shown), _("order %ld ended: %s"), e->job->order_id, info.reason);
             cc_order_info_clear(&info);
-            return fail_job(e, PA_E_CA_REJECTED, "order", msg);
+            return fail_job(e, PA_E_CA_REJECTED, "order", msg, shown);
         }
         case CC_ST_UNKNOWN:
             r = cli_fail(PA_E_CA_PROTOCOL, info.reason, "order %ld of job %s", e->job->order_id,
@@ -1052,7 +1062,7 @@ static int step_install(struct ectx *e)
         cli_fail(r, NULL, "certificate of job %s", e->job->id);
         goto out;
     }
-    progress(e, "writing the certificate and its chain to the token…");
+    progress(e, "%s", _("writing the certificate and its chain to the token…"));
     r = wb_install(e->tok, id, id_len, leaf, chain, &res, err, sizeof(err));
     if (r < 0) {
         cli_fail(r, err, "writing the certificate of job %s to token '%s'", e->job->id,
@@ -1068,11 +1078,11 @@ static int step_install(struct ectx *e)
                        res.ca_skipped ? " (the token refused: " : "",
                        res.ca_skipped ? res.skipped : "", res.ca_skipped ? ")" : "");
     if (r == 0 && res.ca_skipped)
-        progress(e, "%u CA certificate(s) did not fit on the token and were left off (%s)",
+        progress(e, _("%u CA certificate(s) did not fit on the token and were left off (%s)"),
                  res.ca_skipped, res.skipped);
     if (r == 0)
         r = audit(e, "installed", "ok", NULL);
-    progress(e, "certificate written to the token and read back");
+    progress(e, "%s", _("certificate written to the token and read back"));
 out:
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
@@ -1161,21 +1171,28 @@ static int revoke_settled(struct ectx *e, struct cc_client *c)
 /* Record the settled revoke in the job, the audit log and the replaced job. */
 static int revoke_record(struct ectx *e)
 {
-    long old = e->job->replaces_certificate_id;
-    char what[96];
+    long old = e->job->replaces_certificate_id, req = e->job->revoke_request_id;
+    char what[96], shown[160];
     int r;
 
-    if (strcmp(e->job->revoke_status, "revoked") == 0)
+    /* what: English, for the records; shown: for the officer */
+    if (strcmp(e->job->revoke_status, "revoked") == 0) {
         snprintf(what, sizeof(what), "revoked (superseded)");
-    else
-        snprintf(what, sizeof(what), "revocation request %ld %s", e->job->revoke_request_id,
-                 strcmp(e->job->revoke_status, "pending") == 0 ? "awaits approval in CertCentral"
-                                                               : "was rejected by an approver");
+        snprintf(shown, sizeof(shown), "%s", _("revoked (superseded)"));
+    } else if (strcmp(e->job->revoke_status, "pending") == 0) {
+        snprintf(what, sizeof(what), "revocation request %ld awaits approval in CertCentral", req);
+        snprintf(shown, sizeof(shown), _("revocation request %ld awaits approval in CertCentral"),
+                 req);
+    } else {
+        snprintf(what, sizeof(what), "revocation request %ld was rejected by an approver", req);
+        snprintf(shown, sizeof(shown), _("revocation request %ld was rejected by an approver"),
+                 req);
+    }
     (void)job_note(e->job, "replaced certificate %ld: %s", old, what);
     r = audit(e, "revoke", strcmp(e->job->revoke_status, "revoked") == 0 ? "ok" : "pending", what);
     if (r == 0)
         link_old_job(e, old, what);
-    progress(e, "replaced certificate %ld: %s", old, what);
+    progress(e, _("replaced certificate %ld: %s"), old, shown);
     return r;
 }
 
@@ -1294,7 +1311,7 @@ static int drive(struct ectx *e)
         case JOB_FAILED:
             return cli_fail(PA_E_JOB, e->job->last_error, "job %s failed", e->job->id);
         case JOB_CANCELED:
-            return cli_fail(PA_E_JOB, "it was canceled", "job %s", e->job->id);
+            return cli_fail(PA_E_JOB, N_("it was canceled"), "job %s", e->job->id);
         case JOB_STATE__MAX:
         default:
             return cli_fail(PA_E_INTERNAL, NULL, "job %s: bad state", e->job->id);
@@ -1307,12 +1324,12 @@ static int drive(struct ectx *e)
 static void report_revoke(const struct job *j)
 {
     if (strcmp(j->revoke_status, "pending") == 0)
-        printf("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld awaits "
-               "approval in CertCentral\n",
+        printf(_("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld "
+                 "awaits approval in CertCentral\n"),
                j->id, j->replaces_certificate_id, j->revoke_request_id);
     else if (strcmp(j->revoke_status, "rejected") == 0)
-        printf("job %s: replaced certificate %ld is NOT revoked: an approver rejected revocation "
-               "request %ld; revoke it in CertCentral\n",
+        printf(_("job %s: replaced certificate %ld is NOT revoked: an approver rejected "
+                 "revocation request %ld; revoke it in CertCentral\n"),
                j->id, j->replaces_certificate_id, j->revoke_request_id);
 }
 
@@ -1345,15 +1362,15 @@ static void report(struct ectx *e, int r)
         return;
     }
     if (r == 0 && j->state == JOB_DONE)
-        printf("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n", j->id,
+        printf(_("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n"), j->id,
                j->cert_serial, j->token_label, j->token_serial, j->key_label);
     if (r == 0 && j->state == JOB_DONE)
         report_revoke(j);
     else if (r == PA_E_PENDING && j->state == JOB_ORDERED)
-        printf("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n", j->id,
-               j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
+        printf(_("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n"),
+               j->id, j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
     else if (r == PA_E_PENDING)
-        printf("job %s: stopped at '%s'; 'pkio-agent resume %s' continues\n", j->id,
+        printf(_("job %s: stopped at '%s'; 'pkio-agent resume %s' continues\n"), j->id,
                job_state_name(j->state), j->id);
 }
 
@@ -1416,8 +1433,8 @@ static int lock_token(struct ectx *e, const char *serial, const char *label)
 
     if (r == PA_E_BUSY)
         return cli_fail(r,
-                        "another pkio-agent process is working on it; try again when it has "
-                        "finished",
+                        N_("another pkio-agent process is working on it; try again when it has "
+                           "finished"),
                         "token '%s' (serial %s)", label, serial);
     if (r < 0)
         return cli_fail(r, strerror(errno), "locking token '%s' (serial %s) in %s", label, serial,
@@ -1435,7 +1452,8 @@ static int lock_and_load(struct ectx *e, const char *id)
     snprintf(jid, sizeof(jid), "%s", id);
     r = job_lock(e->state_dir, jid, &e->lock_fd);
     if (r < 0)
-        return cli_fail(r, r == PA_E_BUSY ? "another pkio-agent process is working on it" : NULL,
+        return cli_fail(r,
+                        r == PA_E_BUSY ? N_("another pkio-agent process is working on it") : NULL,
                         "job %s", jid);
     r = job_load(e->state_dir, jid, &j, err, sizeof(err));
     if (r < 0)
@@ -1458,7 +1476,7 @@ static int list_jobs(struct ectx *e, struct job ***list, size_t *n)
     if (r < 0)
         return cli_fail(r, err, "jobs in %s", e->state_dir);
     if (err[0])
-        fprintf(stderr, "pkio-agent: warning: %s; tell the officer in charge\n", err);
+        fprintf(stderr, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
     return 0;
 }
 
@@ -1527,9 +1545,9 @@ static int check_mechanisms(struct ectx *e, const struct tok_info *info)
         r = tok_check_sign(e->tok, e->o->key_type, e->o->pss);
     if (r < 0)
         return cli_fail_hint(r, tok_detail(),
-                             tok_is_piv(info) ? "nothing was generated or ordered"
-                                              : "nothing was generated or ordered; choose "
-                                                "another --key-type or another token",
+                             tok_is_piv(info) ? N_("nothing was generated or ordered")
+                                              : N_("nothing was generated or ordered; choose "
+                                                   "another --key-type or another token"),
                              "token '%s' (serial %s)", info->label, info->serial);
     return 0;
 }
@@ -1555,13 +1573,13 @@ static int check_blank(struct ectx *e, const struct tok_info *info)
     if (r < 0)
         return cli_fail(r, tok_detail(), "reading what token '%s' holds", info->label);
     if (!c.logged_in) /* private keys would be invisible: never call such a token blank */
-        return cli_fail(PA_E_REFUSED, "its private objects cannot be seen without a login",
+        return cli_fail(PA_E_REFUSED, N_("its private objects cannot be seen without a login"),
                         "token '%s' (serial %s) is not known to be blank", info->label,
                         info->serial);
     if (tok_contents_blank(&c))
         return 0;
     return cli_fail(
-        PA_E_REFUSED, "it is not blank; an unbound request never goes to a token in use",
+        PA_E_REFUSED, N_("it is not blank; an unbound request never goes to a token in use"),
         "token '%s' (serial %s) holds %u private, %u public and %u secret key(s) and "
         "%u certificate(s)",
         info->label, info->serial, c.private_keys, c.public_keys, c.secret_keys, c.user_certs);
@@ -1593,7 +1611,7 @@ static int check_due(const struct enroll_opts *o, const struct cc_order_info *ol
     if (strcmp(old->valid_till, due) <= 0)
         return 0;
     return cli_fail(PA_E_REFUSED,
-                    "it is not due for renewal yet; add --early to renew it now anyway",
+                    N_("it is not due for renewal yet; add --early to renew it now anyway"),
                     "certificate %ld is valid until %s (renewal within %d days)", cert,
                     old->valid_till, o->warn_days);
 }
@@ -1608,18 +1626,18 @@ static int check_old_state(const struct cc_order_info *old, long cert)
     gmtime_r(&now, &tm);
     strftime(today, sizeof(today), "%Y-%m-%d", &tm);
     if (strcmp(old->status, "revoked") == 0 || strcmp(old->revoke_request_status, "approved") == 0)
-        return cli_fail(PA_E_REFUSED, "it is already revoked", "certificate %ld", cert);
+        return cli_fail(PA_E_REFUSED, N_("it is already revoked"), "certificate %ld", cert);
     if (strcmp(old->status, "expired") == 0 ||
         (old->valid_till[0] && strcmp(old->valid_till, today) < 0))
-        return cli_fail(PA_E_REFUSED, "it has expired; enroll without --replaces",
+        return cli_fail(PA_E_REFUSED, N_("it has expired; enroll without --replaces"),
                         "certificate %ld (valid till %s)", cert,
                         old->valid_till[0] ? old->valid_till : "?");
     if (old->st != CC_ST_ISSUED)
-        return cli_fail(PA_E_REFUSED, "it is not an issued certificate", "certificate %ld (%s)",
+        return cli_fail(PA_E_REFUSED, N_("it is not an issued certificate"), "certificate %ld (%s)",
                         cert, old->status);
     if (strcmp(old->revoke_request_status, "pending") == 0 ||
         strcmp(old->revoke_request_status, "submitted") == 0)
-        return cli_fail(PA_E_REFUSED, "a revocation request for it is already pending",
+        return cli_fail(PA_E_REFUSED, N_("a revocation request for it is already pending"),
                         "certificate %ld", cert);
     return 0;
 }
@@ -1634,9 +1652,9 @@ static int check_old_holder(struct ectx *e, const struct cc_order_info *old, lon
 
     if (!old->product ||
         strcmp(person_product_family(old->product), person_product_family(product)) != 0)
-        return cli_fail(PA_E_REFUSED, "a re-key stays within one product family",
+        return cli_fail(PA_E_REFUSED, N_("a re-key stays within one product family"),
                         "certificate %ld is a %s certificate, the request is for %s", cert,
-                        old->product ? old->product : "(unknown product)", product);
+                        old->product ? old->product : _("(unknown product)"), product);
     person_of_request(req, &now);
     then = (struct person){old->individual.id, old->individual.first_name,
                            old->individual.last_name, old->individual.email};
@@ -1647,15 +1665,15 @@ static int check_old_holder(struct ectx *e, const struct cc_order_info *old, lon
         return 0;
     case PERSON_DIFFERENT:
         return cli_fail(PA_E_REFUSED,
-                        "a re-key replaces only the same person's certificate; check the "
-                        "certificate id. Nothing was generated, ordered or revoked",
+                        N_("a re-key replaces only the same person's certificate; check the "
+                           "certificate id. Nothing was generated, ordered or revoked"),
                         "certificate %ld belongs to %s, the request is for %s", cert, b, a);
     case PERSON_UNKNOWN:
     default:
         return cli_fail(PA_E_REFUSED,
-                        "CertCentral's order does not show enough to confirm it is the same "
-                        "person (individual id, or names and e-mail). Nothing was generated, "
-                        "ordered or revoked",
+                        N_("CertCentral's order does not show enough to confirm it is the same "
+                           "person (individual id, or names and e-mail). Nothing was generated, "
+                           "ordered or revoked"),
                         "certificate %ld (%s) against the request for %s", cert, b, a);
     }
 }
@@ -1687,7 +1705,7 @@ static int check_replaces(struct ectx *e, long *order, long *cert)
         goto out;
     }
     if (*cert && old.certificate_id != *cert) {
-        r = cli_fail(PA_E_REFUSED, "it is not the certificate of that order",
+        r = cli_fail(PA_E_REFUSED, N_("it is not the certificate of that order"),
                      "certificate %ld (order %ld holds %ld)", *cert, *order, old.certificate_id);
         goto out;
     }
@@ -1716,16 +1734,26 @@ static int check_replaces_unchanged(const struct job *j, const struct enroll_opt
     bool given = o->replaces_certificate_id || o->replaces_order_id;
     bool had = j->replaces_certificate_id || j->replaces_order_id;
 
+    char was[96], now[96];
+
     /* The job filled in the other id itself: a rerun with either original value is the same. */
-    if ((given || had) && !(o->replaces_certificate_id ? same_cert : same_order))
-        return cli_fail(
-            PA_E_REFUSED,
-            "a rerun must name the same certificate to replace; cancel the job to "
-            "start over with another one",
-            "job %s was started %s%ld, this run says %s%ld", j->id,
-            had ? "replacing certificate " : "without --replaces",
-            had ? j->replaces_certificate_id : 0, given ? "--replaces " : "no --replaces",
-            o->replaces_certificate_id ? o->replaces_certificate_id : o->replaces_order_id);
+    if (!(given || had) || (o->replaces_certificate_id ? same_cert : same_order))
+        return 0;
+    if (j->replaces_certificate_id)
+        snprintf(was, sizeof(was), _("replacing certificate %ld"), j->replaces_certificate_id);
+    else if (j->replaces_order_id)
+        snprintf(was, sizeof(was), _("replacing order %ld"), j->replaces_order_id);
+    else
+        snprintf(was, sizeof(was), "%s", _("without --replaces"));
+    if (given)
+        snprintf(now, sizeof(now), "--replaces %ld",
+                 o->replaces_certificate_id ? o->replaces_certificate_id : o->replaces_order_id);
+    else
+        snprintf(now, sizeof(now), "%s", _("no --replaces"));
+    return cli_fail(PA_E_REFUSED,
+                    N_("a rerun must name the same certificate to replace; cancel the job to "
+                       "start over with another one"),
+                    "job %s was started %s, this run says %s", j->id, was, now);
     return 0;
 }
 
@@ -1766,7 +1794,7 @@ static int pick_job(struct job **list, size_t n, const struct tok_info *info, co
             continue;
         if (money_at_stake(j) && !*cont) {
             if (strcmp(j->request_sha256, sha) != 0)
-                return cli_fail(PA_E_JOB, "it was started for another request file",
+                return cli_fail(PA_E_JOB, N_("it was started for another request file"),
                                 "token '%s' (serial %s) has unfinished job %s (%s); 'pkio-agent "
                                 "resume %s' or 'pkio-agent cancel %s' first",
                                 info->label, info->serial, j->id, job_state_name(j->state), j->id,
@@ -1842,7 +1870,7 @@ static int new_job(struct ectx *e, const struct tok_info *info, const char *abs,
     if (r == 0)
         r = audit(e, "start", "ok", NULL);
     if (r == 0)
-        progress(e, "enrollment started");
+        progress(e, "%s", _("enrollment started"));
     return r;
 }
 
@@ -1857,7 +1885,8 @@ static bool still_there(struct ectx *e, const struct job *d)
         return false;
     if (tok_find_key(e->tok, id, id_len, NULL) == 0)
         return true;
-    progress(e, "job %s finished for this request, but its key is no longer on the token", d->id);
+    progress(e, _("job %s finished for this request, but its key is no longer on the token"),
+             d->id);
     return false;
 }
 
@@ -1872,8 +1901,8 @@ static int say_done(struct ectx *e, const struct job *d)
         json_object_object_add(o, "certificate_serial", json_object_new_string(d->cert_serial));
         cli_print_json(o);
     } else {
-        printf("job %s: already done for this request; certificate %s is on token '%s' (serial "
-               "%s); nothing ordered\n",
+        printf(_("job %s: already done for this request; certificate %s is on token '%s' "
+                 "(serial %s); nothing ordered\n"),
                d->id, d->cert_serial, d->token_label, d->token_serial);
     }
     return 0;
@@ -1892,7 +1921,7 @@ static int continue_job(struct ectx *e, const struct job *cont)
             r = save(e);
     }
     if (r == 0)
-        progress(e, "continuing the unfinished job for this token (%s)",
+        progress(e, _("continuing the unfinished job for this token (%s)"),
                  job_state_name(e->job->state));
     return r;
 }
@@ -2007,8 +2036,8 @@ static int cancel_order(struct ectx *e)
 
     if (e->job->state == JOB_ORDERING && e->job->order_attempt_at)
         return cli_fail(PA_E_JOB,
-                        "its order may have been placed; 'pkio-agent resume' finds it "
-                        "first",
+                        N_("its order may have been placed; 'pkio-agent resume' finds it "
+                           "first"),
                         "job %s", e->job->id);
     if (!e->job->order_id || cc_map_status(e->job->order_status, NULL, 0) == CC_ST_FAILED)
         return 0;
@@ -2053,8 +2082,8 @@ static int cancelable(const struct job *j)
 
     if (issued || j->state == JOB_CANCELED)
         return cli_fail(PA_E_JOB,
-                        issued ? "its certificate is issued; revoke it in CertCentral instead"
-                               : "nothing to cancel",
+                        issued ? N_("its certificate is issued; revoke it in CertCentral instead")
+                               : N_("nothing to cancel"),
                         "job %s (%s)", j->id, job_state_name(j->state));
     return 0;
 }
@@ -2084,8 +2113,8 @@ int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts 
     if (r == 0)
         r = audit(&e, "cancel", "ok", NULL);
     if (r == 0 && !cli->json)
-        printf("job %s canceled%s%s\n", e.job->id, e.job->order_id ? "; order canceled" : "",
-               e.job->key_id_hex[0] ? "; key removed from the token" : "");
+        printf(_("job %s canceled%s%s\n"), e.job->id, e.job->order_id ? _("; order canceled") : "",
+               e.job->key_id_hex[0] ? _("; key removed from the token") : "");
 out:
     ectx_clear(&e);
     return r;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "fsutil.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <errno.h>
@@ -117,17 +118,21 @@ out:
     return r;
 }
 
-/* Why st is not a file that only its owner could have made (NULL: it is one). */
+/*
+ * Why st is not a file that only its owner could have made (NULL: it is one). The reasons stay
+ * English (a rejected queue entry's reason is written to a file) and are marked N_() so that
+ * where one is shown it can be translated with _().
+ */
 static const char *owned_problem(const struct stat *st, uid_t owner)
 {
     if (!S_ISREG(st->st_mode))
-        return "not a regular file";
+        return N_("not a regular file");
     if (st->st_nlink != 1)
-        return "a file with several names (hard links)";
+        return N_("a file with several names (hard links)");
     if (st->st_uid != owner)
-        return "owned by another user";
+        return N_("owned by another user");
     if (st->st_mode & S_IRWXO)
-        return "accessible by every user";
+        return N_("accessible by every user");
     return NULL;
 }
 
@@ -144,14 +149,14 @@ int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **r
     if (fd < 0) {
         if (errno != ELOOP)
             return PA_E_IO;
-        snprintf(why, whylen, "a symbolic link");
+        snprintf(why, whylen, "%s", N_("a symbolic link"));
         return PA_E_REFUSED;
     }
     if (fstat(fd, &st) < 0)
         goto out;
     problem = owned_problem(&st, owner);
     if (problem || st.st_size < 0 || (size_t)st.st_size > max) {
-        snprintf(why, whylen, "%s", problem ? problem : "too large");
+        snprintf(why, whylen, "%s", problem ? problem : N_("too large"));
         r = PA_E_REFUSED;
         goto out;
     }
@@ -170,7 +175,7 @@ int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **r
             break;
         len += (size_t)n;
         if (len > max) {
-            snprintf(why, whylen, "too large");
+            snprintf(why, whylen, "%s", N_("too large"));
             r = PA_E_REFUSED;
             goto out;
         }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "http.h"
 
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -151,12 +152,12 @@ static int url_host(const char *url, char **ret_host, long *ret_port, struct htt
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        set_err(ret, "malformed URL %s", url);
+        set_err(ret, _("malformed URL %s"), url);
         r = PA_E_CONFIG;
         goto out;
     }
     if (strcasecmp(scheme, "https") != 0) {
-        set_err(ret, "refusing %s URL %s: HTTPS only", scheme, url);
+        set_err(ret, _("refusing %s URL %s: HTTPS only"), scheme, url);
         r = PA_E_CONFIG;
         goto out;
     }
@@ -166,7 +167,7 @@ static int url_host(const char *url, char **ret_host, long *ret_port, struct htt
         errno = 0;
         *ret_port = strtol(port, &end, 10);
         if (errno != 0 || end == port || *end != '\0' || *ret_port < 0 || *ret_port > 65535) {
-            set_err(ret, "malformed port in URL %s", url);
+            set_err(ret, _("malformed port in URL %s"), url);
             r = PA_E_CONFIG;
             goto out;
         }
@@ -200,7 +201,7 @@ static int add_key_header(struct curl_slist **list, const struct secret *key,
         unsigned char c = (unsigned char)key->buf[i];
 
         if (c < 0x21 || c == 0x7f) {
-            set_err(ret, "the API key contains spaces or control characters");
+            set_err(ret, _("the API key contains spaces or control characters"));
             return PA_E_CONFIG;
         }
     }
@@ -259,45 +260,46 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
 
     switch (rc) {
     case CURLE_OUT_OF_MEMORY:
-        set_err(ret, "out of memory");
+        set_err(ret, _("out of memory"));
         return PA_E_NOMEM;
     case CURLE_UNSUPPORTED_PROTOCOL:
-        set_err(ret, "refusing non-HTTPS URL");
+        set_err(ret, _("refusing non-HTTPS URL"));
         return PA_E_CONFIG;
     case CURLE_URL_MALFORMAT:
-        set_err(ret, "malformed URL");
+        set_err(ret, _("malformed URL"));
         return PA_E_CONFIG;
     case CURLE_SSL_CACERT_BADFILE:
-        set_err(ret, "cannot read CA bundle %s", opts->ca_bundle ? opts->ca_bundle : "(system)");
+        set_err(ret, _("cannot read CA bundle %s"),
+                opts->ca_bundle ? opts->ca_bundle : _("(system)"));
         return PA_E_CONFIG;
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
         if (too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-            set_err(ret, "response larger than %zu bytes", max_body);
+            set_err(ret, _("response larger than %zu bytes"), max_body);
             return PA_E_CA_PROTOCOL;
         }
-        set_err(ret, "out of memory");
+        set_err(ret, _("out of memory"));
         return PA_E_NOMEM;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        set_err(ret, "cannot resolve host %s (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("cannot resolve host %s (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     case CURLE_COULDNT_CONNECT:
         if (os_errno == ECONNREFUSED)
-            set_err(ret, "connection to %s:%ld refused", host, port);
+            set_err(ret, _("connection to %s:%ld refused"), host, port);
         else
-            set_err(ret, "cannot connect to %s:%ld (%s)", host, port, detail(errbuf, rc));
+            set_err(ret, _("cannot connect to %s:%ld (%s)"), host, port, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     case CURLE_OPERATION_TIMEDOUT:
         if (connect_t == 0)
-            set_err(ret, "connecting to %s:%ld timed out after %g s", host, port,
+            set_err(ret, _("connecting to %s:%ld timed out after %g s"), host, port,
                     (double)to_ms(opts->connect_timeout_s, HTTP_DEFAULT_CONNECT_S) / 1000.0);
         else
-            set_err(ret, "request to %s timed out after %g s", host,
+            set_err(ret, _("request to %s timed out after %g s"), host,
                     (double)to_ms(opts->timeout_s, HTTP_DEFAULT_TIMEOUT_S) / 1000.0);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_PEER_FAILED_VERIFICATION:
-        set_err(ret, "TLS certificate of %s not trusted (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("TLS certificate of %s not trusted (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
@@ -305,10 +307,10 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-        set_err(ret, "TLS handshake with %s failed (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("TLS handshake with %s failed (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     case CURLE_GOT_NOTHING:
-        set_err(ret, "%s closed the connection without answering", host);
+        set_err(ret, _("%s closed the connection without answering"), host);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -316,15 +318,15 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
-        set_err(ret, "connection to %s dropped (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("connection to %s dropped (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_TOO_MANY_REDIRECTS:
-        set_err(ret, "unusable answer from %s (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("unusable answer from %s (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_PROTOCOL;
     default:
-        set_err(ret, "request to %s failed (%s)", host, detail(errbuf, rc));
+        set_err(ret, _("request to %s failed (%s)"), host, detail(errbuf, rc));
         return PA_E_CA_UNAVAILABLE;
     }
 }
@@ -470,7 +472,7 @@ static int prepare(CURL *h, const struct http_opts *opts, const char *method, co
     CURLcode rc;
 
     if (!method_known(method)) {
-        set_err(ret, "unsupported HTTP method %s", method);
+        set_err(ret, _("unsupported HTTP method %s"), method);
         return PA_E_INTERNAL;
     }
     rc = set_policy(h, url, opts);
@@ -480,7 +482,7 @@ static int prepare(CURL *h, const struct http_opts *opts, const char *method, co
         rc = set_method(h, method, json_body);
     if (rc != CURLE_OK) {
         /* An option we rely on is unknown to this libcurl: refuse rather than weaken. */
-        set_err(ret, "libcurl refused an option (%s)", curl_easy_strerror(rc));
+        set_err(ret, _("libcurl refused an option (%s)"), curl_easy_strerror(rc));
         return rc == CURLE_OUT_OF_MEMORY ? PA_E_NOMEM : PA_E_INTERNAL;
     }
     return 0;
@@ -521,7 +523,7 @@ static int perform(CURL *h, const struct http_opts *opts, const char *method, co
     }
     r = collect_response(h, body, ret);
     if (r < 0) {
-        set_err(ret, "out of memory");
+        set_err(ret, _("out of memory"));
         ret->maybe_sent = true;
         return r;
     }
@@ -555,7 +557,7 @@ int http_conn_request(struct http_conn *conn, const struct http_opts *opts, cons
     if (!h)
         h = curl_easy_init();
     if (!h) {
-        set_err(ret, "cannot initialise libcurl");
+        set_err(ret, _("cannot initialise libcurl"));
         r = PA_E_INTERNAL;
         goto out;
     }

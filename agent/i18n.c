@@ -17,6 +17,7 @@
 #endif
 
 static const char *current = "en";
+static const char *env_lang; /* what the environment named when i18n_init() ran */
 
 bool i18n_lang_valid(const char *s)
 {
@@ -35,7 +36,8 @@ static const char *lang_of(const char *v)
     return NULL;
 }
 
-const char *i18n_env_lang(void)
+/* What the environment names now (before i18n_set_lang() sets LANGUAGE). */
+static const char *lang_of_env(void)
 {
     /* POSIX order: LC_ALL overrides LC_MESSAGES overrides LANG; GNU's LANGUAGE comes first
      * unless the locale is C (then gettext ignores it too). */
@@ -72,11 +74,17 @@ void i18n_init(void)
 {
     const char *dir = secure_getenv("PKIO_LOCALEDIR");
     const char *loc = setlocale(LC_MESSAGES, "");
-    const char *lang = i18n_env_lang();
+    const char *lang = lang_of_env();
 
     if (!loc || strcmp(loc, "C") == 0 || strcmp(loc, "POSIX") == 0)
         (void)setlocale(LC_MESSAGES, "C.UTF-8");
     bindtextdomain(I18N_DOMAIN, dir && *dir ? dir : PKIO_LOCALEDIR);
     bind_textdomain_codeset(I18N_DOMAIN, "UTF-8");
+    env_lang = lang;
     (void)i18n_set_lang(lang ? lang : "en");
+}
+
+const char *i18n_env_lang(void)
+{
+    return env_lang;
 }

@@ -15,7 +15,7 @@
 #include <libintl.h>
 #include <stdbool.h>
 
-#define _(s) gettext(s)
+#define _(s)  gettext(s)
 #define N_(s) (s)
 
 /* gettext's text domain: the catalogs are LOCALEDIR/LANG/LC_MESSAGES/pkio-agent.mo. */
@@ -40,7 +40,8 @@ int i18n_set_lang(const char *lang);
 /* The language in use: "nl" or "en". */
 const char *i18n_lang(void);
 
-/* The language the environment names ("nl" or "en"), or NULL when it names none of ours. */
+/* The language the environment named when i18n_init() ran ("nl" or "en"), or NULL when it
+ * named none of ours (LANGUAGE set by i18n_set_lang() does not count). */
 const char *i18n_env_lang(void);
 
 #endif

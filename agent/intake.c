@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * intake.c - officers hand requests to the daemon (intake.h). The daemon's answer on the socket,
+ * its journal line and its audit line are records: English whatever the daemon's language (the
+ * checks run with it set aside). The officer's side shows the answer translated when it is one
+ * of our texts, and says in the officer's language what went wrong on its side.
+ */
 #include "intake.h"
 
 #include "audit.h"
 #include "fsutil.h"
+#include "i18n.h"
 #include "kiosk.h"
 #include "pa_err.h"
 #include "queue.h"
@@ -273,13 +280,13 @@ static int sock_claim(const struct sockaddr_un *sa, char *errbuf, size_t errlen)
     if (lstat(sa->sun_path, &st) < 0)
         return errno == ENOENT ? 0 : PA_E_IO;
     if (!S_ISSOCK(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s exists and is not a socket", sa->sun_path);
+        snprintf(errbuf, errlen, _("%s exists and is not a socket"), sa->sun_path);
         return PA_E_IO;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
         close(fd);
-        snprintf(errbuf, errlen, "another pkio-agent watch answers on %s", sa->sun_path);
+        snprintf(errbuf, errlen, _("another pkio-agent watch answers on %s"), sa->sun_path);
         return PA_E_BUSY;
     }
     if (fd >= 0)
@@ -314,7 +321,7 @@ int intake_open(const struct intake_ctx *ctx, struct intake **ret, char *errbuf,
     in->lfd = -1;
     r = sock_addr(ctx->state_dir, &sa);
     if (r < 0)
-        snprintf(errbuf, errlen, "%s/queue/intake.sock: path too long for a socket",
+        snprintf(errbuf, errlen, _("%s/queue/intake.sock: path too long for a socket"),
                  ctx->state_dir);
     if (r == 0)
         r = queue_dir_prepare(ctx->state_dir);
@@ -478,22 +485,22 @@ static const char *entry_shape(json_object *o, const char **serial, const char *
     json_object *v;
 
     if (!o || !json_object_is_type(o, json_type_object))
-        return "not a JSON object";
+        return N_("not a JSON object");
     json_object_object_foreach(o, key, val)
     {
         (void)val;
         if (strcmp(key, "format") && strcmp(key, "serial") && strcmp(key, "token_uri") &&
             strcmp(key, "request"))
-            return "unknown member in the entry";
+            return N_("unknown member in the entry");
     }
     if (!json_object_object_get_ex(o, "format", &v) || !json_object_is_type(v, json_type_int) ||
         json_object_get_int(v) != 1)
-        return "not entry format 1";
+        return N_("not entry format 1");
     if (!opt_member(o, "serial", serial) || !opt_member(o, "token_uri", uri))
-        return "serial and token_uri must be strings";
+        return N_("serial and token_uri must be strings");
     if (!json_object_object_get_ex(o, "request", req) ||
         !json_object_is_type(*req, json_type_object))
-        return "no request object";
+        return N_("no request object");
     return NULL;
 }
 
@@ -507,12 +514,13 @@ static const char *uri_problem(const char *uri, uid_t uid)
         return NULL;
     memset(&u, 0, sizeof(u));
     if (tok_uri_parse(uri, false, &u) < 0)
-        return "token_uri: not a PKCS#11 URI, or it carries pin-value";
+        return N_("token_uri: not a PKCS#11 URI, or it carries pin-value");
     pin_file = u.pin_source != NULL;
     tok_uri_clear(&u);
     if (pin_file && uid != 0 && uid != geteuid())
-        return "token_uri: a PIN file (pin-source) names a path the daemon would read; only the "
-               "station's administrator may name one (the daemon's --pin-source serves officers)";
+        return N_("token_uri: a PIN file (pin-source) names a path the daemon would read; only "
+                  "the station's administrator may name one (the daemon's --pin-source serves "
+                  "officers)");
     return NULL;
 }
 
@@ -521,14 +529,14 @@ static int take_in(struct intake *in, struct iconn *c, char *id, char *why, size
 {
     json_tokener *tok = json_tokener_new();
     json_object *o = tok ? json_tokener_parse_ex(tok, c->buf, (int)c->len) : NULL, *req = NULL;
-    const char *serial = NULL, *uri = NULL, *problem = "out of memory";
+    const char *serial = NULL, *uri = NULL, *problem = N_("out of memory");
     struct queue_bind bind = {0};
     int r = PA_E_REFUSED;
 
     if (tok)
         problem = o && json_tokener_get_parse_end(tok) == c->len
                       ? entry_shape(o, &serial, &uri, &req)
-                      : "not one JSON object";
+                      : N_("not one JSON object");
     if (!problem)
         problem = uri_problem(uri, c->uid);
     if (!problem && queue_bind_from(serial, uri, &bind, why, whylen) < 0)
@@ -558,11 +566,14 @@ static int take_in(struct intake *in, struct iconn *c, char *id, char *why, size
 static void finish(struct intake *in, struct iconn *c, const char *refusal)
 {
     char id[33] = "", why[512] = "";
+    const char *lang = i18n_lang();
 
+    (void)i18n_set_lang("en"); /* the answer, the journal and the audit log: English */
     if (refusal)
         snprintf(why, sizeof(why), "%s", refusal);
     else if (take_in(in, c, id, why, sizeof(why)) < 0)
         id[0] = '\0';
+    (void)i18n_set_lang(lang);
     reply(c->fd, id[0] ? id : NULL, why);
     record(in, c, id[0] ? id : NULL, why);
     conn_free(c);
@@ -596,7 +607,7 @@ static void conn_read(struct intake *in, struct iconn *c)
         ssize_t n;
 
         if (c->len == c->cap && (c->len > INTAKE_MAX_MSG || !grow(c))) {
-            finish(in, c, "the entry is too large");
+            finish(in, c, N_("the entry is too large"));
             return;
         }
         n = read(c->fd, c->buf + c->len, c->cap - c->len);
@@ -611,7 +622,7 @@ static void conn_read(struct intake *in, struct iconn *c)
             return;
         }
         if (n < 0 || c->len > INTAKE_MAX_MSG)
-            finish(in, c, n < 0 ? "reading the entry failed" : "the entry is too large");
+            finish(in, c, n < 0 ? N_("reading the entry failed") : N_("the entry is too large"));
         else
             finish(in, c, NULL);
         return;
@@ -641,7 +652,7 @@ static void conn_accept(struct intake *in)
                  c.login, in->ctx->officers->name);
         finish(in, &c, why);
     } else if (in->nconns == INTAKE_MAX_CONNS) {
-        reply(c.fd, NULL, "the daemon is busy; try again");
+        reply(c.fd, NULL, N_("the daemon is busy; try again"));
         close(c.fd);
     } else {
         in->conns[in->nconns++] = c;
@@ -688,7 +699,7 @@ int intake_timeout_ms(struct intake *in)
         struct iconn *c = &in->conns[i];
 
         if (c->deadline <= now)
-            finish(in, c, "timed out before the whole entry arrived");
+            finish(in, c, N_("timed out before the whole entry arrived"));
         else if (next < 0 || c->deadline - now < next)
             next = c->deadline - now;
     }
@@ -705,7 +716,7 @@ static int submit_connect(const char *state_dir, int *ret_fd, char *errbuf, size
     int fd;
 
     if (sock_addr(state_dir, &sa) < 0) {
-        snprintf(errbuf, errlen, "%s/queue/intake.sock: path too long for a socket", state_dir);
+        snprintf(errbuf, errlen, _("%s/queue/intake.sock: path too long for a socket"), state_dir);
         return PA_E_CONFIG;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -715,11 +726,11 @@ static int submit_connect(const char *state_dir, int *ret_fd, char *errbuf, size
     }
     if (errno == EACCES || errno == EPERM)
         snprintf(errbuf, errlen,
-                 "%s: permission denied (only root, the daemon's user and members of the "
-                 "officers' group may queue)",
+                 _("%s: permission denied (only root, the daemon's user and members of the "
+                   "officers' group may queue)"),
                  sa.sun_path);
     else
-        snprintf(errbuf, errlen, "no pkio-agent watch daemon answers on %s (%s); is it running?",
+        snprintf(errbuf, errlen, _("no pkio-agent watch daemon answers on %s (%s); is it running?"),
                  sa.sun_path, strerror(errno));
     if (fd >= 0)
         close(fd);
@@ -768,10 +779,14 @@ static int submit_answer(int fd, char *ret_id, char *errbuf, size_t errlen)
         memcpy(ret_id, json_object_get_string(v), 33);
         r = 0;
     } else if (o && json_object_object_get_ex(o, "reason", &v)) {
-        kiosk_clean(json_object_get_string(v), errbuf, errlen);
+        const char *why = json_object_get_string(v);
+
+        /* English from the daemon: translated when it is one of our texts (gettext("") would be
+         * the catalog's header). */
+        kiosk_clean(why && *why ? _(why) : why, errbuf, errlen);
         r = PA_E_REFUSED;
     } else {
-        snprintf(errbuf, errlen, "the daemon gave no answer");
+        snprintf(errbuf, errlen, "%s", _("the daemon gave no answer"));
     }
     json_object_put(o);
     return r;
@@ -786,7 +801,7 @@ int intake_submit(const char *state_dir, const char *entry, size_t len, char *re
         return r;
     r = submit_send(fd, entry, len);
     if (r < 0)
-        snprintf(errbuf, errlen, "sending the entry to the daemon: %s", strerror(errno));
+        snprintf(errbuf, errlen, _("sending the entry to the daemon: %s"), strerror(errno));
     else
         r = submit_answer(fd, ret_id, errbuf, errlen);
     close(fd);

@@ -23,6 +23,7 @@
 #include "job.h"
 
 #include "fsutil.h"
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 
@@ -471,40 +472,40 @@ static int job_check_field(const struct job *j, const struct job_field *f, char 
     case JK_HEX:
         len = strnlen(p, f->size);
         if (len >= f->size) {
-            job_msg(errbuf, errlen, "%s: longer than %zu bytes", f->name, f->size - 1);
+            job_msg(errbuf, errlen, _("%s: longer than %zu bytes"), f->name, f->size - 1);
             return PA_E_JOB;
         }
         if (f->kind == JK_ID && !job_id_valid(p)) {
-            job_msg(errbuf, errlen, "%s: not %d lowercase hex digits", f->name, JOB_ID_LEN);
+            job_msg(errbuf, errlen, _("%s: not %d lowercase hex digits"), f->name, JOB_ID_LEN);
             return PA_E_JOB;
         }
         if (f->kind == JK_SHA256 && len != 0 && (len != 64 || !job_is_hex(p, false))) {
-            job_msg(errbuf, errlen, "%s: not a SHA-256 in hex", f->name);
+            job_msg(errbuf, errlen, _("%s: not a SHA-256 in hex"), f->name);
             return PA_E_JOB;
         }
         if (f->kind == JK_HEX && (len % 2 != 0 || !job_is_hex(p, false))) {
-            job_msg(errbuf, errlen, "%s: not an even number of hex digits", f->name);
+            job_msg(errbuf, errlen, _("%s: not an even number of hex digits"), f->name);
             return PA_E_JOB;
         }
         return 0;
     case JK_PTEXT:
         memcpy(&s, p, sizeof(s));
         if (s && strlen(s) > f->size) {
-            job_msg(errbuf, errlen, "%s: longer than %zu bytes", f->name, f->size);
+            job_msg(errbuf, errlen, _("%s: longer than %zu bytes"), f->name, f->size);
             return PA_E_JOB;
         }
         return 0;
     case JK_TIME:
         memcpy(&t, p, sizeof(t));
         if (t < 0 || t > (time_t)JOB_MAX_TIME) {
-            job_msg(errbuf, errlen, "%s: time out of range", f->name);
+            job_msg(errbuf, errlen, _("%s: time out of range"), f->name);
             return PA_E_JOB;
         }
         return 0;
     case JK_LONG:
         memcpy(&l, p, sizeof(l));
         if (l < 0 || l == LONG_MAX) {
-            job_msg(errbuf, errlen, "%s: out of range", f->name);
+            job_msg(errbuf, errlen, _("%s: out of range"), f->name);
             return PA_E_JOB;
         }
         return 0;
@@ -513,13 +514,13 @@ static int job_check_field(const struct job *j, const struct job_field *f, char 
     case JK_SECS:
         memcpy(&d, p, sizeof(d));
         if (!isfinite(d) || d < 0 || d > JOB_MAX_POLL_S) {
-            job_msg(errbuf, errlen, "%s: out of range", f->name);
+            job_msg(errbuf, errlen, _("%s: out of range"), f->name);
             return PA_E_JOB;
         }
         return 0;
     case JK_STATE:
         if (!job_state_valid(j->state)) {
-            job_msg(errbuf, errlen, "%s: invalid state", f->name);
+            job_msg(errbuf, errlen, _("%s: invalid state"), f->name);
             return PA_E_JOB;
         }
         return 0;
@@ -538,11 +539,11 @@ static int job_check(const struct job *j, char *errbuf, size_t errlen)
             return r;
     }
     if (j->nhistory > JOB_MAX_HISTORY) {
-        job_msg(errbuf, errlen, "history: more than %d events", JOB_MAX_HISTORY);
+        job_msg(errbuf, errlen, _("history: more than %d events"), JOB_MAX_HISTORY);
         return PA_E_JOB;
     }
     if (j->nhistory && !j->history) {
-        job_msg(errbuf, errlen, "history: missing");
+        job_msg(errbuf, errlen, _("history: missing"));
         return PA_E_JOB;
     }
     for (size_t i = 0; i < j->nhistory; i++) {
@@ -550,7 +551,7 @@ static int job_check(const struct job *j, char *errbuf, size_t errlen)
 
         if (e->at < 0 || e->at > (time_t)JOB_MAX_TIME || !job_state_valid(e->state) ||
             (e->note && strlen(e->note) > JOB_MAX_LINE)) {
-            job_msg(errbuf, errlen, "history[%zu]: invalid event", i);
+            job_msg(errbuf, errlen, _("history[%zu]: invalid event"), i);
             return PA_E_JOB;
         }
     }
@@ -692,17 +693,17 @@ static int job_json_str(json_object *v, size_t max, const char **ret, char *errb
     int len;
 
     if (!json_object_is_type(v, json_type_string)) {
-        job_msg(errbuf, errlen, "%s: not a string", name);
+        job_msg(errbuf, errlen, _("%s: not a string"), name);
         return PA_E_JOB;
     }
     s = json_object_get_string(v);
     len = json_object_get_string_len(v);
     if (len < 0 || strlen(s) != (size_t)len) {
-        job_msg(errbuf, errlen, "%s: contains a NUL character", name);
+        job_msg(errbuf, errlen, _("%s: contains a NUL character"), name);
         return PA_E_JOB;
     }
     if ((size_t)len > max) {
-        job_msg(errbuf, errlen, "%s: longer than %zu bytes", name, max);
+        job_msg(errbuf, errlen, _("%s: longer than %zu bytes"), name, max);
         return PA_E_JOB;
     }
     *ret = s;
@@ -716,13 +717,13 @@ static int job_json_int(json_object *v, int64_t min, int64_t max, int64_t *ret, 
     int64_t x;
 
     if (!json_object_is_type(v, json_type_int)) {
-        job_msg(errbuf, errlen, "%s: not an integer", name);
+        job_msg(errbuf, errlen, _("%s: not an integer"), name);
         return PA_E_JOB;
     }
     errno = 0;
     x = json_object_get_int64(v);
     if (errno != 0 || x < min || x > max || x == INT64_MAX) {
-        job_msg(errbuf, errlen, "%s: out of range", name);
+        job_msg(errbuf, errlen, _("%s: out of range"), name);
         return PA_E_JOB;
     }
     *ret = x;
@@ -783,7 +784,7 @@ static int job_field_from_json(struct job *j, const struct job_field *f, json_ob
         return 0;
     case JK_BOOL:
         if (!json_object_is_type(v, json_type_boolean)) {
-            job_msg(errbuf, errlen, "%s: not true or false", f->name);
+            job_msg(errbuf, errlen, _("%s: not true or false"), f->name);
             return PA_E_JOB;
         }
         b = json_object_get_boolean(v);
@@ -791,12 +792,12 @@ static int job_field_from_json(struct job *j, const struct job_field *f, json_ob
         return 0;
     case JK_SECS:
         if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) {
-            job_msg(errbuf, errlen, "%s: not a number", f->name);
+            job_msg(errbuf, errlen, _("%s: not a number"), f->name);
             return PA_E_JOB;
         }
         d = json_object_get_double(v);
         if (!isfinite(d) || d < 0 || d > JOB_MAX_POLL_S) {
-            job_msg(errbuf, errlen, "%s: out of range", f->name);
+            job_msg(errbuf, errlen, _("%s: out of range"), f->name);
             return PA_E_JOB;
         }
         memcpy(p, &d, sizeof(d));
@@ -806,7 +807,7 @@ static int job_field_from_json(struct job *j, const struct job_field *f, json_ob
         if (r < 0)
             return r;
         if (job_state_parse(s, &j->state) < 0) {
-            job_msg(errbuf, errlen, "%s: unknown state", f->name);
+            job_msg(errbuf, errlen, _("%s: unknown state"), f->name);
             return PA_E_JOB;
         }
         return 0;
@@ -819,12 +820,12 @@ static int job_history_from_json(struct job *j, json_object *arr, char *errbuf, 
     size_t n;
 
     if (!json_object_is_type(arr, json_type_array)) {
-        job_msg(errbuf, errlen, "history: not an array");
+        job_msg(errbuf, errlen, _("history: not an array"));
         return PA_E_JOB;
     }
     n = json_object_array_length(arr);
     if (n > JOB_MAX_HISTORY) {
-        job_msg(errbuf, errlen, "history: more than %d events", JOB_MAX_HISTORY);
+        job_msg(errbuf, errlen, _("history: more than %d events"), JOB_MAX_HISTORY);
         return PA_E_JOB;
     }
     /* a duplicate "history" key replaces the earlier array */
@@ -848,7 +849,7 @@ static int job_history_from_json(struct job *j, json_object *arr, char *errbuf, 
 
         (void)snprintf(name, sizeof(name), "history[%zu]", i);
         if (!json_object_is_type(ev, json_type_object)) {
-            job_msg(errbuf, errlen, "%s: not an object", name);
+            job_msg(errbuf, errlen, _("%s: not an object"), name);
             return PA_E_JOB;
         }
         j->nhistory = i + 1; /* so job_free sees e->note */
@@ -867,7 +868,7 @@ static int job_history_from_json(struct job *j, json_object *arr, char *errbuf, 
                 if (r < 0)
                     return r;
                 if (job_state_parse(s, &e->state) < 0) {
-                    job_msg(errbuf, errlen, "%s: unknown state", name);
+                    job_msg(errbuf, errlen, _("%s: unknown state"), name);
                     return PA_E_JOB;
                 }
                 have_state = true;
@@ -883,12 +884,12 @@ static int job_history_from_json(struct job *j, json_object *arr, char *errbuf, 
                 if (!e->note)
                     return PA_E_NOMEM;
             } else {
-                job_msg(errbuf, errlen, "%s: unknown member", name);
+                job_msg(errbuf, errlen, _("%s: unknown member"), name);
                 return PA_E_JOB;
             }
         }
         if (!have_at || !have_state) {
-            job_msg(errbuf, errlen, "%s: \"at\" or \"state\" missing", name);
+            job_msg(errbuf, errlen, _("%s: \"at\" or \"state\" missing"), name);
             return PA_E_JOB;
         }
     }
@@ -923,15 +924,15 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
     int r = PA_E_JOB;
 
     if (!buf) {
-        job_msg(errbuf, errlen, "no data");
+        job_msg(errbuf, errlen, _("no data"));
         goto out;
     }
     if (len > JOB_MAX_FILE) {
-        job_msg(errbuf, errlen, "larger than %d bytes", JOB_MAX_FILE);
+        job_msg(errbuf, errlen, _("larger than %d bytes"), JOB_MAX_FILE);
         goto out;
     }
     if (memchr(buf, '\0', len)) {
-        job_msg(errbuf, errlen, "contains a NUL byte");
+        job_msg(errbuf, errlen, _("contains a NUL byte"));
         goto out;
     }
     tok = json_tokener_new_ex(JOB_MAX_DEPTH);
@@ -943,8 +944,8 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
     root = json_tokener_parse_ex(tok, buf, (int)len);
     jerr = json_tokener_get_error(tok);
     if (jerr != json_tokener_success) {
-        job_msg(errbuf, errlen, "invalid JSON: %s",
-                jerr == json_tokener_continue ? "unexpected end of input"
+        job_msg(errbuf, errlen, _("invalid JSON: %s"),
+                jerr == json_tokener_continue ? _("unexpected end of input")
                                               : json_tokener_error_desc(jerr));
         goto out;
     }
@@ -953,11 +954,11 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
            (buf[end] == ' ' || buf[end] == '\t' || buf[end] == '\n' || buf[end] == '\r'))
         end++;
     if (end < len) {
-        job_msg(errbuf, errlen, "invalid JSON: data after the end");
+        job_msg(errbuf, errlen, _("invalid JSON: data after the end"));
         goto out;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        job_msg(errbuf, errlen, "not a JSON object");
+        job_msg(errbuf, errlen, _("not a JSON object"));
         goto out;
     }
     j = calloc(1, sizeof(*j));
@@ -974,7 +975,7 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
             if (r < 0)
                 goto out;
             if (x != JOB_FORMAT) {
-                job_msg(errbuf, errlen, "format %lld is not supported (only %d)", (long long)x,
+                job_msg(errbuf, errlen, _("format %lld is not supported (only %d)"), (long long)x,
                         JOB_FORMAT);
                 r = PA_E_JOB;
                 goto out;
@@ -994,9 +995,9 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
                 break;
         if (i == JOB_NFIELDS) {
             if (job_name_quotable(key))
-                job_msg(errbuf, errlen, "unknown member \"%s\"", key);
+                job_msg(errbuf, errlen, _("unknown member \"%s\""), key);
             else
-                job_msg(errbuf, errlen, "unknown member");
+                job_msg(errbuf, errlen, _("unknown member"));
             r = PA_E_JOB;
             goto out;
         }
@@ -1007,12 +1008,12 @@ int job_parse(const char *buf, size_t len, struct job **ret, char *errbuf, size_
     }
     r = PA_E_JOB;
     if (!have_format) {
-        job_msg(errbuf, errlen, "\"format\" missing");
+        job_msg(errbuf, errlen, _("\"format\" missing"));
         goto out;
     }
     for (size_t i = 0; i < JOB_NFIELDS; i++) {
         if (job_fields[i].required && !seen[i]) {
-            job_msg(errbuf, errlen, "\"%s\" missing", job_fields[i].name);
+            job_msg(errbuf, errlen, _("\"%s\" missing"), job_fields[i].name);
             goto out;
         }
     }
@@ -1044,16 +1045,16 @@ static int job_dir_check(const char *path, char *errbuf, size_t errlen)
         return PA_E_IO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        job_msg(errbuf, errlen, "%s: not a directory", path);
+        job_msg(errbuf, errlen, _("%s: not a directory"), path);
         return PA_E_CONFIG;
     }
     if (st.st_uid != geteuid()) {
-        job_msg(errbuf, errlen, "%s: owned by uid %lu, not by the current user (uid %lu)", path,
+        job_msg(errbuf, errlen, _("%s: owned by uid %lu, not by the current user (uid %lu)"), path,
                 (unsigned long)st.st_uid, (unsigned long)geteuid());
         return PA_E_CONFIG;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        job_msg(errbuf, errlen, "%s: group or world writable (mode %04o)", path,
+        job_msg(errbuf, errlen, _("%s: group or world writable (mode %04o)"), path,
                 (unsigned)(st.st_mode & 07777));
         return PA_E_CONFIG;
     }
@@ -1079,7 +1080,7 @@ static int job_mkdir(char *path, bool make_parents, char *errbuf, size_t errlen)
                 return 0;
         }
     }
-    job_msg(errbuf, errlen, "cannot create %s: %s", path, strerror(errno));
+    job_msg(errbuf, errlen, _("cannot create %s: %s"), path, strerror(errno));
     return PA_E_IO;
 }
 
@@ -1095,7 +1096,7 @@ int job_dir_prepare(const char *state_dir, char *errbuf, size_t errlen)
     int r = PA_E_NOMEM;
 
     if (!state_dir || !state_dir[0]) {
-        job_msg(errbuf, errlen, "no state directory");
+        job_msg(errbuf, errlen, _("no state directory"));
         return PA_E_CONFIG;
     }
     dir = strdup(state_dir);
@@ -1186,13 +1187,13 @@ static int job_load_file(const char *state_dir, const char *id, struct job **ret
     r = fs_read_file(path, JOB_MAX_FILE, &buf, &len);
     if (r < 0) {
         if (r == PA_E_IO && errno == 0) {
-            job_msg(errbuf, errlen, "%s: not a regular file", path);
+            job_msg(errbuf, errlen, _("%s: not a regular file"), path);
             r = PA_E_JOB;
         } else if (r == PA_E_IO && errno == ENOENT) {
-            job_msg(errbuf, errlen, "no job %s", id);
+            job_msg(errbuf, errlen, _("no job %s"), id);
             r = PA_E_JOB;
         } else if (r == PA_E_IO && errno == EFBIG) {
-            job_msg(errbuf, errlen, "%s: larger than %d bytes", path, JOB_MAX_FILE);
+            job_msg(errbuf, errlen, _("%s: larger than %d bytes"), path, JOB_MAX_FILE);
             r = PA_E_JOB;
         } else if (r == PA_E_IO) {
             job_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
@@ -1206,7 +1207,7 @@ static int job_load_file(const char *state_dir, const char *id, struct job **ret
         goto out;
     }
     if (strcmp(j->id, id) != 0) {
-        job_msg(errbuf, errlen, "%s: holds job %s", path, j->id);
+        job_msg(errbuf, errlen, _("%s: holds job %s"), path, j->id);
         r = PA_E_JOB;
         goto out;
     }
@@ -1236,7 +1237,8 @@ int job_load(const char *state_dir, const char *id, struct job **ret, char *errb
         return PA_E_INTERNAL;
     len = strlen(id);
     if (len < JOB_PREFIX_MIN || len > JOB_ID_LEN || !job_is_hex(id, false)) {
-        job_msg(errbuf, errlen, "not a job id (%d to %d hex digits)", JOB_PREFIX_MIN, JOB_ID_LEN);
+        job_msg(errbuf, errlen, _("not a job id (%d to %d hex digits)"), JOB_PREFIX_MIN,
+                JOB_ID_LEN);
         return PA_E_JOB;
     }
     for (size_t i = 0; i <= len; i++)
@@ -1252,7 +1254,7 @@ int job_load(const char *state_dir, const char *id, struct job **ret, char *errb
     d = opendir(jobs);
     if (!d) {
         if (errno == ENOENT) {
-            job_msg(errbuf, errlen, "no job %s", want);
+            job_msg(errbuf, errlen, _("no job %s"), want);
             r = PA_E_JOB;
         } else {
             job_msg(errbuf, errlen, "%s: %s", jobs, strerror(errno));
@@ -1268,12 +1270,12 @@ int job_load(const char *state_dir, const char *id, struct job **ret, char *errb
         found[JOB_ID_LEN] = '\0';
     }
     if (nfound == 0) {
-        job_msg(errbuf, errlen, "no job %s", want);
+        job_msg(errbuf, errlen, _("no job %s"), want);
         r = PA_E_JOB;
         goto out;
     }
     if (nfound > 1) {
-        job_msg(errbuf, errlen, "%s: prefix matches several jobs", want);
+        job_msg(errbuf, errlen, _("%s: prefix matches several jobs"), want);
         r = PA_E_JOB;
         goto out;
     }
@@ -1312,9 +1314,15 @@ static void job_set_aside(const char *state_dir, const char *id, const char *why
     if (from && to && access(from, F_OK) == 0) {
         bool moved = rename(from, to) == 0;
 
-        (void)snprintf(aside + used, asidelen - used, "%sjob record %s is corrupt (%.160s)%s%s",
-                       used ? "; " : "", id, why, moved ? "; set aside as " : "; NOT set aside",
-                       moved ? to : "");
+        const char *sep = used ? "; " : "";
+
+        if (moved)
+            (void)snprintf(aside + used, asidelen - used,
+                           _("%sjob record %s is corrupt (%.160s); set aside as %s"), sep, id, why,
+                           to);
+        else
+            (void)snprintf(aside + used, asidelen - used,
+                           _("%sjob record %s is corrupt (%.160s); NOT set aside"), sep, id, why);
     }
     free(from);
     free(to);

@@ -51,21 +51,44 @@ static const struct cli_command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f, _("usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
-                 "[--pin-fd FD] [--lang nl|en] [-v] COMMAND [ARGS]\n\ncommands:\n"));
+                 "[--pin-fd FD] [--api-key-fd FD] [--lang nl|en] [-v] COMMAND [ARGS]\n\n"
+                 "commands:\n"));
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s\n", commands[i].synopsis);
     fprintf(f, _("\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
                  "the exit codes.\n"));
 }
 
-enum { OPT_LANG = 256 };
+enum { OPT_LANG = 256, OPT_API_KEY_FD };
+
+/* A descriptor number for --pin-fd or --api-key-fd (3 up: 0-2 are stdio), or -1. */
+static int fd_arg(const char *arg)
+{
+    char *end = NULL;
+    long fd = strtol(arg, &end, 10);
+
+    return !*arg || *end || fd < 3 || fd > 1024 ? -1 : (int)fd;
+}
+
+/* --api-key-fd: the API key from a pipe (watch's children get theirs so), read at once. */
+static int api_key_fd(const char *arg)
+{
+    char err[256] = "";
+    int fd = fd_arg(arg), r;
+
+    if (fd < 0) {
+        fprintf(stderr, "pkio-agent: %s\n", _("--api-key-fd: a descriptor number from 3 up"));
+        return PA_E_USAGE;
+    }
+    r = cfg_take_fd_key(fd, err, sizeof(err));
+    if (r < 0)
+        fprintf(stderr, "pkio-agent: %s\n", err);
+    return r;
+}
 
 /* One global option: 0, 1 (done: --help/--version printed), or a negative error (reported). */
 static int global_option(struct cli *cli, int c, const char **lang)
 {
-    char *end = NULL;
-    long fd;
-
     switch (c) {
     case 'm':
         cli->module = optarg;
@@ -80,19 +103,21 @@ static int global_option(struct cli *cli, int c, const char **lang)
         cli->json = true;
         return 0;
     case 'p':
-        fd = strtol(optarg, &end, 10);
-        if (!*optarg || *end || fd < 3 || fd > 1024) {
+        cli->pin_fd = fd_arg(optarg);
+        if (cli->pin_fd < 0) {
             fprintf(stderr, "pkio-agent: %s\n", _("--pin-fd: a descriptor number from 3 up"));
             return PA_E_USAGE;
         }
-        cli->pin_fd = (int)fd;
         return 0;
+    case OPT_API_KEY_FD:
+        return api_key_fd(optarg);
     case OPT_LANG:
         if (!i18n_lang_valid(optarg)) {
             fprintf(stderr, "pkio-agent: %s\n", _("--lang: nl or en"));
             return PA_E_USAGE;
         }
         *lang = optarg;
+        (void)i18n_set_lang(optarg); /* at once: --help after it speaks it too */
         return 0;
     case 'v':
         cli->verbose++;
@@ -110,7 +135,8 @@ static int global_option(struct cli *cli, int c, const char **lang)
 }
 
 /* Load the configuration, choose the language (--lang, else ui.lang, else the environment),
- * start libcurl, run the command. */
+ * start libcurl, run the command. --lang replaces ui.lang in the configuration, for commands that
+ * choose a language of their own (watch). */
 static int run_command(struct cli *cli, const struct cli_command *cmd, const char *lang, int argc,
                        char **argv)
 {
@@ -118,7 +144,13 @@ static int run_command(struct cli *cli, const struct cli_command *cmd, const cha
 
     optind = 0; /* getopt re-initialises (permuting again) for the command's options */
     r = cli_load_config(cli);
-    if (r == 0 && !lang && cli->cfg->ui_lang)
+    if (r == 0 && lang) {
+        free(cli->cfg->ui_lang);
+        cli->cfg->ui_lang = strdup(lang);
+        if (!cli->cfg->ui_lang)
+            r = cli_fail(PA_E_NOMEM, NULL, "--lang");
+    }
+    if (r == 0 && cli->cfg->ui_lang)
         (void)i18n_set_lang(cli->cfg->ui_lang);
     if (r == 0 && http_global_init() < 0)
         r = cli_fail(PA_E_INTERNAL, NULL, "libcurl initialisation");
@@ -138,6 +170,7 @@ int main(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"pin-fd", required_argument, NULL, 'p'},
+        {"api-key-fd", required_argument, NULL, OPT_API_KEY_FD},
         {"lang", required_argument, NULL, OPT_LANG},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -159,8 +192,6 @@ int main(int argc, char **argv)
         r = global_option(&cli, c, &lang);
     if (r != 0)
         return r > 0 ? 0 : pa_err_exit_code(r);
-    if (lang)
-        (void)i18n_set_lang(lang);
     log_set_level(cli.verbose >= 2 ? LOG_LVL_DEBUG : cli.verbose ? LOG_LVL_INFO : LOG_LVL_WARN);
     if (optind >= argc) {
         usage(stderr);

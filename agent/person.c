@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "person.h"
 
+#include "i18n.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,9 +154,9 @@ void person_describe(const struct person *p, char *out, size_t outlen)
         snprintf(out, outlen, "%s%s%s%s%s%s", f, f[0] && l[0] ? " " : "", l, m[0] ? " <" : "", m,
                  m[0] ? ">" : "");
     else if (p->id > 0)
-        snprintf(out, outlen, "individual %ld", p->id);
+        snprintf(out, outlen, _("individual %ld"), p->id);
     else
-        snprintf(out, outlen, "an unknown person");
+        snprintf(out, outlen, "%s", _("an unknown person"));
 }
 
 const char *person_product_family(const char *product)

@@ -2,6 +2,7 @@
 #include "policy.h"
 
 #include "config.h"
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <stdio.h>
@@ -31,10 +32,10 @@ const char *policy_software_token(const struct tok_info *info)
         const char *manufacturer, *model, *name;
     } soft[] = {
         {"SoftHSM project", NULL, "SoftHSM2"},
-        {NULL, "SW TPM", "tpm2-pkcs11 on a software TPM (swtpm)"},
-        {"IBM", "Soft", "opencryptoki's soft token"},
-        {"IBM", "SoftTok", "opencryptoki's soft token"},
-        {"IBM Corp.", "IBM SoftTok", "opencryptoki's soft token"},
+        {NULL, "SW TPM", N_("tpm2-pkcs11 on a software TPM (swtpm)")},
+        {"IBM", "Soft", N_("opencryptoki's soft token")},
+        {"IBM", "SoftTok", N_("opencryptoki's soft token")},
+        {"IBM Corp.", "IBM SoftTok", N_("opencryptoki's soft token")},
     };
 
     for (size_t i = 0; i < sizeof(soft) / sizeof(soft[0]); i++)
@@ -60,9 +61,9 @@ int policy_check_token(const struct cfg *cfg, const char *module, const struct t
 
     if (soft && !cfg->token_allow_software) {
         snprintf(why, whylen,
-                 "%s is a software token; PKIoverheid keys belong on certified hardware (a test "
-                 "station sets token.allow_software to true)",
-                 soft);
+                 _("%s is a software token; PKIoverheid keys belong on certified hardware (a test "
+                   "station sets token.allow_software to true)"),
+                 _(soft));
         return PA_E_REFUSED;
     }
     if (!cfg->token_allowed)
@@ -72,7 +73,7 @@ int policy_check_token(const struct cfg *cfg, const char *module, const struct t
     if (listed)
         return 0;
     snprintf(why, whylen,
-             "token model '%s' by '%s' (module %s) is not in token.allowed of the configuration",
+             _("token model '%s' by '%s' (module %s) is not in token.allowed of the configuration"),
              info->model, info->manufacturer, module ? module : "?");
     return PA_E_REFUSED;
 }

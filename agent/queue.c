@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * queue.c - the queue of requests. What an officer is told (queue_bind_from, queue_add*) is in
+ * their language; why an entry was set aside is a record (queue/rejected/NAME.reason, the
+ * daemon's journal, `queue list --json`): written in English, and `queue list` translates it.
+ */
 #include "queue.h"
 
 #include "fsutil.h"
+#include "i18n.h"
 #include "pa_err.h"
 #include "secret.h"
 #include "tok.h"
@@ -114,16 +120,16 @@ int queue_bind_from(const char *serial, const char *token_uri, struct queue_bind
 
     memset(&u, 0, sizeof(u));
     if (token_uri && tok_uri_parse(token_uri, false, &u) < 0) {
-        snprintf(errbuf, errlen, "--token: not a PKCS#11 URI, or it carries pin-value");
+        snprintf(errbuf, errlen, "%s", _("--token: not a PKCS#11 URI, or it carries pin-value"));
         return PA_E_USAGE;
     }
     r = PA_E_USAGE;
     if (u.has_slot_id)
-        snprintf(errbuf, errlen,
-                 "--token: slot-id changes from one insertion to the next; name the token by "
-                 "serial, token (label), manufacturer or model");
+        snprintf(errbuf, errlen, "%s",
+                 _("--token: slot-id changes from one insertion to the next; name the token by "
+                   "serial, token (label), manufacturer or model"));
     else if (serial && u.serial && strcmp(serial, u.serial) != 0)
-        snprintf(errbuf, errlen, "--serial %s and the serial in --token differ", serial);
+        snprintf(errbuf, errlen, _("--serial %s and the serial in --token differ"), serial);
     else
         r = bind_from_uri(&u, serial, ret);
     tok_uri_clear(&u);
@@ -242,7 +248,7 @@ int queue_add_text(const char *state_dir, const char *text, size_t len,
 
     r = queue_dir_prepare(state_dir);
     if (r < 0) {
-        snprintf(errbuf, errlen, "cannot create %s/queue: %s", state_dir, strerror(errno));
+        snprintf(errbuf, errlen, _("cannot create %s/queue: %s"), state_dir, strerror(errno));
         return r;
     }
     r = new_id(id);
@@ -254,13 +260,13 @@ int queue_add_text(const char *state_dir, const char *text, size_t len,
     if (r == 0)
         r = fs_write_atomic(reqpath, text, len, 0600);
     if (r < 0) {
-        snprintf(errbuf, errlen, "cannot write %s", reqpath);
+        snprintf(errbuf, errlen, _("cannot write %s"), reqpath);
         return r;
     }
     r = write_entry(state_dir, id, reqpath, bind, token_uri, officer, officer_uid);
     if (r < 0) {
         (void)fs_wipe_unlink(AT_FDCWD, reqpath);
-        snprintf(errbuf, errlen, "cannot write the entry for %s", reqpath);
+        snprintf(errbuf, errlen, _("cannot write the entry for %s"), reqpath);
         return r;
     }
     if (ret_id)
@@ -277,7 +283,7 @@ int queue_add(const char *state_dir, const char *request, const struct queue_bin
 
     r = fs_read_file(request, QUEUE_REQ_MAX, &buf, &len);
     if (r < 0) {
-        snprintf(errbuf, errlen, "cannot read %s: %s", request, strerror(errno));
+        snprintf(errbuf, errlen, _("cannot read %s: %s"), request, strerror(errno));
         return PA_E_REQUEST;
     }
     r = queue_add_text(state_dir, buf, len, bind, token_uri, NULL, -1, ret_id, errbuf, errlen);
@@ -395,12 +401,12 @@ static const char *entry_problem(const char *name, const char *id, const char *r
     const char *base = req ? strrchr(req, '/') : NULL;
 
     if (!id || strlen(id) != 32 || !hex_run(id, 32))
-        return "no valid id";
+        return N_("no valid id");
     if (strncmp(name + 13, id, 32) != 0)
-        return "its id is not the one in its file name";
+        return N_("its id is not the one in its file name");
     if (!req || strncmp(base ? base + 1 : req, id, 32) != 0 ||
         strcmp(base ? base + 33 : req + 32, ".request.json") != 0)
-        return "its request is not the entry's own copy in the queue";
+        return N_("its request is not the entry's own copy in the queue");
     return NULL;
 }
 
@@ -413,12 +419,12 @@ static int parse_entry(const char *state_dir, const char *name, const char *buf,
 {
     json_object *o = json_tokener_parse(buf);
     char *id = NULL, *req = NULL, file[64];
-    const char *problem = "not a JSON object";
+    const char *problem = N_("not a JSON object");
     int r = PA_E_REFUSED;
 
     memset(ret, 0, sizeof(*ret));
     if (o && json_object_is_type(o, json_type_object)) {
-        problem = "its token binding cannot be read";
+        problem = N_("its token binding cannot be read");
         if (entry_fields(o, ret, &id, &req) == 0)
             problem = entry_problem(name, id, req);
     }
@@ -427,7 +433,7 @@ static int parse_entry(const char *state_dir, const char *name, const char *buf,
         snprintf(file, sizeof(file), "%s.request.json", id);
         ret->request = malloc(4096);
         problem = !ret->request || path_of(ret->request, 4096, state_dir, NULL, file) < 0
-                      ? "out of memory, or the path is too long"
+                      ? N_("out of memory, or the path is too long")
                       : NULL;
         r = problem ? PA_E_REFUSED : 0;
     }
@@ -462,7 +468,7 @@ static int load_entry(const char *state_dir, const char *sub, const char *name, 
     int r;
 
     if (!entry_name_ok(name)) {
-        snprintf(why, whylen, "not an entry's file name");
+        snprintf(why, whylen, "%s", N_("not an entry's file name"));
         return PA_E_REFUSED;
     }
     r = path_of(p, sizeof(p), state_dir, sub, name);
@@ -609,16 +615,20 @@ int queue_take(const char *state_dir, const struct tok_info *tok, bool blank,
     bool found = false;
     int n = 0, r;
 
+    const char *lang = i18n_lang();
+
     if (rejected && rejlen)
         rejected[0] = '\0';
     r = scan(state_dir, NULL, &names, &n);
     if (r < 0)
         return r;
+    (void)i18n_set_lang("en"); /* the reasons for setting entries aside are records */
     /* Two passes: an entry bound to this token wins over a first-come one. */
     for (int pass = 0; pass < 2 && !found; pass++)
         for (int i = 0; i < n && !found; i++)
             found =
                 take_one(state_dir, names[i]->d_name, tok, pass == 0, blank, ret, rejected, rejlen);
+    (void)i18n_set_lang(lang);
     names_free(names, n);
     return found ? 0 : PA_E_TOKEN_NOT_FOUND;
 }

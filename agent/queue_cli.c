@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "fsutil.h"
+#include "i18n.h"
 #include "intake.h"
 #include "job.h"
 #include "kiosk.h"
@@ -89,16 +90,21 @@ static void list_text(const struct queue_entry *v, size_t n, const struct queue_
         queue_bind_format(&v[i].bind, raw, sizeof(raw));
         kiosk_clean(raw, b, sizeof(b));
         kiosk_clean(v[i].officer ? v[i].officer : "", who, sizeof(who));
-        printf("%s  %s%s%s\n", v[i].id, b[0] ? b : "(first blank token)",
-               who[0] ? "  queued by " : "", who);
+        printf("%s  %s", v[i].id, b[0] ? b : _("(first blank token)"));
+        if (who[0]) {
+            printf("  ");
+            printf(_("queued by %s"), who);
+        }
+        printf("\n");
     }
     if (!n)
-        printf("queue is empty\n");
+        printf("%s\n", _("queue is empty"));
     for (size_t i = 0; i < nr; i++) {
         char why[256];
 
-        kiosk_clean(rv[i].reason, why, sizeof(why));
-        printf("rejected %s: %s\n", rv[i].name, why);
+        /* The reason is a record in English: shown translated when it is one of our texts. */
+        kiosk_clean(rv[i].reason[0] ? _(rv[i].reason) : "", why, sizeof(why));
+        printf(_("rejected %s: %s\n"), rv[i].name, why);
     }
 }
 
@@ -156,7 +162,7 @@ static int queue_add_args(struct cli *cli, int argc, char **argv, const char **r
             return cli_fail(PA_E_USAGE, NULL, "queue add");
     }
     if (!*request || optind != argc)
-        return cli_fail(PA_E_USAGE, "--request FILE is required", "queue add");
+        return cli_fail(PA_E_USAGE, N_("--request FILE is required"), "queue add");
     return 0;
 }
 
@@ -183,7 +189,7 @@ static int add_direct(struct cli *cli, const char *request, const struct queue_b
 
     kiosk_clean(pw ? pw->pw_name : "", login, sizeof(login));
     if (r == 0 && fs_read_file(request, REQ_MAX_SIZE, &text, &len) < 0) {
-        snprintf(err, errlen, "cannot read %s: %s", request, strerror(errno));
+        snprintf(err, errlen, _("cannot read %s: %s"), request, strerror(errno));
         r = PA_E_REQUEST;
     }
     if (r == 0)
@@ -199,7 +205,7 @@ static int add_direct(struct cli *cli, const char *request, const struct queue_b
              id, login[0] ? login : "?", (unsigned long)geteuid());
     ev.detail = detail;
     if (audit_append(sd, &ev) < 0)
-        fprintf(stderr, "pkio-agent: warning: the audit log in %s could not be written\n", sd);
+        fprintf(stderr, _("pkio-agent: warning: the audit log in %s could not be written\n"), sd);
     return 0;
 }
 
@@ -237,7 +243,7 @@ static int add_by_daemon(struct cli *cli, const char *request, const char *seria
     int r = entry_for_daemon(request, serial, token, &o);
 
     if (r < 0) {
-        snprintf(err, errlen, "cannot read %s", request);
+        snprintf(err, errlen, _("cannot read %s"), request);
         return r;
     }
     txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -260,7 +266,10 @@ static void added(const struct cli *cli, const char *id, const struct queue_bind
         return;
     }
     queue_bind_format(bind, b, sizeof(b));
-    printf("queued %s for %s%s\n", id, b[0] ? "the token with " : "the first blank token", b);
+    if (b[0])
+        printf(_("queued %s for the token with %s\n"), id, b);
+    else
+        printf(_("queued %s for the first blank token\n"), id);
 }
 
 static int queue_add_cmd(struct cli *cli, int argc, char **argv)

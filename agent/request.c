@@ -11,6 +11,7 @@
 #include "request.h"
 
 #include "config.h"
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -99,9 +100,9 @@ const char *req_product_list(void)
 enum req_type { RT_STRING, RT_INT, RT_BOOL, RT_OBJECT, RT_ARRAY, RT_BOOL_OR_NULL };
 
 static const char *const req_type_msg[] = {
-    [RT_STRING] = "must be a string", [RT_INT] = "must be an integer",
-    [RT_BOOL] = "must be a boolean",  [RT_OBJECT] = "must be an object",
-    [RT_ARRAY] = "must be an array",  [RT_BOOL_OR_NULL] = "must be a boolean or null",
+    [RT_STRING] = N_("must be a string"), [RT_INT] = N_("must be an integer"),
+    [RT_BOOL] = N_("must be a boolean"),  [RT_OBJECT] = N_("must be an object"),
+    [RT_ARRAY] = N_("must be an array"),  [RT_BOOL_OR_NULL] = N_("must be a boolean or null"),
 };
 
 #define RF_ORG    0x1u /* known only for products that need an organization */
@@ -214,7 +215,8 @@ struct req_chk {
     int r;                   /* PA_E_NOMEM once an allocation failed */
 };
 
-static void req_err_store(struct req_chk *k, const char *path, const char *msg)
+/* Keep one problem: msg in English (for --json), local in the user's language. */
+static void req_err_store(struct req_chk *k, const char *path, const char *msg, const char *local)
 {
     struct req_error *v;
 
@@ -229,26 +231,44 @@ static void req_err_store(struct req_chk *k, const char *path, const char *msg)
     v += k->errs->n++;
     (void)snprintf(v->path, sizeof(v->path), "%s", path);
     (void)snprintf(v->msg, sizeof(v->msg), "%s", msg);
+    (void)snprintf(v->local, sizeof(v->local), "%s", local ? local : msg);
 }
 
-/* Record one problem at path. The message never contains a value from the request. */
-__attribute__((format(printf, 3, 4))) static void req_err(struct req_chk *k, const char *path,
-                                                          const char *fmt, ...)
+/* Record one problem at path: msg in English, local in the user's language. */
+static void req_err_add(struct req_chk *k, const char *path, const char *msg, const char *local)
 {
-    char msg[160];
-    va_list ap;
-
     k->count++;
     if (!k->errs)
         return;
-    if (k->errs->n + 1 == REQ_MAX_ERRORS) {
-        req_err_store(k, "", "further errors not shown");
-        return;
-    }
+    if (k->errs->n + 1 == REQ_MAX_ERRORS)
+        req_err_store(k, "", "further errors not shown", _("further errors not shown"));
+    else
+        req_err_store(k, path, msg, local);
+}
+
+/*
+ * Record one problem at path. The message never contains a value from the request. fmt is
+ * English (marked N_()); the message is kept in English and in the user's language.
+ */
+__attribute__((format(printf, 3, 4))) static void req_err(struct req_chk *k, const char *path,
+                                                          const char *fmt, ...)
+{
+    char msg[160], local[160];
+    va_list ap, ap2;
+
     va_start(ap, fmt);
+    va_copy(ap2, ap);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(local, sizeof(local), _(fmt), ap2);
+    va_end(ap2);
     va_end(ap);
-    req_err_store(k, path, msg);
+    req_err_add(k, path, msg, local);
+}
+
+/* Record one problem at path whose message is msgid (English, marked N_()). */
+static void req_err_text(struct req_chk *k, const char *path, const char *msgid)
+{
+    req_err_add(k, path, msgid, _(msgid));
 }
 
 void req_errors_clear(struct req_errors *errs)
@@ -347,7 +367,7 @@ static json_object *req_lookup(json_object *root, const char *path, bool *presen
 static void req_check_string(struct req_chk *k, const char *path, json_object *v)
 {
     if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-        req_err(k, path, "must not contain a NUL character");
+        req_err_text(k, path, N_("must not contain a NUL character"));
 }
 
 /* Check every member of obj (at path) against fields; fields NULL: only extra fields allowed. */
@@ -364,7 +384,7 @@ static void req_walk(struct req_chk *k, json_object *obj, const char *path,
 
         if (f && (((f->flags & RF_ORG) && !k->prod->organization) ||
                   ((f->flags & RF_TITLE) && !k->prod->title))) {
-            req_err(k, sub, "not used by product %s", k->prod->id);
+            req_err(k, sub, N_("not used by product %s"), k->prod->id);
             continue;
         }
         if (!f) {
@@ -372,23 +392,23 @@ static void req_walk(struct req_chk *k, json_object *obj, const char *path,
                 extra = req_extra_kind(k->cfg, sub);
             if (extra == REQ_EXTRA_FIELD) {
                 if (!json_object_is_type(val, json_type_string))
-                    req_err(k, sub, "%s", req_type_msg[RT_STRING]);
+                    req_err_text(k, sub, req_type_msg[RT_STRING]);
                 else
                     req_check_string(k, sub, val);
             } else if (extra == REQ_EXTRA_PARENT) {
                 if (!json_object_is_type(val, json_type_object))
-                    req_err(k, sub, "%s", req_type_msg[RT_OBJECT]);
+                    req_err_text(k, sub, req_type_msg[RT_OBJECT]);
                 else
                     req_walk(k, val, sub, NULL, false);
             } else if (secret) {
-                req_err(k, path, "has an unknown field");
+                req_err_text(k, path, N_("has an unknown field"));
             } else {
-                req_err(k, sub, "unknown field");
+                req_err_text(k, sub, N_("unknown field"));
             }
             continue;
         }
         if (!req_type_ok(val, f->type)) {
-            req_err(k, sub, "%s", req_type_msg[f->type]);
+            req_err_text(k, sub, req_type_msg[f->type]);
             continue;
         }
         if (f->type == RT_STRING)
@@ -410,7 +430,7 @@ static json_object *req_need(struct req_chk *k, json_object *obj, const char *ba
 
     if (!json_object_object_get_ex(obj, key, &v)) {
         (void)req_join(path, sizeof(path), base, key);
-        req_err(k, path, "is required");
+        req_err_text(k, path, N_("is required"));
         return NULL;
     }
     return req_type_ok(v, t) ? v : NULL;
@@ -447,7 +467,7 @@ static const char *req_need_text(struct req_chk *k, json_object *obj, const char
     s = json_object_get_string(v);
     if (req_blank(s)) {
         (void)req_join(path, sizeof(path), base, key);
-        req_err(k, path, "must not be empty");
+        req_err_text(k, path, N_("must not be empty"));
         return NULL;
     }
     return s;
@@ -478,7 +498,7 @@ static void req_need_country(struct req_chk *k, json_object *obj, const char *ba
 
     if (v && !req_country_ok(json_object_get_string(v))) {
         (void)req_join(path, sizeof(path), base, "country");
-        req_err(k, path, "must be a two-letter country code");
+        req_err_text(k, path, N_("must be a two-letter country code"));
     }
 }
 
@@ -545,15 +565,15 @@ static const char *req_phone_problem(const char *s)
     size_t digits = 0;
 
     if (s[0] != '+' || s[1] < '1' || s[1] > '9')
-        return "must start with + and the country code";
+        return N_("must start with + and the country code");
     for (const char *p = s + 1; *p; p++) {
         if (*p >= '0' && *p <= '9')
             digits++;
         else if (*p != ' ' && *p != '-' && *p != '(' && *p != ')')
-            return "may contain only digits, spaces, '-', '(' and ')' after the +";
+            return N_("may contain only digits, spaces, '-', '(' and ')' after the +");
     }
     if (digits < 7 || digits > 20)
-        return "must have 7 to 20 digits";
+        return N_("must have 7 to 20 digits");
     return NULL;
 }
 
@@ -650,27 +670,28 @@ static void req_rules_individual(struct req_chk *k, json_object *ind)
 
     if (json_object_object_get_ex(ind, "id", &id)) {
         if (json_object_is_type(id, json_type_int) && json_object_get_int64(id) <= 0)
-            req_err(k, "certificate.individual.id", "must be a positive integer");
+            req_err_text(k, "certificate.individual.id", N_("must be a positive integer"));
         for (const struct req_field *f = req_f_individual; f->name; f++) {
             if (strcmp(f->name, "id") == 0 || !json_object_object_get_ex(ind, f->name, NULL))
                 continue;
             (void)req_join(path, sizeof(path), base, f->name);
-            req_err(k, path, "must be absent when id is given");
+            req_err_text(k, path, N_("must be absent when id is given"));
         }
         return;
     }
     s = req_need_text(k, ind, base, "first_name");
     if (s && req_has_title(s))
-        req_err(k, "certificate.individual.first_name",
-                "must not start with a title such as \"Dr.\" or \"Mr.\"");
+        req_err_text(k, "certificate.individual.first_name",
+                     N_("must not start with a title such as \"Dr.\" or \"Mr.\""));
     (void)req_need_text(k, ind, base, "last_name");
     v = req_need(k, ind, base, "email", RT_STRING);
     if (v && !req_email_ok(json_object_get_string(v)))
-        req_err(k, "certificate.individual.email", "must be an e-mail address (local@domain.tld)");
+        req_err_text(k, "certificate.individual.email",
+                     N_("must be an e-mail address (local@domain.tld)"));
     v = req_need(k, ind, base, "telephone", RT_STRING);
     msg = v ? req_phone_problem(json_object_get_string(v)) : NULL;
     if (msg)
-        req_err(k, "certificate.individual.telephone", "%s", msg);
+        req_err_text(k, "certificate.individual.telephone", msg);
     req_need_country(k, ind, base);
     (void)req_need_text(k, ind, base, "state");
     if (k->prod->title)
@@ -686,10 +707,10 @@ static void req_rules_certificate(struct req_chk *k, json_object *root)
         return;
     v = req_need(k, cert, "certificate", "signature_hash", RT_STRING);
     if (v && strcmp(json_object_get_string(v), "sha256") != 0)
-        req_err(k, "certificate.signature_hash", "must be \"sha256\"");
+        req_err_text(k, "certificate.signature_hash", N_("must be \"sha256\""));
     v = req_need(k, cert, "certificate", "profile_option", RT_STRING);
     if (v && !req_in_list(json_object_get_string(v), k->prod->profiles))
-        req_err(k, "certificate.profile_option", "must be one of: %s", k->prod->profile_text);
+        req_err(k, "certificate.profile_option", N_("must be one of: %s"), k->prod->profile_text);
     v = req_need(k, cert, "certificate", "individual", RT_OBJECT);
     if (v)
         req_rules_individual(k, v);
@@ -702,7 +723,7 @@ static json_object *req_need_path(struct req_chk *k, json_object *root, const ch
     json_object *v = req_lookup(root, path, &present);
 
     if (!present) {
-        req_err(k, path, "is required");
+        req_err_text(k, path, N_("is required"));
         return NULL;
     }
     return json_object_is_type(v, json_type_string) ? v : NULL;
@@ -721,7 +742,7 @@ static void req_rules_ship(struct req_chk *k, json_object *ship)
     v = req_need(k, ship, base, "method", RT_STRING);
     if (v && strcmp(json_object_get_string(v), "STANDARD") != 0 &&
         strcmp(json_object_get_string(v), "EXPEDITED") != 0)
-        req_err(k, "ship_info.method", "must be STANDARD or EXPEDITED");
+        req_err_text(k, "ship_info.method", N_("must be STANDARD or EXPEDITED"));
 }
 
 static void req_rules_validity(struct req_chk *k, json_object *ov)
@@ -734,24 +755,26 @@ static void req_rules_validity(struct req_chk *k, json_object *ov)
     given += json_object_object_get_ex(ov, "days", NULL);
     given += json_object_object_get_ex(ov, "custom_expiration_date", NULL);
     if (given > 1)
-        req_err(k, "order_validity", "give at most one of years, days, custom_expiration_date");
+        req_err_text(k, "order_validity",
+                     N_("give at most one of years, days, custom_expiration_date"));
     v = req_opt(ov, "years", RT_INT);
     if (v && (json_object_get_int64(v) < 1 || json_object_get_int64(v) > 3))
-        req_err(k, "order_validity.years", "must be 1, 2 or 3");
+        req_err_text(k, "order_validity.years", N_("must be 1, 2 or 3"));
     v = req_opt(ov, "days", RT_INT);
     if (v && (json_object_get_int64(v) < 1 || json_object_get_int64(v) > 1095))
-        req_err(k, "order_validity.days", "must be 1 to 1095");
+        req_err_text(k, "order_validity.days", N_("must be 1 to 1095"));
     v = req_opt(ov, "custom_expiration_date", RT_STRING);
     if (!v)
         return;
     if (!req_parse_date(json_object_get_string(v), &when)) {
-        req_err(k, "order_validity.custom_expiration_date", "must be a real date as YYYY-MM-DD");
+        req_err_text(k, "order_validity.custom_expiration_date",
+                     N_("must be a real date as YYYY-MM-DD"));
         return;
     }
     req_today(&today, &year, &month);
     if (when <= today || when > today + 397)
-        req_err(k, "order_validity.custom_expiration_date",
-                "must be after today and at most 397 days from today");
+        req_err_text(k, "order_validity.custom_expiration_date",
+                     N_("must be after today and at most 397 days from today"));
 }
 
 static void req_rules_card(struct req_chk *k, json_object *cc)
@@ -766,9 +789,10 @@ static void req_rules_card(struct req_chk *k, json_object *cc)
     if (v) {
         s = json_object_get_string(v);
         if (!req_digits(s, 12, 19))
-            req_err(k, "credit_card.number", "must be 12 to 19 digits");
+            req_err_text(k, "credit_card.number", N_("must be 12 to 19 digits"));
         else if (!req_luhn_ok(s))
-            req_err(k, "credit_card.number", "is not a valid card number (Luhn check failed)");
+            req_err_text(k, "credit_card.number",
+                         N_("is not a valid card number (Luhn check failed)"));
     }
     mv = req_need(k, cc, base, "expiration_month", RT_STRING);
     if (mv) {
@@ -776,7 +800,8 @@ static void req_rules_card(struct req_chk *k, json_object *cc)
         if (req_digits(s, 2, 2))
             cmonth = (s[0] - '0') * 10 + (s[1] - '0');
         if (cmonth < 1 || cmonth > 12)
-            req_err(k, "credit_card.expiration_month", "must be two digits, \"01\" to \"12\"");
+            req_err_text(k, "credit_card.expiration_month",
+                         N_("must be two digits, \"01\" to \"12\""));
     }
     yv = req_need(k, cc, base, "expiration_year", RT_STRING);
     if (yv) {
@@ -784,16 +809,16 @@ static void req_rules_card(struct req_chk *k, json_object *cc)
         if (req_digits(s, 4, 4))
             cyear = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
         else
-            req_err(k, "credit_card.expiration_year", "must be four digits");
+            req_err_text(k, "credit_card.expiration_year", N_("must be four digits"));
     }
     if (cyear && cmonth >= 1 && cmonth <= 12) {
         req_today(&today, &year, &month);
         if (cyear < year || (cyear == year && cmonth < month))
-            req_err(k, "credit_card.expiration_year", "the card has expired");
+            req_err_text(k, "credit_card.expiration_year", N_("the card has expired"));
     }
     v = req_need(k, cc, base, "cvv", RT_STRING);
     if (v && !req_digits(json_object_get_string(v), 3, 4))
-        req_err(k, "credit_card.cvv", "must be 3 or 4 digits");
+        req_err_text(k, "credit_card.cvv", N_("must be 3 or 4 digits"));
     (void)req_need_text(k, cc, base, "cardholder_name");
     (void)req_need(k, cc, base, "set_as_default", RT_BOOL); /* required in DigiCert's table */
 }
@@ -806,20 +831,20 @@ static void req_rules_payment(struct req_chk *k, json_object *root)
 
     pm = req_need(k, root, "", "payment_method", RT_STRING);
     if (pm && !req_in_list(json_object_get_string(pm), methods)) {
-        req_err(k, "payment_method", "must be one of: balance, card, profile");
+        req_err_text(k, "payment_method", N_("must be one of: balance, card, profile"));
         pm = NULL;
     }
     card = pm && strcmp(json_object_get_string(pm), "card") == 0;
     has_cc = json_object_object_get_ex(root, "credit_card", &cc);
     has_ba = json_object_object_get_ex(root, "billing_address", &ba);
     if (card && !has_cc)
-        req_err(k, "credit_card", "is required when payment_method is card");
+        req_err_text(k, "credit_card", N_("is required when payment_method is card"));
     if (pm && !card && has_cc)
-        req_err(k, "credit_card", "is allowed only when payment_method is card");
+        req_err_text(k, "credit_card", N_("is allowed only when payment_method is card"));
     if (has_cc && json_object_is_type(cc, json_type_object))
         req_rules_card(k, cc);
     if (card && !has_ba)
-        req_err(k, "billing_address", "is required when payment_method is card");
+        req_err_text(k, "billing_address", N_("is required when payment_method is card"));
     if (has_ba && json_object_is_type(ba, json_type_object)) {
         (void)req_need_text(k, ba, "billing_address", "address");
         (void)req_need_text(k, ba, "billing_address", "city");
@@ -845,15 +870,15 @@ static void req_rules(struct req_chk *k, json_object *root, bool with_csr)
     req_rules_certificate(k, root);
     v = req_need(k, root, "", "csa_agreed_to", RT_BOOL);
     if (v && !json_object_get_boolean(v))
-        req_err(k, "csa_agreed_to", "must be true");
+        req_err_text(k, "csa_agreed_to", N_("must be true"));
     v = req_need_path(k, root, k->cfg->api_provisioning_field);
     if (v && strcmp(json_object_get_string(v), k->prod->provisioning) != 0)
-        req_err(k, k->cfg->api_provisioning_field, "must be \"%s\"", k->prod->provisioning);
+        req_err(k, k->cfg->api_provisioning_field, N_("must be \"%s\""), k->prod->provisioning);
     if (k->prod->organization) {
         org = req_need(k, root, "", "organization", RT_OBJECT);
         v = org ? req_need(k, org, "organization", "id", RT_INT) : NULL;
         if (v && json_object_get_int64(v) <= 0)
-            req_err(k, "organization.id", "must be a positive integer");
+            req_err_text(k, "organization.id", N_("must be a positive integer"));
     }
     v = req_opt(root, "ship_info", RT_OBJECT);
     if (v)
@@ -865,7 +890,7 @@ static void req_rules(struct req_chk *k, json_object *root, bool with_csr)
     if (with_csr) {
         v = req_need_path(k, root, k->cfg->api_csr_field);
         if (v && !req_pem_csr_ok(json_object_get_string(v)))
-            req_err(k, k->cfg->api_csr_field, "must be a PEM certificate request");
+            req_err_text(k, k->cfg->api_csr_field, N_("must be a PEM certificate request"));
     }
 }
 
@@ -997,11 +1022,11 @@ static int req_parse(const char *name, const char *buf, size_t len, struct req *
     int r = PA_E_REQUEST;
 
     if (len > REQ_MAX_SIZE) {
-        req_msg(errbuf, errlen, "%s: larger than %d bytes", name, REQ_MAX_SIZE);
+        req_msg(errbuf, errlen, _("%s: larger than %d bytes"), name, REQ_MAX_SIZE);
         goto out;
     }
     if (memchr(buf, '\0', len)) {
-        req_msg(errbuf, errlen, "%s: contains a NUL byte", name);
+        req_msg(errbuf, errlen, _("%s: contains a NUL byte"), name);
         goto out;
     }
     tok = json_tokener_new_ex(REQ_MAX_DEPTH);
@@ -1017,8 +1042,8 @@ static int req_parse(const char *name, const char *buf, size_t len, struct req *
         if (jerr == json_tokener_continue)
             end = len;
         req_line_col(buf, end, &line, &col);
-        req_msg(errbuf, errlen, "%s:%lu:%lu: invalid JSON: %s", name, line, col,
-                jerr == json_tokener_continue ? "unexpected end of input"
+        req_msg(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: %s"), name, line, col,
+                jerr == json_tokener_continue ? _("unexpected end of input")
                                               : json_tokener_error_desc(jerr));
         goto out;
     }
@@ -1026,15 +1051,15 @@ static int req_parse(const char *name, const char *buf, size_t len, struct req *
         end++;
     if (end < len) {
         req_line_col(buf, end, &line, &col);
-        req_msg(errbuf, errlen, "%s:%lu:%lu: invalid JSON: data after the end", name, line, col);
+        req_msg(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: data after the end"), name, line, col);
         goto out;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        req_msg(errbuf, errlen, "%s: must contain a JSON object", name);
+        req_msg(errbuf, errlen, _("%s: must contain a JSON object"), name);
         goto out;
     }
     if (!req_json_finite(root)) {
-        req_msg(errbuf, errlen, "%s: a number is out of range", name);
+        req_msg(errbuf, errlen, _("%s: a number is out of range"), name);
         goto out;
     }
     req = calloc(1, sizeof(*req));
@@ -1061,7 +1086,7 @@ out:
 
 int req_load_mem(const char *buf, size_t len, struct req **ret, char *errbuf, size_t errlen)
 {
-    return req_parse("request", buf, len, ret, errbuf, errlen);
+    return req_parse(_("request"), buf, len, ret, errbuf, errlen);
 }
 
 int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errlen)
@@ -1074,19 +1099,19 @@ int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errle
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        req_msg(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
+        req_msg(errbuf, errlen, _("%s: cannot open: %s"), path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        req_msg(errbuf, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        req_msg(errbuf, errlen, _("%s: cannot stat: %s"), path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        req_msg(errbuf, errlen, "%s: not a regular file", path);
+        req_msg(errbuf, errlen, _("%s: not a regular file"), path);
         goto out;
     }
     if (st.st_size > REQ_MAX_SIZE) {
-        req_msg(errbuf, errlen, "%s: larger than %d bytes", path, REQ_MAX_SIZE);
+        req_msg(errbuf, errlen, _("%s: larger than %d bytes"), path, REQ_MAX_SIZE);
         goto out;
     }
     buf = malloc((size_t)st.st_size + 1);
@@ -1100,7 +1125,7 @@ int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errle
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            req_msg(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
+            req_msg(errbuf, errlen, _("%s: cannot read: %s"), path, strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -1113,8 +1138,8 @@ int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errle
     if (json_object_object_get_ex(req->root, "credit_card", NULL) &&
         (st.st_mode & (S_IRWXG | S_IRWXO))) {
         req_msg(errbuf, errlen,
-                "%s: contains credit card data but is group- or world-accessible; run: chmod "
-                "600 %s",
+                _("%s: contains credit card data but is group- or world-accessible; run: chmod "
+                  "600 %s"),
                 path, path);
         r = PA_E_REQUEST;
         goto out;
@@ -1339,7 +1364,7 @@ void req_errors_format(const struct req_errors *errs, char *buf, size_t len)
     buf[0] = '\0';
     for (size_t i = 0; i < errs->n && pos + 1 < len; i++) {
         int w = snprintf(buf + pos, len - pos, "%s%s: %s", i ? "; " : "", errs->v[i].path,
-                         errs->v[i].msg);
+                         errs->v[i].local);
 
         if (w < 0)
             break;

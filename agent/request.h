@@ -22,7 +22,8 @@ struct json_object;
 /* One problem: the field's dotted path (printable ASCII, may be truncated) and the rule. */
 struct req_error {
     char path[128];
-    char msg[160];
+    char msg[160];   /* English: what --json reports */
+    char local[160]; /* the same in the user's language (i18n.h): what people read */
 };
 
 struct req_errors {

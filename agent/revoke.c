@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "certcentral.h"
 #include "cli.h"
+#include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "person.h"
@@ -74,7 +75,7 @@ static int lock_job(struct rv *v, const char *id)
     job_free(j);
     r = job_lock(v->state_dir, jid, &v->lock_fd);
     if (r < 0)
-        return cli_fail(r, "another pkio-agent process is working on it", "job %s", jid);
+        return cli_fail(r, N_("another pkio-agent process is working on it"), "job %s", jid);
     r = job_load(v->state_dir, jid, &v->job, err, sizeof(err));
     if (r < 0)
         return cli_fail(r, err, "job %s", jid);
@@ -82,7 +83,7 @@ static int lock_job(struct rv *v, const char *id)
     if (r < 0)
         return cli_fail(r, strerror(errno), "appending the pending audit events of job %s", jid);
     if (!v->job->certificate_id)
-        return cli_fail(PA_E_JOB, "it has no certificate (cancel it instead)", "job %s", jid);
+        return cli_fail(PA_E_JOB, N_("it has no certificate (cancel it instead)"), "job %s", jid);
     v->cert = v->job->certificate_id;
     v->order = v->job->order_id;
     return 0;
@@ -114,8 +115,8 @@ static int find_job(struct rv *v, long cert, const char *serial, char ret_id[33]
     job_list_free(list, n);
     if (hits > 1 && !cert)
         return cli_fail(PA_E_USAGE,
-                        "more than one certificate was enrolled on that token serial; name one "
-                        "with --job or --cert (see 'pkio-agent status')",
+                        N_("more than one certificate was enrolled on that token serial; name one "
+                           "with --job or --cert (see 'pkio-agent status')"),
                         "token serial %s", serial);
     return 0;
 }
@@ -134,8 +135,8 @@ static int resolve(struct rv *v)
     if (r < 0)
         return r;
     if (!o->cert) /* by serial: only certificates this station enrolled */
-        return cli_fail(PA_E_JOB, "no certificate of ours was enrolled on it", "token serial %s",
-                        o->serial);
+        return cli_fail(PA_E_JOB, N_("no certificate of ours was enrolled on it"),
+                        "token serial %s", o->serial);
     v->cert = o->cert; /* named explicitly: not ours, but the officer says so */
     return 0;
 }
@@ -153,7 +154,7 @@ static int read_order(struct rv *v)
     if (r < 0)
         return cli_fail(r, cc_last_error(v->cc), "certificate %ld", v->cert);
     if (v->info.certificate_id != v->cert)
-        return cli_fail(PA_E_CA_PROTOCOL, "CertCentral shows another certificate for its order",
+        return cli_fail(PA_E_CA_PROTOCOL, N_("CertCentral shows another certificate for its order"),
                         "certificate %ld (order %ld)", v->cert, v->order);
     return 0;
 }
@@ -163,37 +164,46 @@ static void describe(const struct rv *v, char *out, size_t len)
 {
     struct person p = {v->info.individual.id, v->info.individual.first_name,
                        v->info.individual.last_name, v->info.individual.email};
+    const char *serial = v->job && v->job->cert_serial[0]
+                             ? v->job->cert_serial
+                             : (v->info.serial_number ? v->info.serial_number : "?");
+    const char *till = v->info.valid_till[0] ? v->info.valid_till : "?";
     char who[300];
 
     person_describe(&p, who, sizeof(who));
-    snprintf(
-        out, len, "certificate %ld of %s, serial %s, valid till %s, order %ld%s%s", v->cert, who,
-        v->job && v->job->cert_serial[0] ? v->job->cert_serial
-                                         : (v->info.serial_number ? v->info.serial_number : "?"),
-        v->info.valid_till[0] ? v->info.valid_till : "?", v->order,
-        v->job ? ", job " : " (not enrolled by this station)", v->job ? v->job->id : "");
+    if (v->job)
+        snprintf(out, len, _("certificate %ld of %s, serial %s, valid till %s, order %ld, job %s"),
+                 v->cert, who, serial, till, v->order, v->job->id);
+    else
+        snprintf(out, len,
+                 _("certificate %ld of %s, serial %s, valid till %s, order %ld (not enrolled by "
+                   "this station)"),
+                 v->cert, who, serial, till, v->order);
 }
 
-/* Ask on the terminal; anything but "yes" (or no terminal at all) is no. */
+/* Ask on the terminal; anything but "yes" (or its translation; no terminal at all) is no. */
 static int confirm(const struct rv *v, const char *what)
 {
-    char line[16] = "";
+    /* TRANSLATORS: the word the officer types to confirm a revocation ("yes" is taken too). */
+    const char *yes = _("yes");
+    char line[64] = "";
     FILE *tty;
 
     if (v->o->yes)
         return 0;
     tty = fopen("/dev/tty", "r+");
     if (!tty)
-        return cli_fail(PA_E_USAGE, "no terminal to confirm on; add --yes to revoke unattended",
+        return cli_fail(PA_E_USAGE, N_("no terminal to confirm on; add --yes to revoke unattended"),
                         "revoke");
-    fprintf(tty, "Revoke %s\nreason %s. This cannot be undone. Type 'yes' to revoke: ", what,
-            v->o->reason);
+    fprintf(tty, _("Revoke %s\nreason %s. This cannot be undone. Type '%s' to revoke: "), what,
+            v->o->reason, yes);
     fflush(tty);
     if (!fgets(line, sizeof(line), tty))
         line[0] = '\0';
     fclose(tty);
-    if (strcmp(line, "yes\n") != 0)
-        return cli_fail(PA_E_REFUSED, "not confirmed; nothing was revoked", "revoke");
+    line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, "yes") != 0 && strcmp(line, yes) != 0)
+        return cli_fail(PA_E_REFUSED, N_("not confirmed; nothing was revoked"), "revoke");
     return 0;
 }
 
@@ -233,18 +243,33 @@ static int save_job(struct rv *v)
     return 0;
 }
 
+/* What a settled revocation is: in English for the records, translated (tr) for the officer. */
+static void settled_text(enum revoke_state st, long request_id, bool tr, char *out, size_t len)
+{
+    if (st == RV_REVOKED)
+        snprintf(out, len, "%s", tr ? _("revoked") : "revoked");
+    else if (st == RV_PENDING && tr)
+        snprintf(out, len,
+                 _("revocation request %ld awaits approval in CertCentral: NOT revoked yet"),
+                 request_id);
+    else if (st == RV_PENDING)
+        snprintf(out, len, "revocation request %ld awaits approval in CertCentral: NOT revoked yet",
+                 request_id);
+    else if (tr)
+        snprintf(out, len, _("revocation request %ld was rejected by an approver: NOT revoked"),
+                 request_id);
+    else
+        snprintf(out, len, "revocation request %ld was rejected by an approver: NOT revoked",
+                 request_id);
+}
+
 /* Record a settled revocation (in the job if ours, always in the audit log) and say it. */
 static int settled(struct rv *v, enum revoke_state st, long request_id)
 {
     char what[160];
     int r;
 
-    if (st == RV_REVOKED)
-        snprintf(what, sizeof(what), "revoked");
-    else
-        snprintf(what, sizeof(what), "revocation request %ld %s", request_id,
-                 st == RV_PENDING ? "awaits approval in CertCentral: NOT revoked yet"
-                                  : "was rejected by an approver: NOT revoked");
+    settled_text(st, request_id, false, what, sizeof(what));
     if (v->job) {
         snprintf(v->job->cert_revoke_status, sizeof(v->job->cert_revoke_status), "%s",
                  revoke_state_name(st));
@@ -267,7 +292,8 @@ static int settled(struct rv *v, enum revoke_state st, long request_id)
                                request_id ? json_object_new_int64(request_id) : NULL);
         cli_print_json(o);
     } else {
-        printf("certificate %ld: %s\n", v->cert, what);
+        settled_text(st, request_id, true, what, sizeof(what));
+        printf(_("certificate %ld: %s\n"), v->cert, what);
     }
     return st == RV_REJECTED ? PA_E_CA_REJECTED : 0;
 }

@@ -19,12 +19,18 @@
  * the one prompt that may be open (watch_kiosk.c). Nothing in it blocks: a person typing a PIN,
  * or not typing at all, never holds up another token, a pulled token, or a stop. Times are kept
  * on the monotonic clock.
+ *
+ * Language: the kiosk speaks Dutch unless --lang, ui.lang or the environment says otherwise, and
+ * the children are told the same (--lang). The daemon's own lines ("pkio-agent: watch: ...", for
+ * the journal, or watch.log on a kiosk) stay English, like the audit log and syslog: they are the
+ * station's record, and officers search them.
  */
 #include "watch.h"
 
 #include "cli.h"
 #include "config.h"
 #include "detect.h"
+#include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -83,11 +89,6 @@ double watch_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-const char *say(const struct watch *w, const char *nl, const char *en)
-{
-    return w->dutch ? nl : en;
 }
 
 void note(struct wtoken *t, const char *text)
@@ -287,8 +288,19 @@ static void child_env_free(char **env, const char *actor)
     free(env);
 }
 
-/* In the child, before exec: signals back to normal, output to the log on a kiosk, the PIN. */
-static void child_setup(const char *log, int pin_rfd)
+/* In the child, before exec: the pipe's read end fd as descriptor target (not closed on exec). */
+static void child_fd(int fd, int target)
+{
+    /* Above the targets first, so that neither pipe lands on the other's target. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+    if (high < 0 || dup2(high, target) < 0)
+        _exit(127);
+}
+
+/* In the child, before exec: signals back to normal, output to the log on a kiosk, the PIN on
+ * descriptor 3 and the API key on descriptor 4 (pipes; -1: none). */
+static void child_setup(const char *log, int pin_rfd, int key_rfd)
 {
     sigset_t none;
 
@@ -310,18 +322,51 @@ static void child_setup(const char *log, int pin_rfd)
         if (fd >= 0)
             dup2(fd, STDIN_FILENO);
     }
-    if (pin_rfd >= 0 && dup2(pin_rfd, 3) < 0)
-        _exit(127);
+    if (pin_rfd >= 0)
+        child_fd(pin_rfd, 3);
+    if (key_rfd >= 0)
+        child_fd(key_rfd, 4);
+}
+
+/*
+ * A pipe for the API key the daemon took from the environment (cfg_take_env_key), so that its
+ * children have it without an environment variable or argv: the read end for the child, the
+ * write end in *ret_wfd (both close-on-exec: no other child inherits them). 0 and -1s when there
+ * is no such key; PA_E_INTERNAL.
+ */
+static int key_pipe(int *ret_rfd, int *ret_wfd)
+{
+    int fds[2];
+
+    *ret_rfd = *ret_wfd = -1;
+    if (!cfg_env_api_key())
+        return 0;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return PA_E_INTERNAL;
+    *ret_rfd = fds[0];
+    *ret_wfd = fds[1];
+    return 0;
+}
+
+/* The parent, after fork: the key and a newline into the pipe (far smaller than its buffer: this
+ * never blocks). The child reads the first line. */
+static void key_send(int wfd)
+{
+    const struct secret *key = cfg_env_api_key();
+
+    if (wfd >= 0 && key)
+        (void)!(write(wfd, key->buf, key->len) == (ssize_t)key->len && write(wfd, "\n", 1) == 1);
 }
 
 /* Run the same binary for one job; its output goes to the journal, or a log in kiosk mode. */
 static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int pin_rfd,
                  const char *actor)
 {
-    const char *argv[24];
-    char *av[24] = {NULL}, **env = child_env(actor), log[4200];
+    const char *argv[28];
+    char *av[28] = {NULL}, **env = child_env(actor), log[4200];
     size_t n = 0;
     pid_t pid = -1;
+    int key_rfd = -1, key_wfd = -1;
 
     argv[n++] = "pkio-agent";
     if (w->cli->config) {
@@ -332,11 +377,21 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int
     argv[n++] = cli_state_dir(w->cli);
     argv[n++] = "--module";
     argv[n++] = cli_module(w->cli);
+    argv[n++] = "--lang"; /* the daemon's language, whatever chose it */
+    argv[n++] = i18n_lang();
     if (pin_rfd >= 0) { /* the PIN typed on the kiosk travels by pipe, never by argv */
         argv[n++] = "--pin-fd";
         argv[n++] = "3";
     }
-    for (size_t i = 0; cmd[i] && n < 23; i++)
+    if (env && key_pipe(&key_rfd, &key_wfd) < 0) {
+        child_env_free(env, actor);
+        env = NULL; /* no child without its key */
+    }
+    if (key_rfd >= 0) { /* nor does the API key: it travels by pipe */
+        argv[n++] = "--api-key-fd";
+        argv[n++] = "4";
+    }
+    for (size_t i = 0; cmd[i] && n < 27; i++)
         argv[n++] = cmd[i];
     for (size_t i = 0; i < n; i++) /* execve wants writable strings: copies, made before fork */
         av[i] = strdup(argv[i]);
@@ -344,10 +399,16 @@ static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int
     if (env)
         pid = fork();
     if (pid == 0) {
-        child_setup(w->kiosk ? log : NULL, pin_rfd);
+        child_setup(w->kiosk ? log : NULL, pin_rfd, key_rfd);
         execve("/proc/self/exe", av, env);
         _exit(127);
     }
+    if (pid > 0)
+        key_send(key_wfd);
+    if (key_wfd >= 0)
+        close(key_wfd);
+    if (key_rfd >= 0)
+        close(key_rfd);
     for (size_t i = 0; i < n; i++)
         free(av[i]);
     child_env_free(env, actor);
@@ -464,15 +525,14 @@ static void resume_job(struct watch *w, struct wtoken *t, const struct job *j)
     if (from_queue)
         queue_entry_clear(&e);
     if (w->kiosk)
-        whom_text(w, t, j->request_path, l.whom, sizeof(l.whom));
+        whom_text(t, j->request_path, l.whom, sizeof(l.whom));
     launch_or_ask(w, t, &l, false);
 }
 
 /* A token that holds keys or certificates and is none of our business: never written to. */
-static void token_in_use(struct watch *w, struct wtoken *t)
+static void token_in_use(struct wtoken *t)
 {
-    note(t, say(w, "Token is al in gebruik - roep een medewerker",
-                "Token already in use - call an officer"));
+    note(t, _("Token already in use - call an officer"));
     if (!t->in_use_noted)
         fprintf(stderr,
                 "pkio-agent: watch: token '%s' (serial %s) is in use (it holds keys or "
@@ -510,7 +570,7 @@ static void enroll_entry(struct watch *w, struct wtoken *t, struct queue_entry *
     if (l.entry.officer)
         kiosk_clean(l.entry.officer, l.actor, sizeof(l.actor));
     if (w->kiosk)
-        whom_text(w, t, l.entry.request, l.whom, sizeof(l.whom));
+        whom_text(t, l.entry.request, l.whom, sizeof(l.whom));
     launch_or_ask(w, t, &l, true);
 }
 
@@ -535,14 +595,12 @@ static void take_queued(struct watch *w, struct wtoken *t)
     }
     t->want_request = true; /* a request bound to it may still be queued */
     if (blank == 0) {
-        token_in_use(w, t);
+        token_in_use(t);
     } else if (blank < 0) {
-        note(t, say(w, "Token kan niet gelezen worden - even geduld",
-                    "Cannot read the token - please wait"));
+        note(t, _("Cannot read the token - please wait"));
         t->retry_at = watch_now() + w->retry_s;
     } else {
-        note(t, say(w, "Geen aanvraag klaar voor dit token - roep een medewerker",
-                    "No request queued for this token - call an officer"));
+        note(t, _("No request queued for this token - call an officer"));
     }
 }
 
@@ -643,16 +701,15 @@ static void expiry_check(struct watch *w, struct wtoken *t)
     t->expiry[0] = '\0';
     if (j && leaf_not_after(j, &end) == 0 && end - now <= (time_t)EXPIRY_WARN_DAYS * 86400) {
         gmtime_r(&end, &tm);
-        strftime(date, sizeof(date), w->dutch ? "%d-%m-%Y" : "%Y-%m-%d", &tm);
+        /* TRANSLATORS: a date as strftime(3) writes it, on the kiosk (Dutch: %d-%m-%Y). */
+        strftime(date, sizeof(date), _("%Y-%m-%d"), &tm);
         strftime(iso, sizeof(iso), "%Y-%m-%d", &tm);
-        if (w->dutch)
+        if (end > now)
             snprintf(t->expiry, sizeof(t->expiry),
-                     "Certificaat %s op %s - vraag een medewerker om verlenging",
-                     end > now ? "verloopt" : "is verlopen", date);
+                     _("Certificate expires on %s - ask an officer to renew it"), date);
         else
             snprintf(t->expiry, sizeof(t->expiry),
-                     "Certificate %s on %s - ask an officer to renew it",
-                     end > now ? "expires" : "expired", date);
+                     _("Certificate expired on %s - ask an officer to renew it"), date);
         fprintf(stderr,
                 "pkio-agent: watch: token '%s' (serial %s): the certificate of job %s %s on %s "
                 "(%lld days): ask an officer to renew it\n",
@@ -695,8 +752,7 @@ static void token_gone(struct watch *w, struct wtoken *t)
     t->gone_since = watch_now();
     t->want_prompt = false;
     if (w->prompt.t == t)
-        kiosk_cancel(w, t, "Token verwijderd - plaats het opnieuw",
-                     "Token removed - insert it again");
+        kiosk_cancel(w, t, N_("Token removed - insert it again"));
 }
 
 /* Re-enumerate: which tokens are present now? */
@@ -758,12 +814,11 @@ static void child_exited(struct watch *w, struct wtoken *t, int status)
                 t->queued[0] ? " is back in the queue" : "");
         t->refused = true;
         t->in_use_noted = true; /* that was its one journal line */
-        token_in_use(w, t);
+        token_in_use(t);
     } else if (t->last_exit == 6 || t->last_exit == 7) {
         t->pin_failed = true;
         /* A rejected or blocked PIN is never tried again by itself. */
-        note(t, say(w, "PIN onjuist of geblokkeerd - roep een medewerker",
-                    "PIN wrong or blocked - call an officer"));
+        note(t, _("PIN wrong or blocked - call an officer"));
     } else if (t->last_exit != 0 && !w->stopping) {
         /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
         t->retry_at = watch_now() + w->retry_s;
@@ -915,7 +970,7 @@ static void stop(struct watch *w)
     w->stopping = true;
     sd_notify_msg("STOPPING=1");
     fprintf(stderr, "pkio-agent: watch: stopping; jobs finish their current step\n");
-    kiosk_cancel(w, NULL, NULL, NULL);
+    kiosk_cancel(w, NULL, NULL);
     for (size_t i = 0; i < w->ntok; i++)
         if (w->tok[i]->child)
             kill(w->tok[i]->child, SIGTERM);
@@ -1032,7 +1087,7 @@ static int officers_setup(struct watch *w)
     int r = officers_lookup(w->officers_name, &w->officers);
 
     if (r < 0)
-        return cli_fail(r, "a group name", "--officers");
+        return cli_fail(r, N_("a group name"), "--officers");
     if (w->officers.gid == (gid_t)-1)
         fprintf(stderr,
                 "pkio-agent: watch: no group '%s': only root and this user may queue requests, "
@@ -1200,7 +1255,7 @@ static int seconds_opt(struct watch *w, int c, const char *arg)
     while (map[i].opt != c)
         i++;
     if (!*arg || *end || !(v > 0) || v > 1e6)
-        return cli_fail(PA_E_USAGE, "a positive number of seconds", "%s", map[i].name);
+        return cli_fail(PA_E_USAGE, N_("a positive number of seconds"), "%s", map[i].name);
     *(double *)(void *)((char *)w + map[i].off) = v;
     return 0;
 }
@@ -1242,6 +1297,22 @@ static int watch_option(struct watch *w, int c, const char **lang)
     }
 }
 
+/*
+ * The language: watch --lang, else the global --lang or the configuration's ui.lang (main() puts
+ * the global option there), else the environment's (as it was at start), else Dutch on a kiosk
+ * and English elsewhere.
+ */
+static const char *watch_lang(const struct watch *w, const char *opt)
+{
+    if (opt)
+        return opt;
+    if (w->cli->cfg && w->cli->cfg->ui_lang)
+        return w->cli->cfg->ui_lang;
+    if (i18n_env_lang())
+        return i18n_env_lang();
+    return w->kiosk ? "nl" : "en";
+}
+
 /* watch's options into w; 1 when --help was shown, 0, or PA_E_USAGE (reported). */
 static int watch_options(struct watch *w, int argc, char **argv)
 {
@@ -1265,9 +1336,10 @@ static int watch_options(struct watch *w, int argc, char **argv)
 
     while (r == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
         r = watch_option(w, c, &lang);
-    if (r == 0 && (optind != argc || (lang && strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0)))
-        r = cli_fail(PA_E_USAGE, "--lang nl or en", "watch");
-    w->dutch = lang ? strcmp(lang, "nl") == 0 : w->kiosk; /* Dutch by default for kiosks */
+    if (r == 0 && (optind != argc || (lang && !i18n_lang_valid(lang))))
+        r = cli_fail(PA_E_USAGE, N_("--lang nl or en"), "watch");
+    if (r == 0) /* for the kiosk, the daemon's messages and its children (--lang) */
+        (void)i18n_set_lang(watch_lang(w, lang));
     return r;
 }
 
@@ -1292,7 +1364,7 @@ static struct watch *watch_new(struct cli *cli)
 
 static void watch_free(struct watch *w)
 {
-    kiosk_cancel(w, NULL, NULL, NULL);
+    kiosk_cancel(w, NULL, NULL);
     kiosk_tty_close(&w->tty); /* the terminal as it was */
     if (w->screen)
         fputs("\n", stdout);

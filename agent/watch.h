@@ -79,7 +79,6 @@ struct prompt {
 struct watch {
     struct cli *cli;
     bool kiosk;
-    bool dutch;
     double rescan_s, idle_s, retry_s, confirm_s, pin_timeout_s;
     const char *detect_list;
     const char *pin_source;
@@ -105,8 +104,7 @@ struct watch {
 /* ---- watch.c, for the kiosk ---- */
 double watch_now(void);                                        /* monotonic seconds */
 bool watch_ignored(const struct watch *w, const char *serial); /* --ignore SERIAL */
-const char *say(const struct watch *w, const char *nl, const char *en);
-void note(struct wtoken *t, const char *text);
+void note(struct wtoken *t, const char *text);                 /* text: already translated */
 /* Start l for t: the PIN pipe's read end (-1: none). Frees nothing. */
 void launch_start(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd);
 /* Forget l (a taken entry goes back to the queue unless started). */
@@ -131,14 +129,14 @@ enum ask_result { ASK_NONE = 1, ASK_OPEN = 0, ASK_BUSY = 2 };
 int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm);
 /* Keystrokes from the terminal. */
 void kiosk_input(struct watch *w);
-/* Close the prompt for t (or any, t NULL) without starting anything; note (may be NULL). */
-void kiosk_cancel(struct watch *w, struct wtoken *t, const char *nl, const char *en);
+/* Close the prompt for t (or any, t NULL) without starting anything; why (an English msgid,
+ * shown translated as t's note) may be NULL. */
+void kiosk_cancel(struct watch *w, struct wtoken *t, const char *why);
 /* The prompt's deadline passed? Then close it. Milliseconds until it does, -1 none. */
 int kiosk_timeout_ms(struct watch *w);
 /* Draw the screen if it changed. */
 void kiosk_render(struct watch *w);
-/* "  Certificaat voor: NAME\n  Token: LABEL, serienummer SERIAL\n" into buf. */
-void whom_text(const struct watch *w, const struct wtoken *t, const char *request, char *buf,
-               size_t len);
+/* "  Certificate for: NAME\n  Token: LABEL, serial SERIAL\n" (translated) into buf. */
+void whom_text(const struct wtoken *t, const char *request, char *buf, size_t len);
 
 #endif

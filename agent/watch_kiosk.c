@@ -8,11 +8,13 @@
  * open waits its turn (its queue entry goes back in line meanwhile). A prompt closes when it is
  * answered, when its time is up (--pin-timeout, --confirm-timeout), when its token is pulled and
  * when the daemon stops; what was typed is wiped. Every label, serial and name on the screen has
- * been through kiosk_clean.
+ * been through kiosk_clean. Its texts are English msgids, shown in the kiosk's language (Dutch
+ * unless chosen otherwise: cmd_watch).
  */
 #include "watch.h"
 
 #include "cli.h"
+#include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "request.h"
@@ -29,37 +31,10 @@
 
 #define KIOSK_PIN_MAX 256
 
-static const struct cli_pin_texts kiosk_texts_nl = {
-    .new_pin = "  Nieuwe PIN",
-    .again = "  Nieuwe PIN nogmaals: ",
-    .chars = "tekens",
-    .at_least = "minstens",
-    .differ = "  De twee PINs zijn niet gelijk",
-    .too_short = "  De nieuwe PIN is te kort",
-    .too_long = "  De nieuwe PIN is te lang",
-    .same = "  De nieuwe PIN moet anders zijn dan de transport-PIN",
-};
-
-static const struct cli_pin_texts kiosk_texts_en = {
-    .new_pin = "  New PIN",
-    .again = "  New PIN again: ",
-    .chars = "characters",
-    .at_least = "at least",
-    .differ = "  The two PINs differ",
-    .too_short = "  The new PIN is too short",
-    .too_long = "  The new PIN is too long",
-    .same = "  The new PIN must differ from the transport PIN",
-};
-
-static const struct cli_pin_texts *texts(const struct watch *w)
-{
-    return w->dutch ? &kiosk_texts_nl : &kiosk_texts_en;
-}
-
 /* ---- whose certificate ---------------------------------------------------------------------- */
 
 /* The person a request file is for: first and last name, else the individual id; "" unknown. */
-static void whose(const struct watch *w, const char *request, char *buf, size_t len)
+static void whose(const char *request, char *buf, size_t len)
 {
     const char *first = NULL, *last = NULL;
     struct req *req = NULL;
@@ -75,23 +50,21 @@ static void whose(const struct watch *w, const char *request, char *buf, size_t 
             snprintf(raw, sizeof(raw), "%s%s%s", first ? first : "", first && last ? " " : "",
                      last ? last : "");
         else if (id > 0)
-            snprintf(raw, sizeof(raw), "%s %ld", say(w, "persoon", "individual"), id);
+            snprintf(raw, sizeof(raw), _("individual %ld"), id);
     }
     req_free(req);
     kiosk_clean(raw, buf, len);
 }
 
-void whom_text(const struct watch *w, const struct wtoken *t, const char *request, char *buf,
-               size_t len)
+void whom_text(const struct wtoken *t, const char *request, char *buf, size_t len)
 {
-    char name[200], who[260] = "";
+    char name[200], who[260] = "", tok[200];
 
-    whose(w, request, name, sizeof(name));
+    whose(request, name, sizeof(name));
     if (name[0])
-        snprintf(who, sizeof(who), "  %s: %s\n", say(w, "Certificaat voor", "Certificate for"),
-                 name);
-    snprintf(buf, len, "%s  Token: %s, %s %s\n", who, t->label_safe,
-             say(w, "serienummer", "serial"), t->serial_safe);
+        snprintf(who, sizeof(who), _("Certificate for: %s"), name);
+    snprintf(tok, sizeof(tok), _("Token: %s, serial %s"), t->label_safe, t->serial_safe);
+    snprintf(buf, len, "%s%s%s  %s\n", who[0] ? "  " : "", who, who[0] ? "\n" : "", tok);
 }
 
 /* ---- the prompt ----------------------------------------------------------------------------- */
@@ -110,8 +83,8 @@ static void add_line(struct prompt *p, const char *fmt, ...)
     va_end(ap);
 }
 
-/* " (4-8 tekens)" or " (minstens 4 tekens)". */
-static void range_text(const struct watch *w, const struct wtoken *t, char *buf, size_t len)
+/* The new PIN's question, with the token's PIN lengths: "New PIN (4-8 characters)". */
+static void new_pin_text(const struct wtoken *t, char *buf, size_t len)
 {
     struct tok_info info;
     size_t min, max;
@@ -121,38 +94,36 @@ static void range_text(const struct watch *w, const struct wtoken *t, char *buf,
     if (min < 1)
         min = 1;
     if (max)
-        snprintf(buf, len, " (%zu-%zu %s)", min, max, texts(w)->chars);
+        snprintf(buf, len, _("New PIN (%zu-%zu characters)"), min, max);
     else
-        snprintf(buf, len, " (%s %zu %s)", texts(w)->at_least, min, texts(w)->chars);
+        snprintf(buf, len, _("New PIN (at least %zu characters)"), min);
 }
 
 /* Ask the question of step (the line it adds stays in the transcript once answered). */
 static void step_to(struct watch *w, enum prompt_step step)
 {
     struct prompt *p = &w->prompt;
-    char range[96];
+    char text[128];
 
     p->step = step;
     p->deadline = watch_now() + (step == P_CONFIRM ? w->confirm_s : w->pin_timeout_s);
     switch (step) {
     case P_CONFIRM:
-        add_line(p, "  %s (%.0f s): ",
-                 say(w, "Klopt dit? Druk op Enter of j om te bevestigen, n om te stoppen",
-                     "Is this right? Press Enter or y to confirm, n to stop"),
+        add_line(p, "  %s (%.0f s): ", _("Is this right? Press Enter or y to confirm, n to stop"),
                  w->confirm_s);
         break;
     case P_PIN:
-        add_line(p, "  PIN (%s): ", p->t->label_safe);
+        add_line(p, "  %s (%s): ", _("PIN"), p->t->label_safe);
         break;
     case P_TRANSPORT:
-        add_line(p, "  %s (%s): ", say(w, "Transport-PIN", "Transport PIN"), p->t->label_safe);
+        add_line(p, "  %s (%s): ", _("Transport PIN"), p->t->label_safe);
         break;
     case P_NEW:
-        range_text(w, p->t, range, sizeof(range));
-        add_line(p, "%s%s: ", texts(w)->new_pin, range);
+        new_pin_text(p->t, text, sizeof(text));
+        add_line(p, "  %s: ", text);
         break;
     case P_AGAIN:
-        add_line(p, "%s", texts(w)->again);
+        add_line(p, "  %s: ", _("New PIN again"));
         break;
     case P_NONE:
     default:
@@ -173,15 +144,15 @@ static struct launch close_prompt(struct watch *w)
     return l;
 }
 
-void kiosk_cancel(struct watch *w, struct wtoken *t, const char *nl, const char *en)
+void kiosk_cancel(struct watch *w, struct wtoken *t, const char *why)
 {
     struct wtoken *pt = w->prompt.t;
     struct launch l;
 
     if (!pt || (t && pt != t))
         return;
-    if (nl)
-        note(pt, say(w, nl, en));
+    if (why)
+        note(pt, _(why));
     l = close_prompt(w);
     launch_clear(w, &l, false); /* a taken entry goes back in the queue */
 }
@@ -230,20 +201,17 @@ static void prompt_done(struct watch *w, bool with_pin)
 
 static void no_new_pin(struct watch *w)
 {
-    kiosk_cancel(w, NULL, "Geen nieuwe PIN gekozen - haal het token eruit en plaats het opnieuw",
-                 "No new PIN chosen - remove the token and insert it again");
+    kiosk_cancel(w, NULL, N_("No new PIN chosen - remove the token and insert it again"));
 }
 
 static void no_pin(struct watch *w)
 {
-    kiosk_cancel(w, NULL, "Geen PIN ingevoerd - haal het token eruit en plaats het opnieuw",
-                 "No PIN entered - remove the token and insert it again");
+    kiosk_cancel(w, NULL, N_("No PIN entered - remove the token and insert it again"));
 }
 
 /* A new PIN refused (the token untouched): say why and ask again, a few times. */
 static void refuse_new(struct watch *w, enum cli_new_pin_verdict v)
 {
-    const struct cli_pin_texts *tx = texts(w);
     struct prompt *p = &w->prompt;
 
     secret_free(p->first);
@@ -252,11 +220,11 @@ static void refuse_new(struct watch *w, enum cli_new_pin_verdict v)
         no_new_pin(w);
         return;
     }
-    add_line(p, "%s",
-             v == CLI_NEW_PIN_TOO_SHORT  ? tx->too_short
-             : v == CLI_NEW_PIN_TOO_LONG ? tx->too_long
-             : v == CLI_NEW_PIN_SAME     ? tx->same
-                                         : tx->differ);
+    add_line(p, "  %s",
+             v == CLI_NEW_PIN_TOO_SHORT  ? _("The new PIN is too short")
+             : v == CLI_NEW_PIN_TOO_LONG ? _("The new PIN is too long")
+             : v == CLI_NEW_PIN_SAME     ? _("The new PIN must differ from the transport PIN")
+                                         : _("The two PINs differ"));
     step_to(w, P_NEW);
 }
 
@@ -320,8 +288,7 @@ static bool prompt_key(struct watch *w, unsigned char c)
             return true;
         }
         if (c == 'n' || c == 'N') {
-            kiosk_cancel(w, NULL, "Niet bevestigd - haal het token eruit en plaats het opnieuw",
-                         "Not confirmed - remove the token and insert it again");
+            kiosk_cancel(w, NULL, N_("Not confirmed - remove the token and insert it again"));
             return true;
         }
         return false;
@@ -360,19 +327,14 @@ int kiosk_timeout_ms(struct watch *w)
     if (left > 0)
         return (int)(left * 1000) + 1;
     if (p->step == P_CONFIRM)
-        kiosk_cancel(w, NULL, "Niet bevestigd - haal het token eruit en plaats het opnieuw",
-                     "Not confirmed - remove the token and insert it again");
+        kiosk_cancel(w, NULL, N_("Not confirmed - remove the token and insert it again"));
     else
-        kiosk_cancel(
-            w, NULL,
-            "Geen PIN ingevoerd binnen de tijd - haal het token eruit en plaats het opnieuw",
-            "No PIN entered in time - remove the token and insert it again");
+        kiosk_cancel(w, NULL, N_("No PIN entered in time - remove the token and insert it again"));
     return -1;
 }
 
 /* What the prompt for t and l asks first; ASK_NONE when nothing; negative: never. */
-static int first_step(struct watch *w, struct wtoken *t, const struct launch *l, bool confirm,
-                      enum prompt_step *ret)
+static int first_step(struct wtoken *t, const struct launch *l, bool confirm, enum prompt_step *ret)
 {
     /* Typing the PIN confirms; where a PIN file or the PIN pad serves, a key confirms. */
     bool typed = (!l->pin_source || t->pin_change) && !t->pinpad;
@@ -382,8 +344,7 @@ static int first_step(struct watch *w, struct wtoken *t, const struct launch *l,
         return confirm ? 0 : ASK_NONE;
     }
     if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
-        note(t, say(w, "PIN geblokkeerd of laatste poging - roep een medewerker",
-                    "PIN blocked or on its last try - call an officer"));
+        note(t, _("PIN blocked or on its last try - call an officer"));
         return PA_E_PIN_LOCKED;
     }
     *ret = !t->pin_change ? P_PIN : l->pin_source ? P_NEW : P_TRANSPORT;
@@ -391,16 +352,14 @@ static int first_step(struct watch *w, struct wtoken *t, const struct launch *l,
 }
 
 /* The token's line on the screen while its prompt is open. */
-static void step_note(struct watch *w, struct wtoken *t, enum prompt_step step)
+static void step_note(struct wtoken *t, enum prompt_step step)
 {
     if (step == P_CONFIRM)
-        note(t, say(w, "Controleer wiens certificaat dit wordt",
-                    "Check whose certificate this will be"));
+        note(t, _("Check whose certificate this will be"));
     else if (step == P_PIN)
-        note(t, say(w, "Voer de PIN van uw token in", "Enter your token's PIN"));
+        note(t, _("Enter your token's PIN"));
     else
-        note(t, say(w, "Uw token heeft nog een transport-PIN: kies een nieuwe PIN",
-                    "Your token still has its transport PIN: choose a new PIN"));
+        note(t, _("Your token still has its transport PIN: choose a new PIN"));
 }
 
 int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
@@ -411,18 +370,17 @@ int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
     int r;
 
     refresh_pin_state(w, t);
-    r = first_step(w, t, l, confirm, &step);
+    r = first_step(t, l, confirm, &step);
     if (r != 0)
         return r;
     if (p->t)
         return ASK_BUSY;
     if (w->tty.fd < 0) {
-        note(t, say(w, "Geen toetsenbord - roep een medewerker", "No keyboard - call an officer"));
+        note(t, _("No keyboard - call an officer"));
         return PA_E_PIN_UNAVAILABLE;
     }
     if (step == P_NEW && secret_from_file(l->pin_source, KIOSK_PIN_MAX, &old) < 0) {
-        note(t, say(w, "PIN-bestand onbruikbaar - roep een medewerker",
-                    "PIN file unusable - call an officer"));
+        note(t, _("PIN file unusable - call an officer"));
         return PA_E_CONFIG; /* the station's transport PIN file */
     }
     r = kiosk_line_init(&p->line, KIOSK_PIN_MAX);
@@ -434,7 +392,7 @@ int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
     p->old = old;
     p->l = *l;
     memset(l, 0, sizeof(*l)); /* the prompt owns it now */
-    step_note(w, t, step);
+    step_note(t, step);
     kiosk_tty_discard(&w->tty); /* keys pressed before the question do not count */
     step_to(w, step);
     return ASK_OPEN;
@@ -491,32 +449,28 @@ static void write_all(int fd, const char *p, size_t len)
 }
 
 /* What a job's state means to the enrollee. */
-static const char *state_text(struct watch *w, const struct job *j)
+static const char *state_text(const struct job *j)
 {
     switch (j->state) {
     case JOB_NEW:
-        return say(w, "Sleutel wordt gemaakt...", "Generating the key...");
+        return _("Generating the key...");
     case JOB_KEY_READY:
     case JOB_CSR_READY:
-        return say(w, "Aanvraag wordt voorbereid...", "Preparing the request...");
+        return _("Preparing the request...");
     case JOB_ORDERING:
     case JOB_ORDERED:
         return strcmp(j->order_status, "needs_approval") == 0
-                   ? say(w, "Certificaat aangevraagd - wacht op goedkeuring",
-                         "Certificate requested - waiting for approval")
-                   : say(w, "Certificaat aangevraagd - even geduld",
-                         "Certificate requested - please wait");
+                   ? _("Certificate requested - waiting for approval")
+                   : _("Certificate requested - please wait");
     case JOB_ISSUED:
     case JOB_INSTALLED:
-        return say(w, "Certificaat wordt op het token gezet...",
-                   "Writing the certificate to the token...");
+        return _("Writing the certificate to the token...");
     case JOB_DONE:
-        return say(w, "Klaar - u kunt het token verwijderen", "Done - you may remove the token");
+        return _("Done - you may remove the token");
     case JOB_FAILED:
-        return say(w, "Er ging iets mis - roep een medewerker",
-                   "Something went wrong - call an officer");
+        return _("Something went wrong - call an officer");
     case JOB_CANCELED:
-        return say(w, "Geannuleerd - roep een medewerker", "Canceled - call an officer");
+        return _("Canceled - call an officer");
     case JOB_STATE__MAX:
     default:
         return "?";
@@ -531,14 +485,12 @@ static const char *token_status(struct watch *w, const struct wtoken *t, struct 
     const struct job *j = job_pick(list, n, t, &unfinished);
 
     if (!j || w->prompt.t == t)
-        return t->note[0] ? t->note : say(w, "Even geduld...", "Please wait...");
+        return t->note[0] ? t->note : _("Please wait...");
     if (!t->present && unfinished)
-        return say(w, "Token verwijderd - plaats het opnieuw om verder te gaan",
-                   "Token removed - insert it again to continue");
+        return _("Token removed - insert it again to continue");
     if (unfinished && !t->child && (t->last_exit == 6 || t->last_exit == 7))
-        return say(w, "PIN nodig of geblokkeerd - roep een medewerker",
-                   "PIN needed or blocked - call an officer");
-    return state_text(w, j);
+        return _("PIN needed or blocked - call an officer");
+    return state_text(j);
 }
 
 /* The tokens' lines; false when none is shown. */
@@ -556,8 +508,9 @@ static bool render_tokens(struct watch *w, struct sbuf *b)
             continue;
         if (!t->present && (t->gone_since <= 0 || now - t->gone_since > w->idle_s))
             continue; /* idle timeout: a token gone long enough leaves the screen */
-        sb_printf(b, "  \033[1m%s\033[0m\n    (token %s, %s %s)\n", token_status(w, t, list, n),
-                  t->label_safe, say(w, "serienummer", "serial"), t->serial_safe);
+        sb_printf(b, "  \033[1m%s\033[0m\n    (", token_status(w, t, list, n));
+        sb_printf(b, _("token %s, serial %s"), t->label_safe, t->serial_safe);
+        sb_printf(b, ")\n");
         if (t->expiry[0] && t->present)
             sb_printf(b, "    %s\n", t->expiry);
         sb_printf(b, "\n");
@@ -585,11 +538,9 @@ void kiosk_render(struct watch *w)
 
     if (!w->kiosk)
         return;
-    sb_printf(&b, "\033[H\033[2J\n%s",
-              say(w, "  PKIoverheid certificaat op uw token\n\n",
-                  "  PKIoverheid certificate on your token\n\n"));
+    sb_printf(&b, "\033[H\033[2J\n  %s\n\n", _("PKIoverheid certificate on your token"));
     if (!render_tokens(w, &b))
-        sb_printf(&b, "  \033[1m%s\033[0m\n", say(w, "Plaats uw token", "Insert your token"));
+        sb_printf(&b, "  \033[1m%s\033[0m\n", _("Insert your token"));
     render_prompt(w, &b);
     if (!b.failed && (!w->screen || strcmp(w->screen, b.p) != 0)) {
         write_all(STDOUT_FILENO, b.p, b.len); /* the whole screen at once, never half of it */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "writeback.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 #include "tok.h"
 
@@ -52,35 +53,35 @@ int wb_install(struct tok_token *t, const unsigned char *id, size_t id_len, X509
     if (r == 0)
         r = tok_public_key(t, id, id_len, &pub);
     if (r < 0) {
-        snprintf(errbuf, errlen, "key on the token: %s", tok_detail());
+        snprintf(errbuf, errlen, _("key on the token: %s"), tok_detail());
         goto out;
     }
     if (EVP_PKEY_eq(X509_get0_pubkey(leaf), pub) != 1) {
         ERR_clear_error();
-        snprintf(errbuf, errlen, "the certificate's public key is not the token key's");
+        snprintf(errbuf, errlen, "%s", _("the certificate's public key is not the token key's"));
         r = PA_E_CERT;
         goto out;
     }
     r = tok_store_cert(t, leaf, id, id_len, label, &res.leaf_written);
     if (r < 0) {
-        snprintf(errbuf, errlen, "writing the certificate: %s", tok_detail());
+        snprintf(errbuf, errlen, _("writing the certificate: %s"), tok_detail());
         goto out;
     }
     r = store_chain(t, chain, &res);
     if (r < 0) {
-        snprintf(errbuf, errlen, "writing CA certificates: %s", tok_detail());
+        snprintf(errbuf, errlen, _("writing CA certificates: %s"), tok_detail());
         goto out;
     }
     /* Read back: the leaf must now be there under the key's id, byte for byte. */
     r = tok_list_certs(t, id, id_len, &back);
     if (r < 0) {
-        snprintf(errbuf, errlen, "reading certificates back: %s", tok_detail());
+        snprintf(errbuf, errlen, _("reading certificates back: %s"), tok_detail());
         goto out;
     }
     for (int i = 0; i < sk_X509_num(back) && !found; i++)
         found = X509_cmp(sk_X509_value(back, i), leaf) == 0;
     if (!found) {
-        snprintf(errbuf, errlen, "the certificate is not on the token after writing it");
+        snprintf(errbuf, errlen, "%s", _("the certificate is not on the token after writing it"));
         r = PA_E_TOKEN;
         goto out;
     }

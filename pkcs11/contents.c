@@ -6,6 +6,7 @@
  */
 #include "p11.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <openssl/x509.h>
@@ -36,7 +37,7 @@ int p11_find_handles(struct tok_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
         rv = P11CALL(t->ctx, C_FindObjects, t->session, batch, 64, &got);
         if (rv != CKR_OK || got > 64 || n + got > P11_MAX_OBJECTS) {
             if (rv == CKR_OK)
-                p11_set_detail("the token lists more than %d objects", P11_MAX_OBJECTS);
+                p11_set_detail(_("the token lists more than %d objects"), P11_MAX_OBJECTS);
             r = rv != CKR_OK ? p11_err(rv) : PA_E_TOKEN;
             break;
         }
@@ -220,11 +221,11 @@ static int find_token(struct tok_ctx *ctx, const struct tok_info *which, struct 
     }
     free(all);
     if (nmatch == 0) {
-        p11_set_detail("token '%s' (serial %s) is not present", which->label, which->serial);
+        p11_set_detail(_("token '%s' (serial %s) is not present"), which->label, which->serial);
         return PA_E_TOKEN_NOT_FOUND;
     }
     if (nmatch > 1) {
-        p11_set_detail("%zu tokens are '%s' (serial %s)", nmatch, which->label, which->serial);
+        p11_set_detail(_("%zu tokens are '%s' (serial %s)"), nmatch, which->label, which->serial);
         return PA_E_TOKEN_AMBIGUOUS;
     }
     return 0;

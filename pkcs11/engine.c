@@ -11,6 +11,7 @@
  */
 #include "p11.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <openssl/err.h>
@@ -27,13 +28,13 @@ static int engine_load(struct tok_ctx *ctx)
         return 0;
     e = ENGINE_by_id("pkcs11");
     if (!e) {
-        p11_set_detail("OpenSSL cannot load the pkcs11 engine (Debian package "
-                       "libengine-pkcs11-openssl)");
+        p11_set_detail("%s", _("OpenSSL cannot load the pkcs11 engine (Debian package "
+                               "libengine-pkcs11-openssl)"));
         ERR_clear_error();
         return PA_E_MODULE;
     }
     if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", ctx->module_path, 0) || !ENGINE_init(e)) {
-        p11_set_detail("the pkcs11 engine cannot use module %s", ctx->module_path);
+        p11_set_detail(_("the pkcs11 engine cannot use module %s"), ctx->module_path);
         ERR_clear_error();
         ENGINE_free(e);
         return PA_E_MODULE;
@@ -86,9 +87,9 @@ int tok_signing_key(struct tok_token *t, const unsigned char *id, size_t id_len,
     UI_destroy_method(no_prompt);
     free(uri);
     if (!pkey) {
-        p11_set_detail("the pkcs11 engine could not load the key (a module that gives the engine "
-                       "its own, not logged-in instance, such as p11-kit-client, is not "
-                       "supported)");
+        p11_set_detail("%s", _("the pkcs11 engine could not load the key (a module that gives "
+                               "the engine its own, not logged-in instance, such as "
+                               "p11-kit-client, is not supported)"));
         ERR_clear_error();
         return PA_E_TOKEN;
     }

@@ -6,6 +6,7 @@
  */
 #include "p11.h"
 
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 
@@ -71,21 +72,27 @@ int tok_check_sign(struct tok_token *t, enum tok_key_type type, bool pss)
 
     if (ks.oid && !can_sign(t, CKM_ECDSA)) {
         /* The engine hashes with SHA-256 and has the token sign the digest (CKM_ECDSA). */
-        p11_set_detail("token '%s' cannot sign ECDSA with SHA-256 (no CKM_ECDSA%s), so no CSR "
-                       "can be made with an EC key on it; use an RSA key",
-                       t->info.label,
-                       can_sign(t, CKM_ECDSA_SHA1) ? "; it offers only CKM_ECDSA_SHA1" : "");
+        p11_set_detail(can_sign(t, CKM_ECDSA_SHA1)
+                           ? _("token '%s' cannot sign ECDSA with SHA-256 (no CKM_ECDSA; it "
+                               "offers only CKM_ECDSA_SHA1), so no CSR can be made with an EC key "
+                               "on it; use an RSA key")
+                           : _("token '%s' cannot sign ECDSA with SHA-256 (no CKM_ECDSA), so no "
+                               "CSR can be made with an EC key on it; use an RSA key"),
+                       t->info.label);
         return PA_E_UNSUPPORTED;
     }
     if (!ks.oid && pss && !can_sign(t, CKM_RSA_PKCS_PSS)) {
-        p11_set_detail("token '%s' cannot sign RSASSA-PSS (no CKM_RSA_PKCS_PSS); enroll without "
-                       "--pss",
+        p11_set_detail(_("token '%s' cannot sign RSASSA-PSS (no CKM_RSA_PKCS_PSS); enroll "
+                         "without --pss"),
                        t->info.label);
         return PA_E_UNSUPPORTED;
     }
     if (!ks.oid && !pss && !can_sign(t, CKM_RSA_PKCS)) {
-        p11_set_detail("token '%s' cannot sign with PKCS#1 v1.5 (no CKM_RSA_PKCS)%s", t->info.label,
-                       can_sign(t, CKM_RSA_PKCS_PSS) ? "; try --pss" : "");
+        p11_set_detail(can_sign(t, CKM_RSA_PKCS_PSS)
+                           ? _("token '%s' cannot sign with PKCS#1 v1.5 (no CKM_RSA_PKCS); try "
+                               "--pss")
+                           : _("token '%s' cannot sign with PKCS#1 v1.5 (no CKM_RSA_PKCS)"),
+                       t->info.label);
         return PA_E_UNSUPPORTED;
     }
     return 0;
@@ -103,39 +110,40 @@ int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
     if (r < 0)
         return r;
     if (info.write_protected) {
-        p11_set_detail("token '%s' is write-protected", info.label);
+        p11_set_detail(_("token '%s' is write-protected"), info.label);
         return PA_E_UNSUPPORTED;
     }
     rv = P11CALL(t->ctx, C_GetMechanismInfo, t->slot, ks.mech, &mi);
     if (rv == CKR_MECHANISM_INVALID && tok_is_piv(&info)) {
-        p11_set_detail("this is a PIV card (OpenSC's PIV driver), and key pairs cannot be "
-                       "generated on it through PKCS#11; generate the key in the card's PIV slot "
-                       "with its vendor's tool (yubico-piv-tool, ykman piv keys generate) or use "
-                       "a PKCS#15 card");
+        p11_set_detail("%s", _("this is a PIV card (OpenSC's PIV driver), and key pairs cannot "
+                               "be generated on it through PKCS#11; generate the key in the "
+                               "card's PIV slot with its vendor's tool (yubico-piv-tool, ykman piv "
+                               "keys generate) or use a PKCS#15 card"));
         return PA_E_UNSUPPORTED;
     }
     if (rv == CKR_MECHANISM_INVALID) {
-        p11_set_detail("token '%s' cannot generate %s keys", info.label, tok_key_type_name(type));
+        p11_set_detail(_("token '%s' cannot generate %s keys"), info.label,
+                       tok_key_type_name(type));
         return PA_E_UNSUPPORTED;
     }
     if (rv != CKR_OK)
         return p11_err(rv);
     if (!(mi.flags & CKF_GENERATE_KEY_PAIR)) {
-        p11_set_detail("token '%s' cannot generate %s key pairs", info.label,
+        p11_set_detail(_("token '%s' cannot generate %s key pairs"), info.label,
                        tok_key_type_name(type));
         return PA_E_UNSUPPORTED;
     }
     /* Sizes are in bits for both RSA and EC; some old tokens report EC sizes in bytes. */
     if (mi.ulMaxKeySize && (ks.bits < mi.ulMinKeySize || ks.bits > mi.ulMaxKeySize) &&
         !(ks.oid && ks.bits / 8 >= mi.ulMinKeySize && ks.bits / 8 <= mi.ulMaxKeySize)) {
-        p11_set_detail("token '%s' supports %s keys of %lu-%lu bits only, not %lu", info.label,
+        p11_set_detail(_("token '%s' supports %s keys of %lu-%lu bits only, not %lu"), info.label,
                        ks.oid ? "EC" : "RSA", (unsigned long)mi.ulMinKeySize,
                        (unsigned long)mi.ulMaxKeySize, (unsigned long)ks.bits);
         return PA_E_UNSUPPORTED;
     }
     if (info.free_private_memory >= 0 && info.free_private_memory < 1024 &&
         info.free_private_memory != 0) {
-        p11_set_detail("token '%s' has only %ld bytes of private memory left", info.label,
+        p11_set_detail(_("token '%s' has only %ld bytes of private memory left"), info.label,
                        info.free_private_memory);
         return PA_E_UNSUPPORTED;
     }
@@ -177,8 +185,9 @@ static int find_one(struct tok_token *t, CK_OBJECT_CLASS cls, const unsigned cha
     if (n == 0)
         return PA_E_TOKEN_NOT_FOUND;
     if (n > 1) {
-        p11_set_detail("two %s objects share one CKA_ID; refusing to guess",
-                       cls == CKO_PRIVATE_KEY ? "private key" : "public key");
+        p11_set_detail("%s", cls == CKO_PRIVATE_KEY
+                                 ? _("two private key objects share one CKA_ID; refusing to guess")
+                                 : _("two public key objects share one CKA_ID; refusing to guess"));
         return PA_E_TOKEN_AMBIGUOUS;
     }
     *ret = h[0];
@@ -290,7 +299,7 @@ static int pubkey_from_object(struct tok_token *t, CK_OBJECT_HANDLE h, EVP_PKEY 
             goto out;
         pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
     } else {
-        p11_set_detail("unsupported key type 0x%lx", (unsigned long)kt);
+        p11_set_detail(_("unsupported key type 0x%lx"), (unsigned long)kt);
         r = PA_E_UNSUPPORTED;
         goto out;
     }
@@ -600,23 +609,23 @@ int tok_custody_ok(const struct tok_custody *c)
     const char *why = NULL;
 
     if (c->value_readable)
-        why = "can be read out (its secret value is not protected)";
+        why = N_("can be read out (its secret value is not protected)");
     else if (!c->local)
-        why = "was not generated on the token (CKA_LOCAL false)";
+        why = N_("was not generated on the token (CKA_LOCAL false)");
     else if (c->extractable)
-        why = "is extractable";
+        why = N_("is extractable");
     else if (!c->never_extractable)
-        why = "was extractable at some time";
+        why = N_("was extractable at some time");
     else if (!c->sensitive)
-        why = "is not sensitive";
+        why = N_("is not sensitive");
     else if (!c->always_sensitive)
-        why = "was not always sensitive";
+        why = N_("was not always sensitive");
     else if (!c->is_token)
-        why = "is a session object";
+        why = N_("is a session object");
     else if (!c->is_private)
-        why = "is not a private object";
+        why = N_("is not a private object");
     if (why) {
-        p11_set_detail("the key %s; it cannot be used for a PKIo certificate", why);
+        p11_set_detail(_("the key %s; it cannot be used for a PKIo certificate"), _(why));
         return PA_E_CUSTODY;
     }
     return 0;
@@ -627,13 +636,13 @@ int tok_custody_ok_generated(const struct tok_custody *c)
     const char *why = NULL;
 
     if (c->value_readable)
-        why = "can be read out (its secret value is not protected)";
+        why = N_("can be read out (its secret value is not protected)");
     else if (c->reported_extractable && c->extractable)
-        why = "is extractable";
+        why = N_("is extractable");
     else if (!c->is_token)
-        why = "is a session object";
+        why = N_("is a session object");
     if (why) {
-        p11_set_detail("the key %s; it cannot be used for a PKIo certificate", why);
+        p11_set_detail(_("the key %s; it cannot be used for a PKIo certificate"), _(why));
         return PA_E_CUSTODY;
     }
     return 0;
@@ -658,13 +667,13 @@ int tok_usage_ok(const struct tok_custody *c, unsigned usage, bool ec)
     const char *why = NULL;
 
     if ((usage & TOK_USE_SIGN) && !c->sign)
-        why = "signing (CKA_SIGN)";
+        why = N_("signing (CKA_SIGN)");
     else if ((usage & TOK_USE_DECRYPT) && ec && !c->derive)
-        why = "key agreement (CKA_DERIVE)";
+        why = N_("key agreement (CKA_DERIVE)");
     else if ((usage & TOK_USE_DECRYPT) && !ec && !(c->decrypt && c->unwrap))
-        why = "decryption (CKA_DECRYPT and CKA_UNWRAP)";
+        why = N_("decryption (CKA_DECRYPT and CKA_UNWRAP)");
     if (why) {
-        p11_set_detail("the token did not give the key the usage asked for: %s", why);
+        p11_set_detail(_("the token did not give the key the usage asked for: %s"), _(why));
         return PA_E_CUSTODY;
     }
     return 0;
@@ -717,7 +726,7 @@ int tok_find_key_by_label(struct tok_token *t, const char *label, unsigned char 
     if (n == 0)
         return PA_E_TOKEN_NOT_FOUND;
     if (n > 1) {
-        p11_set_detail("several private keys are labelled '%s'; name one by id", label);
+        p11_set_detail(_("several private keys are labelled '%s'; name one by id"), label);
         return PA_E_TOKEN_AMBIGUOUS;
     }
     r = get_attr(t, h[0], CKA_ID, &v, &len);
@@ -790,7 +799,7 @@ int tok_reconcile_label(struct tok_token *t, const char *label)
     if (r < 0)
         return r;
     if (npriv > 1) {
-        p11_set_detail("several private keys are labelled '%s'", label);
+        p11_set_detail(_("several private keys are labelled '%s'"), label);
         return PA_E_TOKEN_AMBIGUOUS;
     }
     if (npriv == 0) {

@@ -4,6 +4,7 @@
  */
 #include "p11.h"
 
+#include "i18n.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -151,16 +152,16 @@ int tok_open(const char *module_path, struct tok_ctx **ret)
     if (!ctx->dl) {
         const char *e = dlerror();
 
-        p11_set_detail("%s", e ? e : "dlopen failed");
+        p11_set_detail("%s", e ? e : _("dlopen failed"));
         goto out;
     }
     *(void **)&get_list = dlsym(ctx->dl, "C_GetFunctionList");
     if (!get_list) {
-        p11_set_detail("%s is not a PKCS#11 module (no C_GetFunctionList)", module_path);
+        p11_set_detail(_("%s is not a PKCS#11 module (no C_GetFunctionList)"), module_path);
         goto out;
     }
     if (get_list(&ctx->f) != CKR_OK || !ctx->f) {
-        p11_set_detail("C_GetFunctionList failed");
+        p11_set_detail("%s", _("C_GetFunctionList failed"));
         goto out;
     }
     r = module_initialize(ctx);
@@ -319,12 +320,14 @@ int tok_select(struct tok_ctx *ctx, const struct tok_uri *u, struct tok_token **
         if (all[i].token_initialized && tok_uri_matches(u, &all[i]))
             match[nmatch++] = all[i];
     if (nmatch == 0) {
-        p11_set_detail("no token matches (%zu token%s present)", n, n == 1 ? "" : "s");
+        p11_set_detail(ngettext("no token matches (%zu token present)",
+                                "no token matches (%zu tokens present)", n),
+                       n);
         r = PA_E_TOKEN_NOT_FOUND;
         goto out;
     }
     if (nmatch > 1) {
-        p11_set_detail("%zu tokens match; name one by serial", nmatch);
+        p11_set_detail(_("%zu tokens match; name one by serial"), nmatch);
         if (ret_matches) {
             *ret_matches = match;
             *ret_n = nmatch;
@@ -376,7 +379,7 @@ int tok_token_info(struct tok_token *t, struct tok_info *ret)
         return r;
     /* A different token in the same slot is as good as gone: never touch it. */
     if (strcmp(info.serial, t->info.serial) != 0) {
-        p11_set_detail("token in slot %lu is now serial %s, not %s", (unsigned long)t->slot,
+        p11_set_detail(_("token in slot %lu is now serial %s, not %s"), (unsigned long)t->slot,
                        info.serial, t->info.serial);
         return PA_E_TOKEN_GONE;
     }
@@ -387,24 +390,24 @@ int tok_token_info(struct tok_token *t, struct tok_info *ret)
 int tok_login_precheck(const struct tok_info *info)
 {
     if (info->user_pin_locked) {
-        p11_set_detail("token '%s' (serial %s) reports its user PIN locked", info->label,
+        p11_set_detail(_("token '%s' (serial %s) reports its user PIN locked"), info->label,
                        info->serial);
         return PA_E_PIN_LOCKED;
     }
     if (info->user_pin_final_try) {
-        p11_set_detail("token '%s' (serial %s) reports one PIN attempt left; not trying, to "
-                       "avoid locking it",
+        p11_set_detail(_("token '%s' (serial %s) reports one PIN attempt left; not trying, to "
+                         "avoid locking it"),
                        info->label, info->serial);
         return PA_E_PIN_LOCKED;
     }
     if (info->user_pin_to_be_changed) {
-        p11_set_detail("token '%s' (serial %s) requires the user PIN to be changed first",
+        p11_set_detail(_("token '%s' (serial %s) requires the user PIN to be changed first"),
                        info->label, info->serial);
         return PA_E_PIN_LOCKED;
     }
     if (!info->user_pin_initialized) {
-        p11_set_detail("token '%s' (serial %s) has no user PIN set: its issuer (security "
-                       "officer) must initialise the token first",
+        p11_set_detail(_("token '%s' (serial %s) has no user PIN set: its issuer (security "
+                         "officer) must initialise the token first"),
                        info->label, info->serial);
         return PA_E_PIN_LOCKED;
     }
@@ -460,14 +463,14 @@ int tok_login(struct tok_token *t, const struct secret *pin)
         return r;
     if (!pin) {
         if (!info.protected_auth_path) {
-            p11_set_detail("no PIN given and token '%s' has no PIN pad", info.label);
+            p11_set_detail(_("no PIN given and token '%s' has no PIN pad"), info.label);
             return PA_E_PIN_UNAVAILABLE;
         }
         rv = P11CALL(t->ctx, C_Login, t->session, CKU_USER, NULL, 0);
     } else {
         if (!tok_pin_len_ok(&info, pin->len)) {
-            p11_set_detail("PIN length %zu is outside token '%s''s range %lu-%lu; no login "
-                           "attempted",
+            p11_set_detail(_("PIN length %zu is outside token '%s''s range %lu-%lu; no login "
+                             "attempted"),
                            pin->len, info.label, info.min_pin_len, info.max_pin_len);
             return PA_E_PIN_INCORRECT;
         }
@@ -477,7 +480,7 @@ int tok_login(struct tok_token *t, const struct secret *pin)
     if (rv == CKR_USER_ALREADY_LOGGED_IN)
         return 0;
     if (rv == CKR_PIN_INCORRECT)
-        p11_set_detail("token '%s' (serial %s) rejected the PIN", info.label, info.serial);
+        p11_set_detail(_("token '%s' (serial %s) rejected the PIN"), info.label, info.serial);
     return p11_err(rv);
 }
 
@@ -488,13 +491,14 @@ static int set_pin_result(const struct tok_info *info, CK_RV rv)
     case CKR_OK:
         return 0;
     case CKR_PIN_INCORRECT:
-        p11_set_detail("token '%s' (serial %s) rejected the current (transport) PIN; the PIN "
-                       "was not changed",
+        p11_set_detail(_("token '%s' (serial %s) rejected the current (transport) PIN; the PIN "
+                         "was not changed"),
                        info->label, info->serial);
         return PA_E_PIN_INCORRECT;
     case CKR_PIN_INVALID:
     case CKR_PIN_LEN_RANGE:
-        p11_set_detail("token '%s' (serial %s) refused the new PIN (%s); the PIN was not changed",
+        p11_set_detail(_("token '%s' (serial %s) refused the new PIN (%s); the PIN was not "
+                         "changed"),
                        info->label, info->serial, p11_rv_name(rv));
         return PA_E_PIN_INCORRECT;
     default:
@@ -510,17 +514,17 @@ static int change_allowed(struct tok_token *t, const struct tok_info *info, bool
     if (r < 0)
         return r;
     if (!info->user_pin_to_be_changed) {
-        p11_set_detail("token '%s' (serial %s) no longer asks for its PIN to be changed; "
-                       "nothing changed",
+        p11_set_detail(_("token '%s' (serial %s) no longer asks for its PIN to be changed; "
+                         "nothing changed"),
                        info->label, info->serial);
         return PA_E_TOKEN;
     }
     if (pinpad && !info->protected_auth_path) {
-        p11_set_detail("no PIN given and token '%s' has no PIN pad", info->label);
+        p11_set_detail(_("no PIN given and token '%s' has no PIN pad"), info->label);
         return PA_E_PIN_UNAVAILABLE;
     }
     if (p11_session_logged_in(t)) { /* C_SetPIN would change the logged-in user's PIN */
-        p11_set_detail("token '%s' is already logged in; its PIN was not changed", info->label);
+        p11_set_detail(_("token '%s' is already logged in; its PIN was not changed"), info->label);
         return PA_E_INTERNAL;
     }
     return 0;
@@ -544,14 +548,14 @@ int tok_change_pin(struct tok_token *t, const struct secret *old_pin, const stru
         return set_pin_result(&info, rv);
     }
     if (!tok_pin_len_ok(&info, old_pin->len)) {
-        p11_set_detail("current PIN length %zu is outside token '%s''s range %lu-%lu; no change "
-                       "attempted",
+        p11_set_detail(_("current PIN length %zu is outside token '%s''s range %lu-%lu; no "
+                         "change attempted"),
                        old_pin->len, info.label, info.min_pin_len, info.max_pin_len);
         return PA_E_PIN_INCORRECT;
     }
     if (!tok_pin_len_ok(&info, new_pin->len)) {
-        p11_set_detail("new PIN length %zu is outside token '%s''s range %lu-%lu; no change "
-                       "attempted",
+        p11_set_detail(_("new PIN length %zu is outside token '%s''s range %lu-%lu; no change "
+                         "attempted"),
                        new_pin->len, info.label, info.min_pin_len, info.max_pin_len);
         return PA_E_PIN_UNAVAILABLE;
     }

@@ -6,6 +6,7 @@
  */
 #include "p11.h"
 
+#include "i18n.h"
 #include "pa_err.h"
 
 #include <openssl/x509.h>
@@ -282,7 +283,8 @@ int tok_open_readonly(struct tok_ctx *ctx, const struct tok_info *which, struct 
     }
     free(all);
     if (r == PA_E_TOKEN_NOT_FOUND)
-        p11_set_detail("token '%s' (serial %s) is no longer present", which->label, which->serial);
+        p11_set_detail(_("token '%s' (serial %s) is no longer present"), which->label,
+                       which->serial);
     if (r < 0) {
         tok_token_close(t);
         return r;

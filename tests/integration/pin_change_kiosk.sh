@@ -79,7 +79,9 @@ done
 [[ $(calls C_SetPIN) -eq 1 ]] || fail "expected one C_SetPIN, saw $(calls C_SetPIN)"
 [[ $(spy_returns "$PKIO_ROOT/spy.log" C_SetPIN) == CKR_OK ]] || fail "C_SetPIN did not succeed"
 grep -qx "$s1" "$TRANSPORT_SHIM_STATE" || fail "the shim did not record the change"
-grep -q "Token 'person-1' (serial $s1): PIN changed" "$STATE/watch.log" || fail "the job did not say it changed the PIN"
+# The kiosk's children speak its language (watch passes --lang nl).
+grep -q "Token 'person-1' (serienummer $s1): pincode gewijzigd" "$STATE/watch.log" ||
+    fail "the job did not say (in Dutch) it changed the PIN: $(cat "$STATE/watch.log")"
 TOKEN_PIN=$new1 token_cert_matches_key person-1
 opens person-1 "$new1" || fail "the new PIN does not open person-1"
 rejects person-1 "$transport" || fail "the transport PIN still opens person-1"

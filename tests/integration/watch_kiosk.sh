@@ -10,7 +10,11 @@
 #     (canonical mode, echo) and the request back in the queue;
 #   - a token whose certificate (from our job records) expires within 60 days is announced on
 #     insertion: one journal line, and on the screen "Certificaat verloopt op DATUM - vraag een
-#     medewerker om verlenging".
+#     medewerker om verlenging";
+#   - the kiosk speaks Dutch by default and English with the global --lang en: the same screens
+#     (whose certificate to confirm, an order waiting, a certificate about to expire) in both,
+#     and the jobs it starts get the same language (--lang in their argv); its own journal lines
+#     stay English.
 # SoftHSM2 has no insertion events: the daemon rescans (--detect rescan).
 source "$PKIO_SRC/tests/lib/common.sh"
 source "$PKIO_SRC/tests/lib/softhsm.sh"
@@ -51,7 +55,7 @@ kiosk() { # SESSION ARGS...: start the kiosk; after it exits, its terminal's set
     sess=$1
     shift
     tmux new-session -d -s "$sess" -x 110 -y 45 \
-        "stty -a >$W/$sess.stty-before; $PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --ignore $officer_serial --retry 0.5 $*; echo \$? >$W/$sess.rc; stty -a >$W/$sess.stty; sleep 600"
+        "stty -a >$W/$sess.stty-before; $PKIO_AGENT --config $CFG ${KIOSK_GLOBAL:-} watch --kiosk --detect rescan --rescan 0.3 --ignore $officer_serial --retry 0.5 $*; echo \$? >$W/$sess.rc; stty -a >$W/$sess.stty; sleep 600"
     kiosk_pid=''
     wait_secs 10 "the kiosk's process" kiosk_pid_of
 }
@@ -62,6 +66,7 @@ kiosk_pid_of() {
     [[ -n $kiosk_pid ]]
 }
 daemon_lines() { grep '^pkio-agent: watch:' "$STATE/watch.log" || true; }
+job_argv() { pgrep -a -f "serial=[${1:0:1}]${1:1}"; } # the job processes of a serial (not pgrep)
 
 # --- session 1: no PIN file, a PIN prompt for blank tokens ---------------------------------------
 kiosk one --pin-timeout 4 --idle-timeout 600
@@ -106,6 +111,8 @@ softhsm_insert_staged "$stage" "$tokdir" second
 wait_secs 20 "confirmation for second" screen_has 'Klopt dit?'
 tmux send-keys -t "$sess" j
 wait_secs 60 "second's order placed" state_is "$second" ordered
+wait_secs 10 "the order on the screen" screen_has 'Certificaat aangevraagd - '
+job_argv "$second" | grep -qF -- "--lang nl " || fail "second's job does not speak Dutch: $(job_argv "$second")"
 tok2=$(softhsm_token_path "$tokdir" second)
 mv "$tok2" "$W/pulled-second"
 cc_sandbox_post /__sandbox/behavior '{"behavior":"issue","issue_after_polls":0}'
@@ -155,6 +162,10 @@ kiosk two --pin-source "$pin" --idle-timeout 600 --confirm-timeout 30
 wait_secs 20 "kiosk two ready" screen_has 'PKIoverheid certificaat op uw token'
 softhsm_insert_staged "$stage" "$tokdir" short
 wait_secs 20 "confirmation for short" screen_has 'Klopt dit?'
+for want in 'Klopt dit? Druk op Enter of j om te bevestigen, n om te stoppen' \
+    'Certificaat voor: Johanna Maria de Vries' "Token: short, serienummer $short"; do
+    screen_has "$want" || fail "the Dutch confirmation lacks '$want': $(screen)"
+done
 tmux send-keys -t "$sess" Enter
 wait_secs 90 "short enrolled" state_is "$short" "done"
 screen_has 'Certificaat verloopt' && fail "announced before it was enrolled"
@@ -173,6 +184,43 @@ pass "an inserted token whose certificate expires within 60 days: one journal li
 kill -TERM "$kiosk_pid"
 wait_secs 10 "kiosk two to exit" test -s "$W/two.rc"
 [[ $(cat "$W/two.rc") == 0 ]] || fail "kiosk two exited $(cat "$W/two.rc")"
+tmux kill-session -t two
+
+# --- session 3: the same screens in English (pkio-agent --lang en watch --kiosk) -----------------
+# short is still inserted: its line and its expiry notice come first. Then a token with a request
+# bound to it: whose certificate to confirm, and the order it places.
+KIOSK_GLOBAL="--lang en" kiosk three --pin-source "$pin" --idle-timeout 600 --confirm-timeout 30
+date_iso=$(date -u -d "+30 days" +%Y-%m-%d)
+date_iso_alt=$(date -u -d "+29 days" +%Y-%m-%d)
+wait_secs 20 "kiosk three shows short" screen_has "(token short, serial $short)"
+wait_secs 10 "the English expiry notice" screen_has 'Certificate expires on'
+screen | grep -qE "Certificate expires on ($date_iso|$date_iso_alt) - ask an officer to renew it" ||
+    fail "English expiry notice: $(screen)"
+screen_has 'Done - you may remove the token' || fail "short's English status: $(screen)"
+screen_has 'PKIoverheid certificate on your token' || fail "the English title: $(screen)"
+english=$(softhsm_stage_token "$stage" english)
+pa queue add --serial "$english" --request "$req" >/dev/null
+cc_sandbox_post /__sandbox/behavior '{"behavior":"never"}'
+softhsm_insert_staged "$stage" "$tokdir" english
+wait_secs 20 "the English confirmation" screen_has 'Is this right?'
+for want in 'Is this right? Press Enter or y to confirm, n to stop' \
+    'Certificate for: Johanna Maria de Vries' "Token: english, serial $english" \
+    'Check whose certificate this will be'; do
+    screen_has "$want" || fail "the English confirmation lacks '$want': $(screen)"
+done
+tmux send-keys -t "$sess" y
+wait_secs 60 "english's order placed" state_is "$english" ordered
+wait_secs 10 "the English order on the screen" screen_has 'Certificate requested - '
+job_argv "$english" | grep -qF -- "--lang en " || fail "english's job does not speak English: $(job_argv "$english")"
+for nl in 'Klaar' 'Certificaat' 'serienummer' 'Klopt dit'; do
+    screen_has "$nl" && fail "Dutch ('$nl') on the English kiosk: $(screen)"
+done
+grep -qF "token 'english' (serial $english): enrolling queued request" "$STATE/watch.log" ||
+    fail "the journal line is not English: $(daemon_lines | tail -3)"
+pass "English kiosk (global --lang en): the same screens as in Dutch - title, expiry notice '$(screen | grep -o 'Certificate expires on [0-9-]*')', done, whose certificate to confirm, the order waiting - and its job runs with --lang en"
+kill -TERM "$kiosk_pid"
+wait_secs 20 "kiosk three to exit" test -s "$W/three.rc"
+[[ $(cat "$W/three.rc") == 0 ]] || fail "kiosk three exited $(cat "$W/three.rc")"
 if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$STATE/watch.log"; then
     fail "sanitizer report from the daemon or a job (above)"
 fi

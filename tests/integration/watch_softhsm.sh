@@ -6,8 +6,10 @@
 # left alone; SIGTERM stops the daemon cleanly; the kiosk screen (tmux) says what happens, in
 # Dutch by default, and before anything is generated shows whose certificate it will be and on
 # which token: typing the PIN confirms it, and with a PIN file a key must be pressed (no answer:
-# nothing happens). SoftHSM2 has no insertion events, so the daemon runs with its explicit
-# periodic-rescan fallback (--detect rescan); the PC/SC and udev paths have their own tests.
+# nothing happens). A daemon whose API key comes only from PKIO_AGENT_API_KEY (no key file) hands
+# it to its jobs by pipe (--api-key-fd): they enroll, and the key is in no process's environment
+# or argv. SoftHSM2 has no insertion events, so the daemon runs with its explicit periodic-rescan
+# fallback (--detect rescan); the PC/SC and udev paths have their own tests.
 source "$PKIO_SRC/tests/lib/common.sh"
 source "$PKIO_SRC/tests/lib/softhsm.sh"
 source "$PKIO_SRC/tests/integration/cc_lib.sh"
@@ -76,11 +78,66 @@ wait "$watch_pid" 2>/dev/null && rc=0 || rc=$?
 expect_exit 0 -- pa audit verify
 pass "SIGTERM: watch exits 0; audit intact"
 
+# --- the API key only in the environment: the jobs get it by pipe, never by environment or argv ---
+key=$(cat "$CC_KEY_FILE")
+CFG_ENV=$PKIO_ROOT/config-env.json
+python3 - "$CFG" "$CFG_ENV" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["api"]["key_file"]
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+descendants() { # PID -> its descendants, one per line
+    local c
+    for c in $(pgrep -P "$1"); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+# The processes (the daemon and its jobs) whose environment or argv (as /proc shows them) hold
+# the key.
+key_shown() {
+    local p
+    for p in "$watch_pid" $(descendants "$watch_pid"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qF -- "$key" ||
+            tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$key"; then
+            echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline")"
+        fi
+    done
+}
+pa queue add --request "$req" >/dev/null
+cc_sandbox_post /__sandbox/behavior '{"behavior":"never"}' >/dev/null
+pkio_spawn watch-envkey env PKIO_AGENT_API_KEY="$key" "$PKIO_AGENT" --config "$CFG_ENV" watch \
+    --detect rescan --rescan 0.3 --pin-source "$pin" --ignore "$officer_serial" --retry 0.5
+watch_pid=$PKIO_SPAWN_PID
+pkio_wait_until 20 "watch (key in the environment) ready" grep -q "ready" "$PKIO_ROOT/watch-envkey.log"
+s7=$(softhsm_add_token "$tokdir" person-7)
+pkio_wait_until 60 "the job's order placed with the key" state_is "$s7" ordered
+jobs=$(descendants "$watch_pid")
+[[ -n $jobs ]] || fail "no job process of the daemon to look at"
+for p in $jobs; do
+    argv=$(tr '\0' ' ' <"/proc/$p/cmdline")
+    [[ $argv == *" --api-key-fd 4 "* && $argv == *" --lang en "* ]] ||
+        fail "job $p was not given the key by pipe, or the language: $argv"
+done
+shown=$(key_shown)
+[[ -z $shown ]] || fail "the API key in the environment or argv of: $shown"
+# shellcheck disable=SC2086 # one PID per word
+ps e -ww -p "$watch_pid" $jobs >"$PKIO_ROOT/ps-e.txt" || fail "ps e"
+grep -qF -- "$key" "$PKIO_ROOT/ps-e.txt" && fail "the API key in a 'ps e' dump: $(cat "$PKIO_ROOT/ps-e.txt")"
+cc_sandbox_post /__sandbox/behavior '{"behavior":"issue","issue_after_polls":0}' >/dev/null
+pkio_wait_until 60 "the job done with the key" state_is "$s7" done
+token_cert_matches_key person-7
+kill -TERM "$watch_pid"
+pkio_wait_until 30 "watch (key in the environment) stopped" sh -c "! kill -0 $watch_pid 2>/dev/null"
+grep -q "API key" "$PKIO_ROOT/watch-envkey.log" && fail "a job lacked the key: $(grep "API key" "$PKIO_ROOT/watch-envkey.log")"
+pass "PKIO_AGENT_API_KEY alone (no key file): the job got the key by pipe (--api-key-fd 4, with --lang en) and enrolled; the key is in no environment or argv of the daemon and its $(wc -w <<<"$jobs") job process(es)"
+
 # --- the kiosk screen ------------------------------------------------------------------------------
 # A private tmux server: a shared one would hand our session its own (another test's) environment.
 tmux() { command tmux -S "$PKIO_ROOT/tmux.sock" "$@"; }
 screen_has() { tmux capture-pane -p -t "$sess" | grep -q "$1"; }
-for l in person-1 person-2 person-3; do softhsm_delete_token "$l" >/dev/null; done # people leave
+for l in person-1 person-2 person-3 person-7; do softhsm_delete_token "$l" >/dev/null; done # people leave
 sess=pkio-kiosk-$$
 tmux new-session -d -s "$sess" -x 100 -y 30 \
     "$PKIO_AGENT --config $CFG watch --kiosk --detect rescan --rescan 0.3 --pin-source $pin --ignore $officer_serial --idle-timeout 600 --confirm-timeout 4"
