@@ -170,11 +170,6 @@ void cli_print_json(json_object *obj)
     json_object_put(obj);
 }
 
-void cli_usage(const char *synopsis)
-{
-    printf(_("usage: pkio-agent [global options] %s\n"), synopsis);
-}
-
 /* English msgids: cli.c shows them through tx_(), in the user's language. */
 const struct cli_pin_texts cli_pin_texts_en = {
     .new_pin = N_("New PIN"),

@@ -7,6 +7,7 @@
 #define PKIO_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <json-c/json.h>
 
@@ -31,12 +32,56 @@ struct cli {
     int pin_fd;            /* --pin-fd: read the PIN from this descriptor (a supervisor's pipe) */
 };
 
-/* A command: returns 0 or a negative PA_E_* code that it has already reported. */
+/* ---- the command table and the option loop (cli_commands.c) ---- */
+
+/* A command: run returns 0 or a negative PA_E_* code that it has already reported. */
 struct cli_command {
     const char *name;
     int (*run)(struct cli *cli, int argc, char **argv);
-    const char *synopsis;
+    const char *synopsis; /* the one text of its usage: not translated (it is the command line) */
 };
+
+/* The i-th command of the table (in `pkio-agent --help` order), NULL past the end. */
+const struct cli_command *cli_command_at(size_t i);
+/* The command called name, or NULL. */
+const struct cli_command *cli_command_find(const char *name);
+/* The synopsis of the command called name (name itself when there is none). */
+const char *cli_synopsis(const char *name);
+/* Print "usage: pkio-agent [global options] SYNOPSIS" of the command called name on stdout. */
+void cli_usage(const char *name);
+
+struct option;
+
+/* --json, which every command but watch takes; a command's own option values start above it. */
+enum { CLI_OPT_JSON = 0x100, CLI_OPT_FIRST };
+/* The end of every command's long options but watch's: --json, --help, the terminator. */
+/* clang-format off */
+#define CLI_OPTS_END                                                                               \
+    {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}
+/* clang-format on */
+/* What a command's option function returns for an option that is not one of its own. */
+#define CLI_OPT_UNKNOWN 1
+
+/* How a command reads its options (cli_getopt). */
+struct cli_getopt {
+    const char *command;           /* its name in the table: --help shows its synopsis */
+    const char *context;           /* usage errors say "pkio-agent: CONTEXT: ..." (NULL: command) */
+    const char *shortopts;         /* getopt's short options (NULL: "h") */
+    const struct option *longopts; /* --json as CLI_OPT_JSON, --help as 'h' */
+    /* The command's own option c with its argument: 0, a negative PA_E_* (reported), or
+     * CLI_OPT_UNKNOWN (reported here as a usage error). NULL: the command has none. */
+    int (*option)(void *arg, int c, const char *val);
+    bool error_synopsis; /* a usage error names the synopsis instead of "usage error" */
+    bool help_refused;   /* --help/-h is a usage error, not the synopsis */
+};
+
+/*
+ * The option loop every command shares: getopt_long over argv; --help prints the synopsis from
+ * the table; --json sets cli->json; an unknown option is a usage error; the rest go to
+ * how->option with arg. 0 (optind at the first operand), 1 after --help, or a negative PA_E_*
+ * (reported once).
+ */
+int cli_getopt(struct cli *cli, const struct cli_getopt *how, void *arg, int argc, char **argv);
 
 /*
  * Report a failure on one line of stderr: "pkio-agent: CONTEXT: DETAIL; HINT", where DETAIL is
@@ -127,9 +172,6 @@ int cli_key_type(const char *s, enum tok_key_type *ret);
 
 /* Print a JSON object (with "version": 1 added) on stdout and release it. */
 void cli_print_json(json_object *obj);
-
-/* Print usage for one command on stdout. */
-void cli_usage(const char *synopsis);
 
 /* The command implementations. */
 int cmd_tokens(struct cli *cli, int argc, char **argv);

@@ -18,8 +18,7 @@
 #include <string.h>
 
 enum {
-    OPT_JSON = 0x100,
-    OPT_TOKEN,
+    OPT_TOKEN = CLI_OPT_FIRST,
     OPT_REQUEST,
     OPT_KEY_TYPE,
     OPT_PSS,
@@ -35,18 +34,10 @@ enum {
     OPT_REASON,
     OPT_COMMENT,
     OPT_YES,
+    OPT_JOURNAL,
+    OPT_JOURNAL_FILE,
+    OPT_SINCE,
 };
-
-#define SYN_ENROLL                                                                                 \
-    "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces "            \
-    "CERT_ID|order:ORDER_ID] [--only-blank] [--json]"
-#define SYN_RENEW                                                                                  \
-    "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type T] [--pss] "    \
-    "[--no-wait] [--json]"
-#define SYN_REVOKE                                                                                 \
-    "revoke (--job ID | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON "                  \
-    "[--comment TEXT] [--yes] [--json]"
-#define SYN_RESUME "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"
 
 /* "123" is a certificate id, "order:45" an order id. */
 static int parse_replaces(const char *s, long *cert, long *order)
@@ -70,46 +61,41 @@ static int parse_replaces(const char *s, long *cert, long *order)
     return 0;
 }
 
-/* One option of enroll/renew: 0, 1 after --help, or the usage error (reported). */
-static int enroll_option(struct cli *cli, struct enroll_opts *o, int c, const char *syn)
+/* One option of enroll/renew (renew adds --early). */
+static int enroll_option(void *arg, int c, const char *val)
 {
+    struct enroll_opts *o = arg;
+
     switch (c) {
     case OPT_TOKEN:
-        o->token_uri = optarg;
+        o->token_uri = val;
         return 0;
     case OPT_REQUEST:
-        o->request = optarg;
+        o->request = val;
         return 0;
     case OPT_KEY_TYPE:
-        return cli_key_type(optarg, &o->key_type) < 0 ? PA_E_USAGE : 0;
+        return cli_key_type(val, &o->key_type) < 0 ? PA_E_USAGE : 0;
     case OPT_PSS:
     case OPT_NO_WAIT:
     case OPT_ONLY_BLANK:
-    case OPT_JSON:
         o->pss |= c == OPT_PSS;
         o->no_wait |= c == OPT_NO_WAIT;
         o->only_blank |= c == OPT_ONLY_BLANK;
-        cli->json |= c == OPT_JSON;
         return 0;
     case OPT_REPLACES:
-        if (parse_replaces(optarg, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
+        if (parse_replaces(val, &o->replaces_certificate_id, &o->replaces_order_id) < 0)
             return cli_fail(PA_E_USAGE, N_("a certificate id, or order:ORDER_ID"), "--replaces");
         return 0;
-    case 'h':
-        cli_usage(syn);
-        return 1;
+    case OPT_EARLY:
+        o->early = o->renew;
+        return o->renew ? 0 : CLI_OPT_UNKNOWN;
     default:
-        if (c == OPT_EARLY && o->renew) {
-            o->early = true;
-            return 0;
-        }
-        return cli_fail(PA_E_USAGE, NULL, "%s", o->renew ? "renew" : "enroll");
+        return CLI_OPT_UNKNOWN;
     }
 }
 
 /* The options enroll and renew share (renew adds --early and makes --request optional). */
-static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_opts *o,
-                        const char *syn)
+static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_opts *o)
 {
     static const struct option opts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
@@ -120,15 +106,15 @@ static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_op
         {"replaces", required_argument, NULL, OPT_REPLACES},
         {"only-blank", no_argument, NULL, OPT_ONLY_BLANK},
         {"early", no_argument, NULL, OPT_EARLY},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
+    static const struct cli_getopt enroll_how = {
+        .command = "enroll", .longopts = opts, .option = enroll_option};
+    static const struct cli_getopt renew_how = {
+        .command = "renew", .longopts = opts, .option = enroll_option};
     const char *cmd = o->renew ? "renew" : "enroll";
-    int c, r = 0;
+    int r = cli_getopt(cli, o->renew ? &renew_how : &enroll_how, o, argc, argv);
 
-    while (r == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-        r = enroll_option(cli, o, c, syn);
     if (r != 0)
         return r;
     if (!o->token_uri && cli->cfg->token_uri)
@@ -145,7 +131,7 @@ static int parse_enroll(struct cli *cli, int argc, char **argv, struct enroll_op
 int cmd_enroll(struct cli *cli, int argc, char **argv)
 {
     struct enroll_opts o = {.key_type = TOK_KEY_RSA2048};
-    int r = parse_enroll(cli, argc, argv, &o, SYN_ENROLL);
+    int r = parse_enroll(cli, argc, argv, &o);
 
     if (r != 0)
         return r < 0 ? r : 0;
@@ -189,9 +175,29 @@ static struct job *renew_pick(struct job **list, size_t n, const struct enroll_o
     return pick;
 }
 
+/* What renew's options leave open, from the job picked (NULL: none). */
+static int renew_from_pick(struct enroll_opts *o, const struct job *pick, char **ret_request)
+{
+    if (!pick && !o->replaces_certificate_id)
+        return cli_fail(PA_E_USAGE,
+                        N_("no finished enrollment of this station on that token; name "
+                           "the certificate with --replaces"),
+                        "renew --token %s", o->token_uri);
+    if (pick && !o->replaces_certificate_id)
+        o->replaces_certificate_id = pick->certificate_id;
+    if (!o->request && pick && pick->request_path)
+        *ret_request = strdup(pick->request_path);
+    if (!o->request && !*ret_request)
+        return cli_fail(PA_E_USAGE,
+                        N_("the request of the replaced certificate is not known here; "
+                           "give it with --request"),
+                        "renew");
+    return 0;
+}
+
 static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_request)
 {
-    struct job **list = NULL, *pick = NULL;
+    struct job **list = NULL;
     struct tok_uri u;
     size_t n = 0;
     char err[1024] = "";
@@ -200,24 +206,10 @@ static int renew_target(struct cli *cli, struct enroll_opts *o, char **ret_reque
     if (r < 0)
         return cli_fail(PA_E_USAGE, tok_detail(), "--token %s", o->token_uri);
     r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
-    if (r == 0)
-        pick = renew_pick(list, n, o, &u);
     if (r < 0)
         cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
-    else if (!pick && !o->replaces_certificate_id)
-        r = cli_fail(PA_E_USAGE,
-                     N_("no finished enrollment of this station on that token; name "
-                        "the certificate with --replaces"),
-                     "renew --token %s", o->token_uri);
-    if (r == 0 && pick && !o->replaces_certificate_id)
-        o->replaces_certificate_id = pick->certificate_id;
-    if (r == 0 && !o->request && pick && pick->request_path)
-        *ret_request = strdup(pick->request_path);
-    if (r == 0 && !o->request && !*ret_request)
-        r = cli_fail(PA_E_USAGE,
-                     N_("the request of the replaced certificate is not known here; "
-                        "give it with --request"),
-                     "renew");
+    else
+        r = renew_from_pick(o, renew_pick(list, n, o, &u), ret_request);
     job_list_free(list, n);
     tok_uri_clear(&u);
     return r;
@@ -227,7 +219,7 @@ int cmd_renew(struct cli *cli, int argc, char **argv)
 {
     struct enroll_opts o = {.key_type = TOK_KEY_RSA2048, .renew = true};
     char *request = NULL;
-    int r = parse_enroll(cli, argc, argv, &o, SYN_RENEW);
+    int r = parse_enroll(cli, argc, argv, &o);
 
     if (r != 0)
         return r < 0 ? r : 0;
@@ -243,6 +235,43 @@ int cmd_renew(struct cli *cli, int argc, char **argv)
     return r;
 }
 
+struct revoke_args {
+    struct revoke_opts o;
+    int given; /* how many of --job, --cert, --serial */
+};
+
+static int revoke_option(void *arg, int c, const char *val)
+{
+    struct revoke_args *a = arg;
+    long order = 0;
+
+    switch (c) {
+    case OPT_JOB:
+        a->o.job = val;
+        break;
+    case OPT_CERT:
+        if (parse_replaces(val, &a->o.cert, &order) < 0 || order)
+            return cli_fail(PA_E_USAGE, N_("a certificate id"), "--cert");
+        break;
+    case OPT_SERIAL:
+        a->o.serial = val;
+        break;
+    case OPT_REASON:
+        a->o.reason = val;
+        return 0;
+    case OPT_COMMENT:
+        a->o.comment = val;
+        return 0;
+    case OPT_YES:
+        a->o.yes = true;
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+    a->given++;
+    return 0;
+}
+
 int cmd_revoke(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -252,45 +281,72 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
         {"reason", required_argument, NULL, OPT_REASON},
         {"comment", required_argument, NULL, OPT_COMMENT},
         {"yes", no_argument, NULL, OPT_YES},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    struct revoke_opts o = {0};
-    long dummy = 0;
-    int c, given = 0;
+    static const struct cli_getopt how = {
+        .command = "revoke", .longopts = opts, .option = revoke_option};
+    struct revoke_args a = {0};
+    int r = cli_getopt(cli, &how, &a, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_JOB) {
-            o.job = optarg;
-            given++;
-        } else if (c == OPT_CERT) {
-            if (parse_replaces(optarg, &o.cert, &dummy) < 0 || dummy)
-                return cli_fail(PA_E_USAGE, N_("a certificate id"), "--cert");
-            given++;
-        } else if (c == OPT_SERIAL) {
-            o.serial = optarg;
-            given++;
-        } else if (c == OPT_REASON || c == OPT_COMMENT) {
-            *(c == OPT_REASON ? &o.reason : &o.comment) = optarg;
-        } else if (c == OPT_YES || c == OPT_JSON) {
-            o.yes |= c == OPT_YES;
-            cli->json |= c == OPT_JSON;
-        } else if (c == 'h') {
-            cli_usage(SYN_REVOKE);
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "revoke");
-        }
-    }
-    if (given != 1 || optind != argc)
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (a.given != 1 || optind != argc)
         return cli_fail(PA_E_USAGE, N_("name exactly one of --job, --cert, --serial"), "revoke");
-    if (!revoke_reason_valid(o.reason))
+    if (!revoke_reason_valid(a.o.reason))
         return cli_fail(PA_E_USAGE,
                         N_("--reason key_compromise, superseded, cessation_of_operation, "
                            "affiliation_changed or unspecified"),
                         "revoke");
-    return revoke_run(cli, &o);
+    return revoke_run(cli, &a.o);
+}
+
+struct job_args {
+    struct enroll_opts o;
+    bool all; /* resume --all */
+};
+
+/* The options of resume and cancel (cancel takes only --pin-source). */
+static int job_option(void *arg, int c, const char *val)
+{
+    struct job_args *a = arg;
+
+    switch (c) {
+    case OPT_ALL:
+        a->all = true;
+        return 0;
+    case OPT_PIN_SOURCE:
+        a->o.pin_source = val;
+        return 0;
+    case OPT_NO_WAIT:
+        a->o.no_wait = true;
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+}
+
+/* Every unfinished job, each independent: one failure does not stop the others. */
+static int resume_all(struct cli *cli, const struct enroll_opts *o)
+{
+    struct job **list = NULL;
+    char err[512] = "";
+    size_t n = 0;
+    int r, worst = 0;
+
+    r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
+    if (r < 0)
+        return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
+    if (err[0])
+        fprintf(stderr, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
+    for (size_t i = 0; i < n; i++) {
+        if (job_state_is_terminal(list[i]->state))
+            continue;
+        r = enroll_resume(cli, list[i]->id, o);
+        if (r < 0 && (worst == 0 || worst == PA_E_PENDING))
+            worst = r;
+    }
+    job_list_free(list, n);
+    return worst;
 }
 
 int cmd_resume(struct cli *cli, int argc, char **argv)
@@ -299,86 +355,39 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
         {"all", no_argument, NULL, OPT_ALL},
         {"pin-source", required_argument, NULL, OPT_PIN_SOURCE},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    struct enroll_opts o = {.key_type = TOK_KEY_RSA2048};
-    struct job **list = NULL;
-    char err[512] = "";
-    bool all = false;
-    size_t n = 0;
-    int c, r, worst = 0;
+    static const struct cli_getopt how = {
+        .command = "resume", .longopts = opts, .option = job_option};
+    struct job_args a = {.o = {.key_type = TOK_KEY_RSA2048}};
+    int r = cli_getopt(cli, &how, &a, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_ALL:
-            all = true;
-            break;
-        case OPT_PIN_SOURCE:
-            o.pin_source = optarg;
-            break;
-        case OPT_NO_WAIT:
-            o.no_wait = true;
-            break;
-        case OPT_JSON:
-            cli->json = true;
-            break;
-        case 'h':
-            cli_usage(SYN_RESUME);
-            return 0;
-        default:
-            return cli_fail(PA_E_USAGE, NULL, "resume");
-        }
-    }
-    if (!((all && optind == argc) || (!all && optind == argc - 1)))
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (!((a.all && optind == argc) || (!a.all && optind == argc - 1)))
         return cli_fail(PA_E_USAGE, N_("name one JOB, or --all"), "resume");
     enroll_handle_stop_signals();
-    if (!all)
-        return enroll_resume(cli, argv[optind], &o);
-    r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
-    if (r < 0)
-        return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
-    if (err[0])
-        fprintf(stderr, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
-    /* Every unfinished job, each independent: one failure does not stop the others. */
-    for (size_t i = 0; i < n; i++) {
-        if (job_state_terminal(list[i]->state))
-            continue;
-        r = enroll_resume(cli, list[i]->id, &o);
-        if (r < 0 && (worst == 0 || worst == PA_E_PENDING))
-            worst = r;
-    }
-    job_list_free(list, n);
-    return worst;
+    if (!a.all)
+        return enroll_resume(cli, argv[optind], &a.o);
+    return resume_all(cli, &a.o);
 }
 
 int cmd_cancel(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"pin-source", required_argument, NULL, OPT_PIN_SOURCE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    struct enroll_opts o = {.key_type = TOK_KEY_RSA2048};
-    int c;
+    static const struct cli_getopt how = {
+        .command = "cancel", .longopts = opts, .option = job_option};
+    struct job_args a = {.o = {.key_type = TOK_KEY_RSA2048}};
+    int r = cli_getopt(cli, &how, &a, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_PIN_SOURCE) {
-            o.pin_source = optarg;
-        } else if (c == OPT_JSON) {
-            cli->json = true;
-        } else if (c == 'h') {
-            cli_usage("cancel JOB [--pin-source FILE] [--json]");
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "cancel");
-        }
-    }
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (optind != argc - 1)
         return cli_fail(PA_E_USAGE, N_("name one JOB"), "cancel");
-    return enroll_cancel(cli, argv[optind], &o);
+    return enroll_cancel(cli, argv[optind], &a.o);
 }
 
 static json_object *job_json(const struct job *j)
@@ -390,14 +399,9 @@ static json_object *job_json(const struct job *j)
     return o ? o : json_object_new_object();
 }
 
-static void print_job(const struct job *j)
+/* The key lines of status JOB: key, custody, keygen. */
+static void print_job_key(const struct job *j)
 {
-    char when[32];
-    struct tm tm;
-
-    printf(_("job %s: %s\n"), j->id, job_state_name(j->state));
-    printf(_("  token     '%s' serial %s (%s %s)\n"), j->token_label, j->token_serial,
-           j->token_manufacturer, j->token_model);
     if (j->key_id_hex[0])
         printf(_("  key       %s id %s (%s)%s\n"), j->key_type, j->key_id_hex, j->key_label,
                j->custody_ok ? _(", custody checked") : "");
@@ -408,28 +412,44 @@ static void print_job(const struct job *j)
                                  : _("  keygen    %s on a %s slot, module %s\n"),
                j->keygen_mechanism[0] ? j->keygen_mechanism : _("(interrupted before the answer)"),
                j->slot_hw ? _("hardware") : _("software"), j->module_path ? j->module_path : "?");
+}
+
+/* The "replaces" line of status JOB, with what became of the old certificate. */
+static void print_job_replaces(const struct job *j)
+{
+    if (!j->replaces_certificate_id && !j->replaces_order_id)
+        return;
+    if (j->replaces_certificate_id)
+        printf(_("  replaces  certificate %ld"), j->replaces_certificate_id);
+    else
+        printf(_("  replaces  order %ld"), j->replaces_order_id);
+    if (j->old_revoked)
+        printf("%s\n", _(" (revoked)"));
+    else if (strcmp(j->revoke_status, "pending") == 0)
+        printf(_(" (NOT revoked yet: revocation request %ld awaits approval)\n"),
+               j->revoke_request_id);
+    else if (strcmp(j->revoke_status, "rejected") == 0)
+        printf(_(" (NOT revoked: revocation request %ld rejected)\n"), j->revoke_request_id);
+    else
+        printf("%s\n", j->revoke_attempt_at ? _(" (revocation sent, answer not seen yet)") : "");
+}
+
+static void print_job(const struct job *j)
+{
+    char when[32];
+    struct tm tm;
+
+    printf(_("job %s: %s\n"), j->id, job_state_name(j->state));
+    printf(_("  token     '%s' serial %s (%s %s)\n"), j->token_label, j->token_serial,
+           j->token_manufacturer, j->token_model);
+    print_job_key(j);
     if (j->request_path)
         printf(_("  request   %s (%s)\n"), j->request_path, j->product ? j->product : "");
     if (j->order_id)
         printf(_("  order     %ld: %s\n"), j->order_id, j->order_status);
     if (j->certificate_id)
         printf(_("  cert      id %ld serial %s\n"), j->certificate_id, j->cert_serial);
-    if (j->replaces_certificate_id || j->replaces_order_id) {
-        if (j->replaces_certificate_id)
-            printf(_("  replaces  certificate %ld"), j->replaces_certificate_id);
-        else
-            printf(_("  replaces  order %ld"), j->replaces_order_id);
-        if (j->old_revoked)
-            printf("%s\n", _(" (revoked)"));
-        else if (strcmp(j->revoke_status, "pending") == 0)
-            printf(_(" (NOT revoked yet: revocation request %ld awaits approval)\n"),
-                   j->revoke_request_id);
-        else if (strcmp(j->revoke_status, "rejected") == 0)
-            printf(_(" (NOT revoked: revocation request %ld rejected)\n"), j->revoke_request_id);
-        else
-            printf("%s\n",
-                   j->revoke_attempt_at ? _(" (revocation sent, answer not seen yet)") : "");
-    }
+    print_job_replaces(j);
     if (j->last_error)
         printf(_("  error     %s\n"), j->last_error[0] ? _(j->last_error) : "");
     for (size_t i = 0; i < j->nhistory; i++) {
@@ -440,45 +460,55 @@ static void print_job(const struct job *j)
     }
 }
 
+/* status JOB: one job in full. */
+static int status_one(struct cli *cli, const char *id)
+{
+    struct job *one = NULL;
+    char err[512] = "";
+    int r = job_load(cli_state_dir(cli), id, &one, err, sizeof(err));
+
+    if (r < 0)
+        return cli_fail(r, err, "job %s", id);
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "job", job_json(one));
+        cli_print_json(o);
+    } else {
+        print_job(one);
+    }
+    job_free(one);
+    return 0;
+}
+
+static void status_list_text(const struct cli *cli, struct job **list, size_t n)
+{
+    if (n == 0)
+        printf(_("no jobs in %s\n"), cli_state_dir(cli));
+    for (size_t i = 0; i < n; i++) {
+        const struct job *j = list[i];
+
+        printf(_("%.12s  %-10s token %-16s serial %-16s order %-8ld %s\n"), j->id,
+               job_state_name(j->state), j->token_label, j->token_serial, j->order_id,
+               j->order_status);
+    }
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct job **list = NULL, *one = NULL;
+    static const struct option opts[] = {CLI_OPTS_END};
+    static const struct cli_getopt how = {.command = "status", .longopts = opts};
+    struct job **list = NULL;
     char err[512] = "";
     size_t n = 0;
-    int c, r;
+    int r = cli_getopt(cli, &how, NULL, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_JSON) {
-            cli->json = true;
-        } else if (c == 'h') {
-            cli_usage("status [JOB] [--json]");
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "status");
-        }
-    }
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (optind < argc - 1)
         return cli_fail(PA_E_USAGE, N_("at most one JOB"), "status");
-    if (optind == argc - 1) {
-        r = job_load(cli_state_dir(cli), argv[optind], &one, err, sizeof(err));
-        if (r < 0)
-            return cli_fail(r, err, "job %s", argv[optind]);
-        if (cli->json) {
-            json_object *o = json_object_new_object();
-
-            json_object_object_add(o, "job", job_json(one));
-            cli_print_json(o);
-        } else {
-            print_job(one);
-        }
-        job_free(one);
-        return 0;
-    }
+    if (optind == argc - 1)
+        return status_one(cli, argv[optind]);
     r = job_list(cli_state_dir(cli), &list, &n, err, sizeof(err));
     if (r < 0)
         return cli_fail(r, err, "jobs in %s", cli_state_dir(cli));
@@ -492,21 +522,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         json_object_object_add(o, "jobs", a);
         cli_print_json(o);
     } else {
-        if (n == 0)
-            printf(_("no jobs in %s\n"), cli_state_dir(cli));
-        for (size_t i = 0; i < n; i++) {
-            const struct job *j = list[i];
-
-            printf(_("%.12s  %-10s token %-16s serial %-16s order %-8ld %s\n"), j->id,
-                   job_state_name(j->state), j->token_label, j->token_serial, j->order_id,
-                   j->order_status);
-        }
+        status_list_text(cli, list, n);
     }
     job_list_free(list, n);
     return 0;
 }
-
-#define SYN_AUDIT "audit verify [--against-journal] [--journal-file FILE] [--since WHEN] [--json]"
 
 /* The text of finding f (with the chain's reason for a broken chain). */
 static void audit_text(const struct audit_report *rep, const struct audit_finding *f, char *buf,
@@ -597,40 +617,47 @@ static void audit_print_text(const struct audit_report *rep, int r)
     printf("\n");
 }
 
-/* The options after "audit verify". */
+static int audit_option(void *arg, int c, const char *val)
+{
+    struct audit_verify_opts *o = arg;
+
+    switch (c) {
+    case OPT_JOURNAL:
+        o->against_journal = true;
+        return 0;
+    case OPT_JOURNAL_FILE:
+        o->against_journal = true;
+        o->journal_file = val;
+        return 0;
+    case OPT_SINCE:
+        o->since = val;
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+}
+
+/* The options after "audit verify"; a usage error names the synopsis. */
 static int audit_options(struct cli *cli, int argc, char **argv, struct audit_verify_opts *o)
 {
-    enum { A_JSON = 0x200, A_JOURNAL, A_JOURNAL_FILE, A_SINCE };
     static const struct option opts[] = {
-        {"json", no_argument, NULL, A_JSON},
-        {"against-journal", no_argument, NULL, A_JOURNAL},
-        {"journal-file", required_argument, NULL, A_JOURNAL_FILE},
-        {"since", required_argument, NULL, A_SINCE},
+        {"json", no_argument, NULL, CLI_OPT_JSON},
+        {"against-journal", no_argument, NULL, OPT_JOURNAL},
+        {"journal-file", required_argument, NULL, OPT_JOURNAL_FILE},
+        {"since", required_argument, NULL, OPT_SINCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    static const struct cli_getopt how = {
+        .command = "audit", .longopts = opts, .option = audit_option, .error_synopsis = true};
+    int r;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == A_JSON) {
-            cli->json = true;
-        } else if (c == A_JOURNAL) {
-            o->against_journal = true;
-        } else if (c == A_JOURNAL_FILE) {
-            o->against_journal = true;
-            o->journal_file = optarg;
-        } else if (c == A_SINCE) {
-            o->since = optarg;
-        } else if (c == 'h') {
-            cli_usage(SYN_AUDIT);
-            return 1;
-        } else {
-            return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
-        }
-    }
+    r = cli_getopt(cli, &how, o, argc, argv);
+    if (r != 0)
+        return r;
     if (optind != argc)
-        return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
+        return cli_fail(PA_E_USAGE, cli_synopsis("audit"), "audit");
     if (o->since && (!o->against_journal || o->journal_file))
         return cli_fail(PA_E_USAGE, N_("--since applies to the journal (--against-journal)"),
                         "audit");
@@ -646,11 +673,11 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
     int r;
 
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cli_usage(SYN_AUDIT);
+        cli_usage("audit");
         return 0;
     }
     if (argc < 2 || strcmp(argv[1], "verify") != 0)
-        return cli_fail(PA_E_USAGE, SYN_AUDIT, "audit");
+        return cli_fail(PA_E_USAGE, cli_synopsis("audit"), "audit");
     r = audit_options(cli, argc - 1, argv + 1, &o);
     if (r != 0)
         return r < 0 ? r : 0;

@@ -24,10 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYN_EXPIRING "expiring [--within DAYS] [--json]"
-#define SYN_CERTS    "certs [--token URI] [--json]"
-
-enum { OPT_JSON = 0x100, OPT_WITHIN, OPT_TOKEN };
+enum { OPT_WITHIN = CLI_OPT_FIRST, OPT_TOKEN };
 
 #define NONE ((size_t)-1)
 
@@ -45,13 +42,13 @@ static void name_string(const X509_NAME *name, char *out, size_t outlen)
 {
     BIO *b = BIO_new(BIO_s_mem());
     char *p = NULL;
-    long len;
 
     out[0] = '\0';
     if (!b)
         return;
     if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-        len = BIO_get_mem_data(b, &p);
+        long len = BIO_get_mem_data(b, &p);
+
         if (len > 0)
             lc_printable(p, (size_t)len, out, outlen);
     }
@@ -271,29 +268,27 @@ static int parse_days(const char *s, long *ret)
     return 0;
 }
 
+static int expiring_option(void *arg, int c, const char *val)
+{
+    struct exp_run *run = arg;
+
+    if (c != OPT_WITHIN)
+        return CLI_OPT_UNKNOWN;
+    return parse_days(val, &run->within) < 0 ? PA_E_USAGE : 0;
+}
+
 static int expiring_args(struct exp_run *run, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"within", required_argument, NULL, OPT_WITHIN},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    int c;
+    static const struct cli_getopt how = {
+        .command = "expiring", .longopts = opts, .option = expiring_option};
+    int r = cli_getopt(run->cli, &how, run, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_WITHIN) {
-            if (parse_days(optarg, &run->within) < 0)
-                return PA_E_USAGE;
-        } else if (c == OPT_JSON) {
-            run->cli->json = true;
-        } else if (c == 'h') {
-            cli_usage(SYN_EXPIRING);
-            return 1;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "expiring");
-        }
-    }
+    if (r != 0)
+        return r;
     if (optind != argc)
         return cli_fail(PA_E_USAGE, N_("unexpected argument"), "expiring");
     return 0;
@@ -453,6 +448,12 @@ static void print_job(const struct certs_run *run, const struct lc_match *m)
            job_short(run, m->job), job_state_name(j->state), j->order_id);
 }
 
+/* Which halves of a key pair are on the token (at least one is). */
+static const char *pair_halves(const struct tok_object *priv, const struct tok_object *pub)
+{
+    return priv && pub ? _("private and public") : priv ? _("private only") : _("public");
+}
+
 /* One key pair: a private and/or a public key object with one CKA_ID. */
 static void show_keypair(struct certs_tok *ct, const struct tok_object *priv,
                          const struct tok_object *pub)
@@ -469,10 +470,7 @@ static void show_keypair(struct certs_tok *ct, const struct tok_object *priv,
     ct->foreign += m.role == LC_FOREIGN;
     if (!ct->keys) {
         printf(_("  key pair     id %s label '%s' %s, %s: "), id[0] ? id : _("(none)"), label,
-               k->key_type,
-               priv && pub ? _("private and public")
-               : priv      ? _("private only")
-                           : _("public"));
+               k->key_type, pair_halves(priv, pub));
         print_job(ct->run, &m);
         printf(_("\n               custody %s\n"), line);
         json_object_put(cust);
@@ -826,32 +824,32 @@ static int certs_all(struct certs_run *run)
     return worst;
 }
 
+static int certs_option(void *arg, int c, const char *val)
+{
+    const char **token = arg;
+
+    if (c != OPT_TOKEN)
+        return CLI_OPT_UNKNOWN;
+    *token = val;
+    return 0;
+}
+
 int cmd_certs(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
+    static const struct cli_getopt how = {
+        .command = "certs", .longopts = opts, .option = certs_option};
     struct certs_run run = {.cli = cli, .now = time(NULL)};
     const char *token = NULL;
     struct job **list = NULL;
     size_t n = 0;
-    int c, r;
+    int r = cli_getopt(cli, &how, &token, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_TOKEN) {
-            token = optarg;
-        } else if (c == OPT_JSON) {
-            cli->json = true;
-        } else if (c == 'h') {
-            cli_usage(SYN_CERTS);
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "certs");
-        }
-    }
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (optind != argc)
         return cli_fail(PA_E_USAGE, N_("unexpected argument"), "certs");
     r = load_jobs(cli, &list, &n, &run.jobs);

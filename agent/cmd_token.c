@@ -17,16 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYN_TOKENS "tokens [--json]"
-#define SYN_KEYGEN                                                                                 \
-    "keygen --token URI [--key-type rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384] "                  \
-    "[--label TEXT] [--json]"
-#define SYN_INSTALL "install --key URI --cert FILE [--trust FILE] [--json]"
-#define SYN_CSR     "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"
-
 enum {
-    OPT_JSON = 0x100,
-    OPT_TOKEN,
+    OPT_TOKEN = CLI_OPT_FIRST,
     OPT_KEY_TYPE,
     OPT_LABEL,
     OPT_KEY,
@@ -99,71 +91,65 @@ static void print_token_uri(const struct tok_info *t)
     free(uri);
 }
 
+static void tokens_json(const struct cli *cli, const struct tok_info *list, size_t n)
+{
+    json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(a, info_json(&list[i]));
+    json_object_object_add(o, "module", json_object_new_string(cli_module(cli)));
+    json_object_object_add(o, "tokens", a);
+    cli_print_json(o);
+}
+
+static void tokens_text(const struct cli *cli, const struct tok_info *list, size_t n)
+{
+    if (n == 0)
+        printf(_("no token present (module %s)\n"), cli_module(cli));
+    for (size_t i = 0; i < n; i++) {
+        const struct tok_info *t = &list[i];
+
+        if (!t->token_initialized) {
+            printf(_("(uninitialised token in slot %lu, %s %s)\n"), t->slot_id, t->manufacturer,
+                   t->model);
+            continue;
+        }
+        printf(_("%-16s serial %-16s %s %s; %s%s%s"), t->label, t->serial, t->manufacturer,
+               t->model, pin_state(t), t->protected_auth_path ? _("; PIN pad") : "",
+               t->write_protected ? _("; write-protected") : "");
+        if (t->free_private_memory >= 0)
+            printf(_("; %ld bytes free"), t->free_private_memory);
+        printf("\n");
+        print_token_uri(t);
+    }
+}
+
 int cmd_tokens(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    static const struct option opts[] = {CLI_OPTS_END};
+    static const struct cli_getopt how = {.command = "tokens", .longopts = opts};
     struct tok_ctx *ctx = NULL;
     struct tok_info *list = NULL;
     size_t n = 0;
-    int c, r;
+    int r = cli_getopt(cli, &how, NULL, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_JSON) {
-            cli->json = true;
-        } else if (c == 'h') {
-            cli_usage(SYN_TOKENS);
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "tokens");
-        }
-    }
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (optind != argc)
         return cli_fail(PA_E_USAGE, N_("unexpected argument"), "tokens");
     r = tok_open(cli_module(cli), &ctx);
     if (r < 0)
         return cli_fail(r, tok_detail(), "PKCS#11 module %s", cli_module(cli));
     r = tok_list(ctx, &list, &n);
-    if (r < 0) {
+    if (r < 0)
         cli_fail(r, tok_detail(), "listing tokens");
-        goto out;
-    }
-    if (cli->json) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
-
-        for (size_t i = 0; i < n; i++)
-            json_object_array_add(a, info_json(&list[i]));
-        json_object_object_add(o, "module", json_object_new_string(cli_module(cli)));
-        json_object_object_add(o, "tokens", a);
-        cli_print_json(o);
-    } else {
-        if (n == 0)
-            printf(_("no token present (module %s)\n"), cli_module(cli));
-        for (size_t i = 0; i < n; i++) {
-            const struct tok_info *t = &list[i];
-
-            if (!t->token_initialized) {
-                printf(_("(uninitialised token in slot %lu, %s %s)\n"), t->slot_id, t->manufacturer,
-                       t->model);
-                continue;
-            }
-            printf(_("%-16s serial %-16s %s %s; %s%s%s"), t->label, t->serial, t->manufacturer,
-                   t->model, pin_state(t), t->protected_auth_path ? _("; PIN pad") : "",
-                   t->write_protected ? _("; write-protected") : "");
-            if (t->free_private_memory >= 0)
-                printf(_("; %ld bytes free"), t->free_private_memory);
-            printf("\n");
-            print_token_uri(t);
-        }
-    }
-    r = 0;
-out:
+    else if (cli->json)
+        tokens_json(cli, list, n);
+    else
+        tokens_text(cli, list, n);
     free(list);
     tok_close(ctx);
-    return r;
+    return r < 0 ? r : 0;
 }
 
 static json_object *custody_json(const struct tok_custody *c)
@@ -178,18 +164,87 @@ static json_object *custody_json(const struct tok_custody *c)
     return o;
 }
 
+struct keygen_args {
+    const char *token, *label;
+    enum tok_key_type type;
+};
+
+static int keygen_option(void *arg, int c, const char *val)
+{
+    struct keygen_args *a = arg;
+
+    switch (c) {
+    case OPT_TOKEN:
+        a->token = val;
+        return 0;
+    case OPT_KEY_TYPE:
+        return cli_key_type(val, &a->type) < 0 ? PA_E_USAGE : 0;
+    case OPT_LABEL:
+        a->label = val;
+        if (!*val || strlen(val) > 64)
+            return cli_fail(PA_E_USAGE, N_("1 to 64 bytes"), "--label");
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+}
+
+/* A new key pair that passed the gate for our own keys, or nothing left on the token. */
+static int keygen_checked(struct tok_token *tok, const struct tok_info *info,
+                          const struct keygen_args *a, unsigned char *id, size_t *id_len,
+                          struct tok_custody *cust)
+{
+    int r = tok_keygen(tok, a->type, a->label, id, id_len);
+
+    if (r < 0)
+        return cli_fail(r, tok_detail(), "generating a %s key on token '%s'",
+                        tok_key_type_name(a->type), info->label);
+    /* This command just generated the key itself: the gate for our own keys (unreadable, not
+     * extractable), which holds on card stacks that report CKA_LOCAL false. */
+    r = tok_key_custody(tok, id, *id_len, cust);
+    if (r == 0)
+        r = tok_custody_ok_generated(cust);
+    if (r < 0) {
+        /* A key we will not use must not stay behind on the person's token. */
+        int d = tok_delete_keypair(tok, id, *id_len);
+
+        cli_fail(r, tok_detail(), "new key on token '%s' (%s)", info->label,
+                 d == 0 ? _("deleted again") : _("COULD NOT BE DELETED"));
+    }
+    return r;
+}
+
+static void keygen_print(const struct cli *cli, const char *uri, const char *idhex,
+                         const struct keygen_args *a, const struct tok_info *info,
+                         const struct tok_custody *cust)
+{
+    json_object *o;
+
+    if (!cli->json) {
+        puts(uri);
+        return;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "uri", json_object_new_string(uri));
+    json_object_object_add(o, "id", json_object_new_string(idhex));
+    json_object_object_add(o, "label", json_object_new_string(a->label));
+    json_object_object_add(o, "key_type", json_object_new_string(tok_key_type_name(a->type)));
+    json_object_object_add(o, "token", info_json(info));
+    json_object_object_add(o, "custody", custody_json(cust));
+    cli_print_json(o);
+}
+
 int cmd_keygen(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
         {"key-type", required_argument, NULL, OPT_KEY_TYPE},
         {"label", required_argument, NULL, OPT_LABEL},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    const char *token = NULL, *label = "pkio-agent";
-    enum tok_key_type type = TOK_KEY_RSA2048;
+    static const struct cli_getopt how = {
+        .command = "keygen", .longopts = opts, .option = keygen_option};
+    struct keygen_args a = {.label = "pkio-agent", .type = TOK_KEY_RSA2048};
     struct tok_ctx *ctx = NULL;
     struct tok_token *tok = NULL;
     struct tok_custody cust;
@@ -197,82 +252,32 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
     unsigned char id[TOK_ID_MAX];
     char idhex[2 * TOK_ID_MAX + 1], *uri = NULL;
     size_t id_len = 0;
-    int c, r;
+    int r = cli_getopt(cli, &how, &a, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_TOKEN:
-            token = optarg;
-            break;
-        case OPT_KEY_TYPE:
-            if (cli_key_type(optarg, &type) < 0)
-                return PA_E_USAGE;
-            break;
-        case OPT_LABEL:
-            label = optarg;
-            if (!*label || strlen(label) > 64)
-                return cli_fail(PA_E_USAGE, N_("1 to 64 bytes"), "--label");
-            break;
-        case OPT_JSON:
-            cli->json = true;
-            break;
-        case 'h':
-            cli_usage(SYN_KEYGEN);
-            return 0;
-        default:
-            return cli_fail(PA_E_USAGE, NULL, "keygen");
-        }
-    }
-    if (!token || optind != argc)
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (!a.token || optind != argc)
         return cli_fail(PA_E_USAGE, N_("--token URI is required"), "keygen");
-    r = cli_open_token(cli, token, true, &ctx, &tok, NULL);
+    r = cli_open_token(cli, a.token, true, &ctx, &tok, NULL);
     if (r < 0)
         return r;
     r = tok_token_info(tok, &info);
     if (r == 0)
-        r = tok_check_keygen(tok, type);
+        r = tok_check_keygen(tok, a.type);
     if (r < 0) {
         cli_fail(r, tok_detail(), "token '%s'", info.label);
         goto out;
     }
-    r = tok_keygen(tok, type, label, id, &id_len);
-    if (r < 0) {
-        cli_fail(r, tok_detail(), "generating a %s key on token '%s'", tok_key_type_name(type),
-                 info.label);
+    r = keygen_checked(tok, &info, &a, id, &id_len, &cust);
+    if (r < 0)
         goto out;
-    }
-    /* This command just generated the key itself: the gate for our own keys (unreadable, not
-     * extractable), which holds on card stacks that report CKA_LOCAL false. */
-    r = tok_key_custody(tok, id, id_len, &cust);
-    if (r == 0)
-        r = tok_custody_ok_generated(&cust);
-    if (r < 0) {
-        /* A key we will not use must not stay behind on the person's token. */
-        int d = tok_delete_keypair(tok, id, id_len);
-
-        cli_fail(r, tok_detail(), "new key on token '%s' (%s)", info.label,
-                 d == 0 ? _("deleted again") : _("COULD NOT BE DELETED"));
-        goto out;
-    }
-    uri = tok_uri_for_key(&info, id, id_len, label);
+    uri = tok_uri_for_key(&info, id, id_len, a.label);
     if (!uri) {
         r = cli_fail(PA_E_NOMEM, NULL, "keygen");
         goto out;
     }
     hex(idhex, id, id_len);
-    if (cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "uri", json_object_new_string(uri));
-        json_object_object_add(o, "id", json_object_new_string(idhex));
-        json_object_object_add(o, "label", json_object_new_string(label));
-        json_object_object_add(o, "key_type", json_object_new_string(tok_key_type_name(type)));
-        json_object_object_add(o, "token", info_json(&info));
-        json_object_object_add(o, "custody", custody_json(&cust));
-        cli_print_json(o);
-    } else {
-        puts(uri);
-    }
+    keygen_print(cli, uri, idhex, &a, &info, &cust);
 out:
     free(uri);
     tok_token_close(tok);
@@ -321,6 +326,90 @@ static int subject_of(const char *request, const char *subject, struct csr_subje
     return r;
 }
 
+struct csr_args {
+    const char *key, *request, *subject, *output;
+    bool pss;
+};
+
+static int csr_option(void *arg, int c, const char *val)
+{
+    struct csr_args *a = arg;
+
+    switch (c) {
+    case OPT_KEY:
+        a->key = val;
+        return 0;
+    case OPT_REQUEST:
+        a->request = val;
+        return 0;
+    case OPT_SUBJECT:
+        a->subject = val;
+        return 0;
+    case OPT_PSS:
+        a->pss = true;
+        return 0;
+    case 'o':
+        a->output = val;
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+}
+
+/* The key the URI names, with its custody checked: its public half and a signing handle. */
+static int csr_keys(struct tok_token *tok, const struct tok_uri *u, const char *key,
+                    struct tok_custody *cust, EVP_PKEY **pub, EVP_PKEY **sign)
+{
+    unsigned char id[TOK_ID_MAX];
+    size_t id_len = 0;
+    int r = key_id_of(tok, u, id, &id_len);
+
+    if (r < 0)
+        return cli_fail(r,
+                        r == PA_E_USAGE ? N_("the key URI needs id= or object= (and type=private)")
+                        : r == PA_E_TOKEN_NOT_FOUND
+                            ? N_("no private key with that id or object on the token")
+                            : tok_detail(),
+                        "key %s", key);
+    r = tok_key_custody(tok, id, id_len, cust);
+    if (r == 0)
+        r = tok_custody_ok(cust);
+    if (r == 0)
+        r = tok_public_key(tok, id, id_len, pub);
+    if (r == 0)
+        r = tok_signing_key(tok, id, id_len, sign);
+    if (r < 0)
+        cli_fail(r, tok_detail(), "key %s", key);
+    return r;
+}
+
+static void csr_print(const struct cli *cli, const struct csr_args *a, const char *pem,
+                      const struct csr_subject *subj, EVP_PKEY *pub, const struct tok_custody *cust)
+{
+    json_object *o;
+    char spki[65];
+
+    if (!cli->json) {
+        if (!a->output)
+            fputs(pem, stdout);
+        return;
+    }
+    o = json_object_new_object();
+    (void)csr_spki_sha256(pub, spki);
+    json_object_object_add(o, "csr", json_object_new_string(pem));
+    json_object_object_add(o, "subject_cn", json_object_new_string(subj->cn));
+    json_object_object_add(o, "signature",
+                           json_object_new_string(a->pss ? "rsassa-pss-sha256"
+                                                  : EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC
+                                                      ? "ecdsa-sha256"
+                                                      : "sha256-rsa-pkcs1"));
+    json_object_object_add(o, "spki_sha256", json_object_new_string(spki));
+    json_object_object_add(o, "custody", custody_json(cust));
+    if (a->output)
+        json_object_object_add(o, "output", json_object_new_string(a->output));
+    cli_print_json(o);
+}
+
 int cmd_csr(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -329,113 +418,49 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
         {"subject", required_argument, NULL, OPT_SUBJECT},
         {"pss", no_argument, NULL, OPT_PSS},
         {"output", required_argument, NULL, 'o'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    const char *key = NULL, *request = NULL, *subject = NULL, *output = NULL;
+    static const struct cli_getopt how = {
+        .command = "csr", .shortopts = "ho:", .longopts = opts, .option = csr_option};
+    struct csr_args a = {0};
     struct csr_subject subj = {0};
     struct tok_ctx *ctx = NULL;
     struct tok_token *tok = NULL;
     struct tok_custody cust;
     struct tok_uri u;
     EVP_PKEY *pub = NULL, *sign = NULL;
-    unsigned char id[TOK_ID_MAX];
-    char err[256] = "", *pem = NULL, spki[65];
-    size_t id_len = 0;
-    bool pss = false;
-    int c, r;
+    char err[256] = "", *pem = NULL;
+    int r;
 
     memset(&u, 0, sizeof(u));
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_KEY:
-            key = optarg;
-            break;
-        case OPT_REQUEST:
-            request = optarg;
-            break;
-        case OPT_SUBJECT:
-            subject = optarg;
-            break;
-        case OPT_PSS:
-            pss = true;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case OPT_JSON:
-            cli->json = true;
-            break;
-        case 'h':
-            cli_usage(SYN_CSR);
-            return 0;
-        default:
-            return cli_fail(PA_E_USAGE, NULL, "csr");
-        }
-    }
-    if (!key || optind != argc || !request == !subject)
+    r = cli_getopt(cli, &how, &a, argc, argv);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (!a.key || optind != argc || !a.request == !a.subject)
         return cli_fail(PA_E_USAGE, N_("--key URI and one of --request FILE or --subject DN"),
                         "csr");
     /* Check the subject before touching the token: a bad request costs no PIN entry. */
-    r = subject_of(request, subject, &subj);
+    r = subject_of(a.request, a.subject, &subj);
     if (r < 0)
         return r;
-    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
+    r = cli_open_token(cli, a.key, true, &ctx, &tok, &u);
+    if (r == 0)
+        r = csr_keys(tok, &u, a.key, &cust, &pub, &sign);
     if (r < 0)
         goto out;
-    r = key_id_of(tok, &u, id, &id_len);
-    if (r < 0) {
-        cli_fail(r,
-                 r == PA_E_USAGE ? N_("the key URI needs id= or object= (and type=private)")
-                 : r == PA_E_TOKEN_NOT_FOUND
-                     ? N_("no private key with that id or object on the token")
-                     : tok_detail(),
-                 "key %s", key);
-        goto out;
-    }
-    r = tok_key_custody(tok, id, id_len, &cust);
-    if (r == 0)
-        r = tok_custody_ok(&cust);
-    if (r == 0)
-        r = tok_public_key(tok, id, id_len, &pub);
-    if (r == 0)
-        r = tok_signing_key(tok, id, id_len, &sign);
-    if (r < 0) {
-        cli_fail(r, tok_detail(), "key %s", key);
-        goto out;
-    }
-    r = csr_build(sign, pub, &subj, pss, &pem, err, sizeof(err));
+    r = csr_build(sign, pub, &subj, a.pss, &pem, err, sizeof(err));
     if (r < 0) {
         cli_fail(r, err, "CSR");
         goto out;
     }
-    if (output) {
-        r = fs_write_atomic(output, pem, strlen(pem), 0644);
+    if (a.output) {
+        r = fs_write_atomic(a.output, pem, strlen(pem), 0644);
         if (r < 0) {
-            cli_fail(r, NULL, "writing %s", output);
+            cli_fail(r, NULL, "writing %s", a.output);
             goto out;
         }
     }
-    if (cli->json) {
-        json_object *o = json_object_new_object();
-
-        (void)csr_spki_sha256(pub, spki);
-        json_object_object_add(o, "csr", json_object_new_string(pem));
-        json_object_object_add(o, "subject_cn", json_object_new_string(subj.cn));
-        json_object_object_add(o, "signature",
-                               json_object_new_string(pss ? "rsassa-pss-sha256"
-                                                      : EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC
-                                                          ? "ecdsa-sha256"
-                                                          : "sha256-rsa-pkcs1"));
-        json_object_object_add(o, "spki_sha256", json_object_new_string(spki));
-        json_object_object_add(o, "custody", custody_json(&cust));
-        if (output)
-            json_object_object_add(o, "output", json_object_new_string(output));
-        cli_print_json(o);
-    } else if (!output) {
-        fputs(pem, stdout);
-    }
+    csr_print(cli, &a, pem, &subj, pub, &cust);
 out:
     free(pem);
     EVP_PKEY_free(sign);
@@ -447,17 +472,108 @@ out:
     return r;
 }
 
+struct key_args {
+    const char *key, *certfile, *trust;
+};
+
+/* install's and delete-key's options (delete-key has no --cert or --trust). */
+static int key_option(void *arg, int c, const char *val)
+{
+    struct key_args *a = arg;
+
+    switch (c) {
+    case OPT_KEY:
+        a->key = val;
+        return 0;
+    case OPT_CERT:
+        a->certfile = val;
+        return 0;
+    case OPT_TRUST:
+        a->trust = val;
+        return 0;
+    default:
+        return CLI_OPT_UNKNOWN;
+    }
+}
+
+/* The certificates of a PEM bundle file; reported. */
+static int install_bundle(const char *certfile, STACK_OF(X509) * *all)
+{
+    char *pem = NULL;
+    size_t pem_len = 0;
+    int r = fs_read_file(certfile, 1 << 20, &pem, &pem_len);
+
+    if (r < 0)
+        return cli_fail(r, NULL, "reading %s", certfile);
+    r = certs_parse_pem(pem, pem_len, all);
+    if (r < 0)
+        cli_fail(r, N_("not a PEM certificate bundle"), "%s", certfile);
+    free(pem);
+    return r;
+}
+
+/* The key the URI names (id and public key); reported. */
+static int install_key(struct tok_token *tok, const struct tok_uri *u, const char *key,
+                       unsigned char *id, size_t *id_len, EVP_PKEY **pub)
+{
+    int r = key_id_of(tok, u, id, id_len);
+
+    if (r == 0)
+        r = tok_public_key(tok, id, *id_len, pub);
+    if (r < 0)
+        cli_fail(r, r == PA_E_USAGE ? N_("the key URI needs id= or object=") : tok_detail(),
+                 "key %s", key);
+    return r;
+}
+
+/* The leaf that carries pub and the rest of the bundle, verified against --trust if given. */
+static int install_chain(const struct key_args *a, STACK_OF(X509) * all, EVP_PKEY *pub, X509 **leaf,
+                         STACK_OF(X509) * *chain)
+{
+    int r = certs_pick_leaf(all, pub, leaf, chain);
+
+    if (r < 0)
+        return cli_fail(r, N_("no certificate in it carries the token key"), "%s", a->certfile);
+    if (a->trust) {
+        char err[256] = "";
+
+        r = certs_verify_chain(*leaf, *chain, a->trust, err, sizeof(err));
+        if (r < 0)
+            cli_fail(r, err, "%s", a->certfile);
+    }
+    return r;
+}
+
+static void install_print(const struct cli *cli, const struct wb_result *res)
+{
+    if (cli->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "leaf_written", json_object_new_boolean(res->leaf_written));
+        json_object_object_add(o, "ca_written", json_object_new_int((int)res->ca_written));
+        json_object_object_add(o, "ca_present", json_object_new_int((int)res->ca_present));
+        cli_print_json(o);
+        return;
+    }
+    fputs(res->leaf_written ? _("certificate written on the token")
+                            : _("certificate already on the token"),
+          stdout);
+    printf(ngettext("; %u CA certificate written, %u already there\n",
+                    "; %u CA certificates written, %u already there\n", res->ca_written),
+           res->ca_written, res->ca_present);
+}
+
 int cmd_install(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, NULL, OPT_KEY},
         {"cert", required_argument, NULL, OPT_CERT},
         {"trust", required_argument, NULL, OPT_TRUST},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    const char *key = NULL, *certfile = NULL, *trust = NULL;
+    static const struct cli_getopt how = {
+        .command = "install", .longopts = opts, .option = key_option};
+    struct key_args a = {0};
     STACK_OF(X509) *all = NULL, *chain = NULL;
     struct tok_ctx *ctx = NULL;
     struct tok_token *tok = NULL;
@@ -466,92 +582,36 @@ int cmd_install(struct cli *cli, int argc, char **argv)
     EVP_PKEY *pub = NULL;
     X509 *leaf = NULL;
     unsigned char id[TOK_ID_MAX];
-    char err[256] = "", *pem = NULL;
-    size_t id_len = 0, pem_len = 0;
-    int c, r;
+    char err[256] = "";
+    size_t id_len = 0;
+    int r;
 
     memset(&u, 0, sizeof(u));
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_KEY:
-            key = optarg;
-            break;
-        case OPT_CERT:
-            certfile = optarg;
-            break;
-        case OPT_TRUST:
-            trust = optarg;
-            break;
-        case OPT_JSON:
-            cli->json = true;
-            break;
-        case 'h':
-            cli_usage(SYN_INSTALL);
-            return 0;
-        default:
-            return cli_fail(PA_E_USAGE, NULL, "install");
-        }
-    }
-    if (!key || !certfile || optind != argc)
+    r = cli_getopt(cli, &how, &a, argc, argv);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (!a.key || !a.certfile || optind != argc)
         return cli_fail(PA_E_USAGE, N_("--key URI and --cert FILE are required"), "install");
     /* Everything that needs no token first: a bad file costs no PIN entry. */
-    r = fs_read_file(certfile, 1 << 20, &pem, &pem_len);
-    if (r < 0)
-        return cli_fail(r, NULL, "reading %s", certfile);
-    r = certs_parse_pem(pem, pem_len, &all);
-    if (r < 0) {
-        cli_fail(r, N_("not a PEM certificate bundle"), "%s", certfile);
-        goto out;
-    }
-    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
-    if (r < 0)
-        goto out;
-    r = key_id_of(tok, &u, id, &id_len);
+    r = install_bundle(a.certfile, &all);
     if (r == 0)
-        r = tok_public_key(tok, id, id_len, &pub);
-    if (r < 0) {
-        cli_fail(r, r == PA_E_USAGE ? N_("the key URI needs id= or object=") : tok_detail(),
-                 "key %s", key);
+        r = cli_open_token(cli, a.key, true, &ctx, &tok, &u);
+    if (r == 0)
+        r = install_key(tok, &u, a.key, id, &id_len, &pub);
+    if (r == 0)
+        r = install_chain(&a, all, pub, &leaf, &chain);
+    if (r < 0)
         goto out;
-    }
-    r = certs_pick_leaf(all, pub, &leaf, &chain);
-    if (r < 0) {
-        cli_fail(r, N_("no certificate in it carries the token key"), "%s", certfile);
-        goto out;
-    }
-    if (trust) {
-        r = certs_verify_chain(leaf, chain, trust, err, sizeof(err));
-        if (r < 0) {
-            cli_fail(r, err, "%s", certfile);
-            goto out;
-        }
-    }
     r = wb_install(tok, id, id_len, leaf, chain, &res, err, sizeof(err));
-    if (r < 0) {
-        cli_fail(r, err, "installing %s", certfile);
-        goto out;
-    }
-    if (cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "leaf_written", json_object_new_boolean(res.leaf_written));
-        json_object_object_add(o, "ca_written", json_object_new_int((int)res.ca_written));
-        json_object_object_add(o, "ca_present", json_object_new_int((int)res.ca_present));
-        cli_print_json(o);
-    } else {
-        fputs(res.leaf_written ? _("certificate written on the token")
-                               : _("certificate already on the token"),
-              stdout);
-        printf(ngettext("; %u CA certificate written, %u already there\n",
-                        "; %u CA certificates written, %u already there\n", res.ca_written),
-               res.ca_written, res.ca_present);
-    }
+    if (r < 0)
+        cli_fail(r, err, "installing %s", a.certfile);
+    else
+        install_print(cli, &res);
 out:
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(all, X509_free);
     EVP_PKEY_free(pub);
-    free(pem);
     tok_uri_clear(&u);
     tok_token_close(tok);
     tok_close(ctx);
@@ -562,35 +622,26 @@ int cmd_delete_key(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, NULL, OPT_KEY},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
+    static const struct cli_getopt how = {
+        .command = "delete-key", .longopts = opts, .option = key_option};
+    struct key_args a = {0};
     struct tok_ctx *ctx = NULL;
     struct tok_token *tok = NULL;
-    const char *key = NULL;
     unsigned char id[TOK_ID_MAX];
     char idhex[2 * TOK_ID_MAX + 1];
     size_t id_len = 0;
     struct tok_uri u;
-    int c, r;
+    int r;
 
     memset(&u, 0, sizeof(u));
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_KEY) {
-            key = optarg;
-        } else if (c == OPT_JSON) {
-            cli->json = true;
-        } else if (c == 'h') {
-            cli_usage("delete-key --key URI [--json]");
-            return 0;
-        } else {
-            return cli_fail(PA_E_USAGE, NULL, "delete-key");
-        }
-    }
-    if (!key || optind != argc)
+    r = cli_getopt(cli, &how, &a, argc, argv);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    if (!a.key || optind != argc)
         return cli_fail(PA_E_USAGE, N_("--key URI is required"), "delete-key");
-    r = cli_open_token(cli, key, true, &ctx, &tok, &u);
+    r = cli_open_token(cli, a.key, true, &ctx, &tok, &u);
     if (r < 0)
         goto out;
     /* Only the key pair: certificates stay, so a mistake never removes an issued certificate. */
@@ -599,7 +650,7 @@ int cmd_delete_key(struct cli *cli, int argc, char **argv)
         r = tok_delete_keypair(tok, id, id_len);
     if (r < 0) {
         cli_fail(r, r == PA_E_USAGE ? N_("the key URI needs id= or object=") : tok_detail(),
-                 "key %s", key);
+                 "key %s", a.key);
         goto out;
     }
     hex(idhex, id, id_len);

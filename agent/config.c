@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * config.c - load and check the JSON configuration file (pkio-agent.conf(5)).
+ * config.c - load and check the JSON configuration file (pkio-agent.conf(5)); the API key is
+ * config_key.c's.
  *
  * The file is an object of sections ("api", "token", "poll", "trust", "renew", "ui") and top-level
  * keys
@@ -8,8 +9,10 @@
  * ("api.url": ...). Every key is checked once against one table; anything else is an error.
  */
 #include "config.h"
+#include "config_internal.h"
 #include "i18n.h"
 
+#include "fsutil.h"
 #include "log.h"
 #include "pa_err.h"
 #include "request.h"
@@ -17,16 +20,14 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -43,7 +44,6 @@
 #define CFG_DEFAULT_PROVISIONING_FIELD "cs_provisioning_method"
 
 #define CFG_MAX_FILE     (1024 * 1024)
-#define CFG_MAX_DEPTH    16
 #define CFG_MAX_SECONDS  31536000.0 /* one year */
 #define CFG_MAX_FIELD    100        /* longest api.*_field path */
 #define CFG_MAX_SEGMENTS 4          /* deepest api.*_field path */
@@ -108,8 +108,7 @@ struct cfg_ctx {
     bool seen[CFG_NKEYS];
 };
 
-__attribute__((format(printf, 3, 4))) static void cfg_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
+void cfg_err(char *errbuf, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -132,6 +131,11 @@ static void cfg_printable(const char *in, char *out, size_t outlen)
         i += 3;
     }
     out[i] = '\0';
+}
+
+const char *cfg_name(const struct cfg *cfg)
+{
+    return cfg->path ? cfg->path : PKIO_DEFAULT_CONFIG;
 }
 
 static char **cfg_str_slot(struct cfg *cfg, const struct cfg_key *k)
@@ -238,6 +242,83 @@ static bool cfg_fields_overlap(const char *a, const char *b)
     return (la > lb ? a[n] : b[n]) == '.';
 }
 
+/* An https:// URL with a host, without characters that have no place in one. */
+static bool cfg_url_ok(const char *s, size_t n)
+{
+    return strncasecmp(s, "https://", 8) == 0 && n != 8 && s[8] != '/' &&
+           !strpbrk(s, " \"<>\\^`{|}");
+}
+
+/* An http:// or https:// proxy URL. */
+static bool cfg_proxy_ok(const char *s)
+{
+    return (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0) &&
+           !strpbrk(s, " \"<>\\^`{|}");
+}
+
+/* Does s (n bytes) hold a control character? */
+static bool cfg_has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+/*
+ * Check a non-empty string s for kind k: 0, or PA_E_CONFIG with the message. *n becomes the
+ * length to keep (a URL loses trailing slashes).
+ */
+static int cfg_check_kind(struct cfg_ctx *c, const struct cfg_key *k, const char *s, size_t *n)
+{
+    switch (k->kind) {
+    case CK_URL:
+        if (!cfg_url_ok(s, *n)) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an https:// URL"), c->name, k->name);
+            return PA_E_CONFIG;
+        }
+        while (*n > 9 && s[*n - 1] == '/')
+            (*n)--;
+        return 0;
+    case CK_PROXY:
+        if (!cfg_proxy_ok(s)) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an http:// or https:// proxy URL"),
+                    c->name, k->name);
+            return PA_E_CONFIG;
+        }
+        return 0;
+    case CK_PRODUCT:
+        if (!req_product_supported(s)) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: unsupported product (supported: %s)"), c->name,
+                    k->name, req_product_list());
+            return PA_E_CONFIG;
+        }
+        return 0;
+    case CK_FIELD:
+        if (!cfg_field_ok(s, *n)) {
+            cfg_err(c->errbuf, c->errlen,
+                    _("%s: %s: must be a dotted field path such as \"certificate.csr\""), c->name,
+                    k->name);
+            return PA_E_CONFIG;
+        }
+        return 0;
+    case CK_LANG:
+        if (!i18n_lang_valid(s)) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be \"nl\" or \"en\""), c->name, k->name);
+            return PA_E_CONFIG;
+        }
+        return 0;
+    case CK_URI:
+        if (strncasecmp(s, "pkcs11:", 7) != 0) {
+            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a pkcs11: URI"), c->name, k->name);
+            return PA_E_CONFIG;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* Check a string value for kind k; on success *ret_val is a malloc'd copy. */
 static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_object *v,
                            char **ret_val)
@@ -245,6 +326,7 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     const char *s;
     size_t n;
     char *copy = NULL;
+    int r;
 
     if (!json_object_is_type(v, json_type_string)) {
         cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a string"), c->name, k->name);
@@ -256,61 +338,14 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
         cfg_err(c->errbuf, c->errlen, _("%s: %s: must not be empty"), c->name, k->name);
         return PA_E_CONFIG;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must not contain control characters"), c->name,
-                    k->name);
-            return PA_E_CONFIG;
-        }
+    if (cfg_has_control(s, n)) {
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must not contain control characters"), c->name,
+                k->name);
+        return PA_E_CONFIG;
     }
-    switch (k->kind) {
-    case CK_URL:
-        if (strncasecmp(s, "https://", 8) != 0 || n == 8 || s[8] == '/' ||
-            strpbrk(s, " \"<>\\^`{|}")) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an https:// URL"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        while (n > 9 && s[n - 1] == '/')
-            n--;
-        break;
-    case CK_PROXY:
-        if ((strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0) ||
-            strpbrk(s, " \"<>\\^`{|}")) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an http:// or https:// proxy URL"),
-                    c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        break;
-    case CK_PRODUCT:
-        if (!req_product_supported(s)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: unsupported product (supported: %s)"), c->name,
-                    k->name, req_product_list());
-            return PA_E_CONFIG;
-        }
-        break;
-    case CK_FIELD:
-        if (!cfg_field_ok(s, n)) {
-            cfg_err(c->errbuf, c->errlen,
-                    _("%s: %s: must be a dotted field path such as \"certificate.csr\""), c->name,
-                    k->name);
-            return PA_E_CONFIG;
-        }
-        break;
-    case CK_LANG:
-        if (!i18n_lang_valid(s)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be \"nl\" or \"en\""), c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        break;
-    case CK_URI:
-        if (strncasecmp(s, "pkcs11:", 7) != 0) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a pkcs11: URI"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        break;
-    default:
-        break;
-    }
+    r = cfg_check_kind(c, k, s, &n);
+    if (r < 0)
+        return r;
     copy = strndup(s, n);
     if (!copy)
         return PA_E_NOMEM;
@@ -329,10 +364,7 @@ static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size
     if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
         return 0;
     s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-    for (const char *p = s; p && *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            s = "";
-    if (!s || !*s || strlen(s) > max) {
+    if (!s || !*s || strlen(s) > max || cfg_has_control(s, strlen(s))) {
         cfg_err(c->errbuf, c->errlen,
                 _("%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
                   "printable characters"),
@@ -341,6 +373,34 @@ static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size
     }
     *ret = strdup(s);
     return *ret ? 0 : PA_E_NOMEM;
+}
+
+/* Entry i of token.allowed: an object of manufacturer, model and module, with at least a
+ * manufacturer or a model. t's strings are set as far as they were read, also on failure. */
+static int cfg_take_rule(struct cfg_ctx *c, json_object *o, size_t i, struct cfg_token_rule *t)
+{
+    if (!json_object_is_type(o, json_type_object)) {
+        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: must be an object"), c->name, i);
+        return PA_E_CONFIG;
+    }
+    json_object_object_foreach(o, key, val)
+    {
+        (void)val;
+        if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module")) {
+            cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: unknown key"), c->name, i);
+            return PA_E_CONFIG;
+        }
+    }
+    if (cfg_rule_str(c, o, "manufacturer", i, 32, &t->manufacturer) < 0 ||
+        cfg_rule_str(c, o, "model", i, 16, &t->model) < 0 ||
+        cfg_rule_str(c, o, "module", i, 4096, &t->module) < 0)
+        return PA_E_CONFIG;
+    if (!t->manufacturer && !t->model) {
+        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: needs a manufacturer or a model"),
+                c->name, i);
+        return PA_E_CONFIG;
+    }
+    return 0;
 }
 
 /* token.allowed: [{"manufacturer": ..., "model": ..., "module": ...}, ...], each with at least
@@ -363,32 +423,10 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        json_object *o = json_object_array_get_idx(v, i);
-        struct cfg_token_rule *t = &rules->v[i];
-
         rules->n = i + 1; /* so that a failure below frees this entry's strings too */
-        if (!json_object_is_type(o, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: must be an object"), c->name,
-                    i);
+        r = cfg_take_rule(c, json_object_array_get_idx(v, i), i, &rules->v[i]);
+        if (r < 0)
             goto out;
-        }
-        json_object_object_foreach(o, key, val)
-        {
-            (void)val;
-            if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module")) {
-                cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: unknown key"), c->name, i);
-                goto out;
-            }
-        }
-        if (cfg_rule_str(c, o, "manufacturer", i, 32, &t->manufacturer) < 0 ||
-            cfg_rule_str(c, o, "model", i, 16, &t->model) < 0 ||
-            cfg_rule_str(c, o, "module", i, 4096, &t->module) < 0)
-            goto out;
-        if (!t->manufacturer && !t->model) {
-            cfg_err(c->errbuf, c->errlen,
-                    _("%s: token.allowed[%zu]: needs a manufacturer or a model"), c->name, i);
-            goto out;
-        }
     }
     *ret = rules;
     rules = NULL;
@@ -435,71 +473,96 @@ static int cfg_take_share(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_k
     return 0;
 }
 
+/* A number of seconds, > 0 and at most CFG_MAX_SECONDS. */
+static int cfg_take_seconds(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k,
+                            json_object *v)
+{
+    double d;
+
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number of seconds"), c->name, k->name);
+        return PA_E_CONFIG;
+    }
+    d = json_object_get_double(v);
+    if (!isfinite(d) || d <= 0 || d > CFG_MAX_SECONDS) {
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be > 0 and at most %.0f"), c->name, k->name,
+                CFG_MAX_SECONDS);
+        return PA_E_CONFIG;
+    }
+    *cfg_num_slot(cfg, k) = d;
+    return 0;
+}
+
+/* true or false. */
+static int cfg_take_bool(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k,
+                         json_object *v)
+{
+    if (!json_object_is_type(v, json_type_boolean)) {
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be true or false"), c->name, k->name);
+        return PA_E_CONFIG;
+    }
+    *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
+    return 0;
+}
+
+/* token.allowed, replacing any rules given before. */
+static int cfg_take_tokens(struct cfg_ctx *c, struct cfg *cfg, json_object *v)
+{
+    struct cfg_token_rules *rules = NULL;
+    int r = cfg_take_rules(c, v, &rules);
+
+    if (r < 0)
+        return r;
+    cfg_rules_free(cfg->token_allowed);
+    cfg->token_allowed = rules;
+    return 0;
+}
+
+/* An object without card data, kept as compact JSON text (order_defaults). */
+static int cfg_take_object(struct cfg_ctx *c, const struct cfg_key *k, json_object *v,
+                           char **ret_val)
+{
+    if (!json_object_is_type(v, json_type_object)) {
+        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, k->name);
+        return PA_E_CONFIG;
+    }
+    if (json_object_object_get_ex(v, "credit_card", NULL)) {
+        cfg_err(c->errbuf, c->errlen,
+                _("%s: %s.credit_card: card data does not belong in the configuration"), c->name,
+                k->name);
+        return PA_E_CONFIG;
+    }
+    *ret_val = strdup(
+        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    return *ret_val ? 0 : PA_E_NOMEM;
+}
+
 /* Check and store one key's value. */
 static int cfg_set(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k, json_object *v)
 {
     char *s = NULL;
-    double d;
     int r;
 
     switch (k->kind) {
     case CK_BOOL:
-        if (!json_object_is_type(v, json_type_boolean)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be true or false"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
-        return 0;
+        return cfg_take_bool(c, cfg, k, v);
     case CK_DAYS:
         return cfg_take_days(c, cfg, k, v);
     case CK_SHARE:
         return cfg_take_share(c, cfg, k, v);
-    case CK_TOKENS: {
-        struct cfg_token_rules *rules = NULL;
-
-        r = cfg_take_rules(c, v, &rules);
-        if (r < 0)
-            return r;
-        cfg_rules_free(cfg->token_allowed);
-        cfg->token_allowed = rules;
-        return 0;
-    }
+    case CK_TOKENS:
+        return cfg_take_tokens(c, cfg, v);
     case CK_SECONDS:
-        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number of seconds"), c->name,
-                    k->name);
-            return PA_E_CONFIG;
-        }
-        d = json_object_get_double(v);
-        if (!isfinite(d) || d <= 0 || d > CFG_MAX_SECONDS) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be > 0 and at most %.0f"), c->name,
-                    k->name, CFG_MAX_SECONDS);
-            return PA_E_CONFIG;
-        }
-        *cfg_num_slot(cfg, k) = d;
-        return 0;
+        return cfg_take_seconds(c, cfg, k, v);
     case CK_OBJECT:
-        if (!json_object_is_type(v, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        if (json_object_object_get_ex(v, "credit_card", NULL)) {
-            cfg_err(c->errbuf, c->errlen,
-                    _("%s: %s.credit_card: card data does not belong in the configuration"),
-                    c->name, k->name);
-            return PA_E_CONFIG;
-        }
-        s = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
-        if (!s)
-            return PA_E_NOMEM;
+        r = cfg_take_object(c, k, v, &s);
         break;
     default:
         r = cfg_take_string(c, k, v, &s);
-        if (r < 0)
-            return r;
         break;
     }
+    if (r < 0)
+        return r;
     free(*cfg_str_slot(cfg, k));
     *cfg_str_slot(cfg, k) = s;
     return 0;
@@ -584,82 +647,17 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
     return 0;
 }
 
-/* Line and column (1-based) of byte offset off in buf. */
-static void cfg_line_col(const char *buf, size_t off, unsigned long *line, unsigned long *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (buf[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret, char *errbuf,
                  size_t errlen)
 {
     struct cfg_ctx c = {.name = name ? name : "config", .errbuf = errbuf, .errlen = errlen};
-    struct json_tokener *tok = NULL;
     json_object *root = NULL;
     struct cfg *cfg = NULL;
-    enum json_tokener_error jerr;
-    unsigned long line, col;
-    size_t end;
     int r;
 
-    if (len > CFG_MAX_FILE) {
-        cfg_err(errbuf, errlen, _("%s: larger than %d bytes"), c.name, CFG_MAX_FILE);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (memchr(buf, '\0', len)) {
-        cfg_err(errbuf, errlen, _("%s: contains a NUL byte"), c.name);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    tok = json_tokener_new_ex(CFG_MAX_DEPTH);
-    if (!tok) {
-        r = PA_E_NOMEM;
-        goto out;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, buf, (int)len);
-    jerr = json_tokener_get_error(tok);
-    end = json_tokener_get_parse_end(tok);
-    if (jerr == json_tokener_success) {
-        while (end < len && isspace((unsigned char)buf[end]))
-            end++;
-        if (end < len) {
-            cfg_line_col(buf, end, &line, &col);
-            cfg_err(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: data after the end"), c.name, line,
-                    col);
-            r = PA_E_CONFIG;
-            goto out;
-        }
-    } else {
-        if (jerr == json_tokener_continue)
-            end = len;
-        cfg_line_col(buf, end, &line, &col);
-        cfg_err(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: %s"), c.name, line, col,
-                jerr == json_tokener_continue ? _("unexpected end of input")
-                                              : json_tokener_error_desc(jerr));
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (!json_object_is_type(root, json_type_object)) {
-        cfg_err(errbuf, errlen, _("%s: must contain a JSON object"), c.name);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (!req_json_finite(root)) {
-        cfg_err(errbuf, errlen, _("%s: a number is out of range"), c.name);
-        r = PA_E_CONFIG;
-        goto out;
-    }
+    r = req_json_parse(c.name, buf, len, CFG_MAX_FILE, PA_E_CONFIG, &root, errbuf, errlen);
+    if (r < 0)
+        return r;
     r = cfg_new_defaults(&cfg);
     if (r < 0)
         goto out;
@@ -671,85 +669,43 @@ int cfg_load_mem(const char *buf, size_t len, const char *name, struct cfg **ret
 out:
     cfg_free(cfg);
     json_object_put(root);
-    if (tok)
-        json_tokener_free(tok);
     return r;
 }
 
-/* Read a whole regular file of at most max bytes. *ret_buf is malloc'd and NUL-terminated. */
-static int cfg_read_file(const char *path, bool missing_ok, char **ret_buf, size_t *ret_len,
-                         char *errbuf, size_t errlen)
+/*
+ * Read the configuration file: 0 with *rd filled, 1 when it does not exist and may be missing
+ * (missing_ok), else PA_E_CONFIG (missing, not a regular file, too large) or PA_E_IO with the
+ * message, or PA_E_NOMEM.
+ */
+static int cfg_read_file(const char *path, bool missing_ok, struct fs_read *rd, char *errbuf,
+                         size_t errlen)
 {
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0;
-    int fd = -1, r;
+    int r = fs_read(path, CFG_MAX_FILE, rd);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT && missing_ok) {
-            r = 1;
-            goto out;
-        }
-        cfg_err(errbuf, errlen, _("%s: cannot open: %s"), path, strerror(errno));
-        r = errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
-        goto out;
+    if (r == 0 || r == PA_E_NOMEM)
+        return r;
+    if (rd->failed == FS_READ_OPEN && rd->err == ENOENT && missing_ok)
+        return 1;
+    fs_read_explain(rd, path, CFG_MAX_FILE, errbuf, errlen);
+    switch (rd->failed) {
+    case FS_READ_OPEN:
+        return rd->err == ENOENT ? PA_E_CONFIG : PA_E_IO;
+    case FS_READ_TYPE:
+    case FS_READ_SIZE:
+        return PA_E_CONFIG;
+    default:
+        return PA_E_IO;
     }
-    if (fstat(fd, &st) < 0) {
-        cfg_err(errbuf, errlen, _("%s: cannot stat: %s"), path, strerror(errno));
-        r = PA_E_IO;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cfg_err(errbuf, errlen, _("%s: not a regular file"), path);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (st.st_size > CFG_MAX_FILE) {
-        cfg_err(errbuf, errlen, _("%s: larger than %d bytes"), path, CFG_MAX_FILE);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        r = PA_E_NOMEM;
-        goto out;
-    }
-    while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            cfg_err(errbuf, errlen, _("%s: cannot read: %s"), path, strerror(errno));
-            r = PA_E_IO;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    *ret_buf = buf;
-    *ret_len = len;
-    buf = NULL;
-    r = 0;
-out:
-    free(buf);
-    if (fd >= 0)
-        close(fd);
-    return r;
 }
 
 int cfg_load(const char *path, struct cfg **ret, char *errbuf, size_t errlen)
 {
     const char *file = path ? path : PKIO_DEFAULT_CONFIG;
     struct cfg *cfg = NULL;
-    char *buf = NULL;
-    size_t len = 0;
+    struct fs_read rd = {0};
     int r;
 
-    r = cfg_read_file(file, path == NULL, &buf, &len, errbuf, errlen);
+    r = cfg_read_file(file, path == NULL, &rd, errbuf, errlen);
     if (r < 0)
         goto out;
     if (r == 1) {
@@ -758,7 +714,7 @@ int cfg_load(const char *path, struct cfg **ret, char *errbuf, size_t errlen)
         if (r < 0)
             goto out;
     } else {
-        r = cfg_load_mem(buf, len, file, &cfg, errbuf, errlen);
+        r = cfg_load_mem(rd.buf, rd.len, file, &cfg, errbuf, errlen);
         if (r < 0)
             goto out;
         cfg->path = strdup(file);
@@ -771,231 +727,6 @@ int cfg_load(const char *path, struct cfg **ret, char *errbuf, size_t errlen)
     cfg = NULL;
 out:
     cfg_free(cfg);
-    free(buf);
-    return r;
-}
-
-/* PA_E_CONFIG if the key has control characters (it travels in an HTTP header). */
-static int cfg_key_chars_ok(const struct secret *s)
-{
-    for (size_t i = 0; i < s->len; i++)
-        if ((unsigned char)s->buf[i] < 0x20 || s->buf[i] == 0x7f)
-            return PA_E_CONFIG;
-    return 0;
-}
-
-/* What can be wrong with an API key from the environment or a descriptor. */
-enum cfg_key_problem { CFG_KEY_OK, CFG_KEY_LENGTH, CFG_KEY_CONTROL };
-
-/* The message for a key from source (an environment variable or an option) with problem p. */
-static void cfg_key_err(enum cfg_key_problem p, const char *source, char *errbuf, size_t errlen)
-{
-    if (p == CFG_KEY_LENGTH)
-        cfg_err(errbuf, errlen, _("%s: empty or longer than %d bytes"), source, CFG_API_KEY_MAX);
-    else if (p == CFG_KEY_CONTROL)
-        cfg_err(errbuf, errlen, _("%s: contains control characters"), source);
-    else
-        cfg_err(errbuf, errlen, "%s", "");
-}
-
-/* A key from len bytes of text (line endings at its end dropped): 0 and *ret, or PA_E_CONFIG
- * (*ret_problem says why) or PA_E_NOMEM. */
-static int cfg_key_take(const char *text, size_t len, struct secret **ret,
-                        enum cfg_key_problem *ret_problem)
-{
-    struct secret *s = NULL;
-    int r;
-
-    *ret_problem = CFG_KEY_OK;
-    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-        len--;
-    if (len == 0 || len > CFG_API_KEY_MAX) {
-        *ret_problem = CFG_KEY_LENGTH;
-        return PA_E_CONFIG;
-    }
-    r = secret_from_mem(text, len, &s);
-    if (r < 0)
-        return r;
-    if (cfg_key_chars_ok(s) < 0) {
-        secret_free(s);
-        *ret_problem = CFG_KEY_CONTROL;
-        return PA_E_CONFIG;
-    }
-    *ret = s;
-    return 0;
-}
-
-/* The API key from the environment; 1 when the variable is unset or empty. */
-static int cfg_api_key_env(struct secret **ret, char *errbuf, size_t errlen)
-{
-    const char *env = secure_getenv(CFG_API_KEY_ENV);
-    enum cfg_key_problem p;
-    int r;
-
-    if (!env || !*env)
-        return 1;
-    r = cfg_key_take(env, strlen(env), ret, &p);
-    if (r < 0)
-        cfg_key_err(p, CFG_API_KEY_ENV, errbuf, errlen);
-    return r;
-}
-
-/* The API key from the file named by api.key_file, after checking its type and mode. */
-static int cfg_api_key_file(const struct cfg *cfg, struct secret **ret, char *errbuf, size_t errlen)
-{
-    const char *cname = cfg->path ? cfg->path : PKIO_DEFAULT_CONFIG;
-    const char *file = cfg->api_key_file;
-    struct secret *s = NULL;
-    struct stat st;
-    int r;
-
-    if (!file) {
-        cfg_err(errbuf, errlen, _("no API key: set api.key_file in %s or %s in the environment"),
-                cname, CFG_API_KEY_ENV);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (lstat(file, &st) < 0) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot use %s: %s"), cname, file,
-                strerror(errno));
-        r = errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        if (S_ISLNK(st.st_mode))
-            cfg_err(errbuf, errlen,
-                    _("%s: api.key_file: %s is not a regular file (symbolic links are refused)"),
-                    cname, file);
-        else
-            cfg_err(errbuf, errlen, _("%s: api.key_file: %s is not a regular file"), cname, file);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        cfg_err(errbuf, errlen,
-                _("%s: api.key_file: %s is group- or world-accessible; run: chmod 600 %s"), cname,
-                file, file);
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    r = secret_from_file(file, CFG_API_KEY_MAX, &s);
-    if (r == PA_E_IO) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot read %s: %s"), cname, file,
-                strerror(errno));
-        goto out;
-    }
-    if (r < 0) {
-        cfg_err(errbuf, errlen,
-                _("%s: api.key_file: %s must hold the key on one line (at most %d bytes) and be "
-                  "accessible only by its owner"),
-                cname, file, CFG_API_KEY_MAX);
-        goto out;
-    }
-    r = cfg_key_chars_ok(s);
-    if (r < 0) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: the key in %s contains control characters"),
-                cname, file);
-        goto out;
-    }
-    *ret = s;
-    s = NULL;
-out:
-    secret_free(s);
-    return r;
-}
-
-/*
- * The key taken out of the environment at start (cfg_take_env_key), or from --api-key-fd: 1 = not
- * there / not taken. What was wrong with it is said when the key is asked for (cfg_api_key),
- * in the language chosen by then.
- */
-static struct secret *cfg_env_key;
-static int cfg_env_rc = 1;
-static bool cfg_env_taken;
-static enum cfg_key_problem cfg_env_problem;
-static const char *cfg_env_source = CFG_API_KEY_ENV;
-
-void cfg_take_env_key(void)
-{
-    char *env = getenv(CFG_API_KEY_ENV);
-    const char *senv = secure_getenv(CFG_API_KEY_ENV);
-
-    if (cfg_env_taken)
-        return;
-    cfg_env_taken = true;
-    if (senv && *senv)
-        cfg_env_rc = cfg_key_take(senv, strlen(senv), &cfg_env_key, &cfg_env_problem);
-    if (env) {
-        /* Wipe "NAME=value" in place (it is what /proc/PID/environ shows), then drop it. getenv
-         * points just past the '=' of the environ entry. */
-        char *entry = env - (strlen(CFG_API_KEY_ENV) + 1);
-
-        (void)unsetenv(CFG_API_KEY_ENV); /* out of environ; the string itself stays allocated */
-        explicit_bzero(entry, strlen(entry));
-    }
-}
-
-int cfg_take_fd_key(int fd, char *errbuf, size_t errlen)
-{
-    enum cfg_key_problem p = CFG_KEY_LENGTH;
-    struct secret *line = NULL, *key = NULL;
-    int r;
-
-    if (fcntl(fd, F_GETFD) < 0) {
-        cfg_err(errbuf, errlen, _("--api-key-fd: descriptor %d is not open"), fd);
-        return PA_E_CONFIG;
-    }
-    r = secret_from_fd(fd, CFG_API_KEY_MAX, &line); /* closes fd */
-    if (r == 0)
-        r = cfg_key_take(line->buf, line->len, &key, &p);
-    else if (r != PA_E_NOMEM)
-        r = PA_E_CONFIG; /* nothing, or more than a key, before end of file or a newline */
-    secret_free(line);
-    if (r < 0) {
-        cfg_key_err(p, "--api-key-fd", errbuf, errlen);
-        return r;
-    }
-    secret_free(cfg_env_key);
-    cfg_env_key = key;
-    cfg_env_rc = 0;
-    cfg_env_taken = true;
-    cfg_env_source = "--api-key-fd";
-    return 0;
-}
-
-const struct secret *cfg_env_api_key(void)
-{
-    return cfg_env_rc == 0 ? cfg_env_key : NULL;
-}
-
-/* The environment's key: the copy taken at start, else (tests, libraries) the variable. */
-static int cfg_api_key_from_env(struct secret **ret, char *errbuf, size_t errlen)
-{
-    if (!cfg_env_taken)
-        return cfg_api_key_env(ret, errbuf, errlen);
-    if (cfg_env_rc < 0) {
-        cfg_key_err(cfg_env_problem, cfg_env_source, errbuf, errlen);
-        return cfg_env_rc;
-    }
-    if (cfg_env_rc == 1)
-        return 1;
-    return secret_from_mem(cfg_env_key->buf, cfg_env_key->len, ret);
-}
-
-int cfg_api_key(const struct cfg *cfg, struct secret **ret, char *errbuf, size_t errlen)
-{
-    struct secret *s = NULL;
-    int r;
-
-    r = cfg_api_key_from_env(&s, errbuf, errlen);
-    if (r == 1)
-        r = cfg_api_key_file(cfg, &s, errbuf, errlen);
-    if (r < 0)
-        goto out;
-    *ret = s;
-    s = NULL;
-    r = 0;
-out:
-    secret_free(s);
+    free(rd.buf);
     return r;
 }

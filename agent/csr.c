@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * csr.c - the PKCS#10 request for a token key: parsing the subject, building and signing the
+ * request through the engine, and checking it (signature, SHA-256, key binding).
+ */
 #include "csr.h"
 
 #include "i18n.h"
@@ -471,74 +475,99 @@ static int check_req(X509_REQ *req, EVP_PKEY *expect_pub, char *errbuf, size_t e
     return 0;
 }
 
-int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject *subj, bool pss,
-              char **ret_pem, char *errbuf, size_t errlen)
+/* The subject as a name in the order C, GN, SN, CN (absent parts left out). */
+static int csr_subject_name(const struct csr_subject *subj, X509_NAME **ret, char *errbuf,
+                            size_t errlen)
 {
-    X509_REQ *req = NULL;
-    X509_NAME *name = NULL;
-    EVP_MD_CTX *mctx = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    BIO *bio = NULL;
-    char *pem = NULL, *data;
-    long len;
-    int r = PA_E_CSR;
+    X509_NAME *name = X509_NAME_new();
 
-    if (pss && EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_RSA)
-        return fail(PA_E_USAGE, errbuf, errlen, _("--pss needs an RSA key"));
-    req = X509_REQ_new();
-    name = X509_NAME_new();
-    mctx = EVP_MD_CTX_new();
-    if (!req || !name || !mctx) {
-        r = PA_E_NOMEM;
-        goto out;
-    }
+    if (!name)
+        return PA_E_NOMEM;
     if (!add_entry(name, NID_countryName, subj->country) ||
         !add_entry(name, NID_givenName, subj->given_name) ||
         !add_entry(name, NID_surname, subj->surname) ||
         !add_entry(name, NID_commonName, subj->cn)) {
-        r = fail(PA_E_CSR, errbuf, errlen, _("cannot encode the subject"));
-        goto out;
+        X509_NAME_free(name);
+        return fail(PA_E_CSR, errbuf, errlen, _("cannot encode the subject"));
     }
-    /* The public key comes from the token object; the engine key must sign for it. */
-    if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
-        !X509_REQ_set_pubkey(req, token_pub))
-        goto out;
-    if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, sign_key) != 1) {
+    *ret = name;
+    return 0;
+}
+
+/* Sign req with sign_key and SHA-256: PKCS#1 v1.5, or RSASSA-PSS (pss), or ECDSA. */
+static int csr_sign(X509_REQ *req, EVP_PKEY *sign_key, bool pss, char *errbuf, size_t errlen)
+{
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    int r = 0;
+
+    if (!mctx)
+        return PA_E_NOMEM;
+    if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, sign_key) != 1)
         r = fail(PA_E_CSR, errbuf, errlen, _("the token key cannot sign with SHA-256"));
-        goto out;
-    }
-    if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
-                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)) {
+    else if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+                     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1))
         r = fail(PA_E_CSR, errbuf, errlen, _("the token key cannot sign with RSASSA-PSS"));
-        goto out;
-    }
-    if (X509_REQ_sign_ctx(req, mctx) <= 0) {
+    else if (X509_REQ_sign_ctx(req, mctx) <= 0)
         r = fail(PA_E_CSR, errbuf, errlen, _("the token refused to sign the CSR"));
+    EVP_MD_CTX_free(mctx);
+    return r;
+}
+
+/* req as PEM text, malloc'd and NUL-terminated. */
+static int csr_pem(X509_REQ *req, char **ret_pem)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem, *data;
+    long len;
+    int r = PA_E_NOMEM;
+
+    if (!bio || !PEM_write_bio_X509_REQ(bio, req))
         goto out;
-    }
-    r = check_req(req, token_pub, errbuf, errlen);
-    if (r < 0)
-        goto out;
-    bio = BIO_new(BIO_s_mem());
-    if (!bio || !PEM_write_bio_X509_REQ(bio, req)) {
-        r = PA_E_NOMEM;
-        goto out;
-    }
     len = BIO_get_mem_data(bio, &data);
     pem = malloc((size_t)len + 1);
-    if (!pem) {
-        r = PA_E_NOMEM;
+    if (!pem)
         goto out;
-    }
     memcpy(pem, data, (size_t)len);
     pem[len] = '\0';
     *ret_pem = pem;
     r = 0;
 out:
-    ERR_clear_error();
     BIO_free(bio);
-    EVP_MD_CTX_free(mctx);
+    return r;
+}
+
+int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject *subj, bool pss,
+              char **ret_pem, char *errbuf, size_t errlen)
+{
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    int r;
+
+    if (pss && EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_RSA)
+        return fail(PA_E_USAGE, errbuf, errlen, _("--pss needs an RSA key"));
+    r = csr_subject_name(subj, &name, errbuf, errlen);
+    if (r < 0)
+        goto out;
+    req = X509_REQ_new();
+    if (!req) {
+        r = PA_E_NOMEM;
+        goto out;
+    }
+    /* The public key comes from the token object; the engine key must sign for it. */
+    if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
+        !X509_REQ_set_pubkey(req, token_pub)) {
+        r = PA_E_CSR;
+        goto out;
+    }
+    r = csr_sign(req, sign_key, pss, errbuf, errlen);
+    if (r == 0)
+        r = check_req(req, token_pub, errbuf, errlen);
+    if (r == 0)
+        r = csr_pem(req, ret_pem);
+out:
+    ERR_clear_error();
     X509_NAME_free(name);
     X509_REQ_free(req);
     return r;

@@ -9,12 +9,14 @@
  *    When the service goes away, the thread ends; detect_poll() notices, drops the source and
  *    tries again at each periodic rescan (if there is one).
  *  - udev: a libudev netlink monitor ("udev" events, subsystem usb). Its fd is read directly,
- *    without a thread, only when udevd runs (an unused monitor would never fire).
+ *    without a thread, only when udevd runs (an unused monitor would never fire). It lives in
+ *    detect_udev.c.
  *  - both fds sit in one epoll fd, which is what detect_fd() returns.
  *  - periodic rescan: CLOCK_MONOTONIC deadlines, only when no event source runs (or forced).
  * Idle costs no CPU: the caller blocks in poll() and the thread in pcsc-lite.
  */
 #include "detect.h"
+#include "detect_internal.h"
 
 #include "log.h"
 #include "pa_err.h"
@@ -27,33 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <PCSC/winscard.h>
-#include <libudev.h>
 
 #define DETECT_MSG_MAX    192
 #define DETECT_RESCAN_MAX 86400.0 /* one day: a larger interval is a configuration mistake */
 #define PNP_READER        "\\\\?PnP?\\Notification"
-
-/* A USB id that is a token or reader even when its interface class says otherwise. */
-struct known_id {
-    uint16_t vid, pid;
-    const char *name;
-};
-
-static const struct known_id known_ids[] = {
-    {0x0529, 0x0620, "SafeNet eToken 5110"},
-    {0x08e6, 0x3437, "Gemalto IDPrime reader"},
-    {0x08e6, 0x3438, "Gemalto IDPrime reader"},
-    {0x1050, 0x0407, "YubiKey"},
-};
-
-#define USB_CLASS_CCID 0x0b
 
 struct detect {
     struct detect_opts opts;
@@ -79,9 +64,7 @@ struct detect {
     unsigned pending; /* events since the last detect_poll */
     char pcsc_msg[DETECT_MSG_MAX];
 
-    /* udev */
-    struct udev *udev;
-    struct udev_monitor *mon;
+    struct detect_udev u; /* the udev monitor, when udevd runs */
 
     /* periodic rescan */
     long long interval_ms;
@@ -139,7 +122,7 @@ static void copy_msg(char *dst, size_t dstlen, const char *src)
 static void update_sources(struct detect *d)
 {
     char rescan[32] = "";
-    bool events = d->pcsc_running || d->mon;
+    bool events = d->pcsc_running || d->u.mon;
     int n;
 
     d->rescan_on = d->interval_ms > 0 && (d->opts.force_rescan || !events);
@@ -150,7 +133,7 @@ static void update_sources(struct detect *d)
             (void)snprintf(rescan, sizeof(rescan), "rescan(%gs)", (double)d->interval_ms / 1000);
     }
     n = snprintf(d->sources, sizeof(d->sources), "%s%s%s%s%s", d->pcsc_running ? "pcsc" : "",
-                 d->pcsc_running && d->mon ? "," : "", d->mon ? "udev" : "",
+                 d->pcsc_running && d->u.mon ? "," : "", d->u.mon ? "udev" : "",
                  events && d->rescan_on ? "," : "", rescan);
     if (n <= 0)
         (void)snprintf(d->sources, sizeof(d->sources), "none");
@@ -339,48 +322,45 @@ static bool pcsc_service_gone(LONG rv)
 }
 
 /*
- * The PC/SC waiter. Blocks in SCardGetStatusChange(INFINITE); leaves when asked (stop, woken
- * by SCardCancel) or on any unexpected error (the service went away, or worse), so an error
- * that repeats can never become a busy loop. Its last words go through pcsc_msg.
+ * After one SCardGetStatusChange returned rv: digest it, and rebuild the reader list when the
+ * change asks for it (*relist). What changed goes into msg ("" nothing). Returns the pcsc-lite
+ * code to go on with: SCARD_S_SUCCESS, or the error the waiter ends on.
  */
-static void *pcsc_thread(void *arg)
+static LONG pcsc_after_wait(struct detect *d, LONG rv, char *msg, size_t msglen, bool *relist)
 {
-    struct detect *d = arg;
-    char msg[DETECT_MSG_MAX];
-    LONG rv = SCARD_S_SUCCESS;
-    long long spin_start = now_ms();
-    unsigned spins = 0;
+    *relist = false;
+    msg[0] = '\0';
+    if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT)
+        rv = SCARD_S_SUCCESS;
+    else if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_READER_UNAVAILABLE)
+        *relist = true;
+    else if (rv == SCARD_S_SUCCESS)
+        *relist = pcsc_digest(d, msg, msglen);
+    if (rv == SCARD_S_SUCCESS && *relist)
+        rv = pcsc_relist(d, msg, msglen);
+    return rv;
+}
 
-    for (;;) {
-        bool relist = false;
+/* Guard against a library that keeps returning without news: never spin. */
+struct spin_guard {
+    long long start;
+    unsigned spins;
+};
 
-        if (pcsc_should_stop(d))
-            break;
-        rv = SCardGetStatusChange(d->ctx, INFINITE, d->rs, d->nrs);
-        if (pcsc_should_stop(d))
-            break;
-        msg[0] = '\0';
-        if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT)
-            rv = SCARD_S_SUCCESS;
-        else if (rv == SCARD_E_UNKNOWN_READER || rv == SCARD_E_READER_UNAVAILABLE)
-            relist = true;
-        else if (rv == SCARD_S_SUCCESS)
-            relist = pcsc_digest(d, msg, sizeof(msg));
-        if (rv == SCARD_S_SUCCESS && relist)
-            rv = pcsc_relist(d, msg, sizeof(msg));
-        if (rv != SCARD_S_SUCCESS)
-            break;
-        if (msg[0])
-            pcsc_notify(d, msg);
-        /* Guard against a library that keeps returning without news: never spin. */
-        if (msg[0] || relist || now_ms() - spin_start > 10000) {
-            spin_start = now_ms();
-            spins = 0;
-        } else if (++spins > 100) {
-            rv = SCARD_F_UNKNOWN_ERROR;
-            break;
-        }
+/* One more return from the library (news: something happened); false when it spins. */
+static bool spin_ok(struct spin_guard *g, bool news)
+{
+    if (news || now_ms() - g->start > 10000) {
+        g->start = now_ms();
+        g->spins = 0;
+        return true;
     }
+    return ++g->spins <= 100;
+}
+
+/* The waiter's last words (through pcsc_msg) and its exit, seen by the main thread. */
+static void pcsc_thread_end(struct detect *d, LONG rv)
+{
     pthread_mutex_lock(&d->mu);
     d->exited = true;
     if (rv != SCARD_S_SUCCESS && !d->stop) {
@@ -397,6 +377,39 @@ static void *pcsc_thread(void *arg)
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->mu);
     poke(d);
+}
+
+/*
+ * The PC/SC waiter. Blocks in SCardGetStatusChange(INFINITE); leaves when asked (stop, woken
+ * by SCardCancel) or on any unexpected error (the service went away, or worse), so an error
+ * that repeats can never become a busy loop. Its last words go through pcsc_msg.
+ */
+static void *pcsc_thread(void *arg)
+{
+    struct detect *d = arg;
+    char msg[DETECT_MSG_MAX];
+    LONG rv = SCARD_S_SUCCESS;
+    struct spin_guard guard = {now_ms(), 0};
+
+    for (;;) {
+        bool relist = false;
+
+        if (pcsc_should_stop(d))
+            break;
+        rv = SCardGetStatusChange(d->ctx, INFINITE, d->rs, d->nrs);
+        if (pcsc_should_stop(d))
+            break;
+        rv = pcsc_after_wait(d, rv, msg, sizeof(msg), &relist);
+        if (rv != SCARD_S_SUCCESS)
+            break;
+        if (msg[0])
+            pcsc_notify(d, msg);
+        if (!spin_ok(&guard, msg[0] || relist)) {
+            rv = SCARD_F_UNKNOWN_ERROR;
+            break;
+        }
+    }
+    pcsc_thread_end(d, rv);
     return NULL;
 }
 
@@ -493,210 +506,6 @@ out:
     return r;
 }
 
-/* ---- udev ------------------------------------------------------------------------------ */
-
-static const struct known_id *known_lookup(unsigned vid, unsigned pid)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(known_ids) / sizeof(known_ids[0]); i++)
-        if (known_ids[i].vid == vid && known_ids[i].pid == pid)
-            return &known_ids[i];
-    return NULL;
-}
-
-/* Parse "vid/pid/bcd" (hex, from the PRODUCT property). */
-static bool parse_product(const char *s, unsigned *vid, unsigned *pid)
-{
-    char *end;
-    unsigned long v, p;
-
-    if (!s)
-        return false;
-    errno = 0;
-    v = strtoul(s, &end, 16);
-    if (errno || end == s || *end != '/' || v > 0xffff)
-        return false;
-    s = end + 1;
-    p = strtoul(s, &end, 16);
-    if (errno || end == s || (*end != '/' && *end != '\0') || p > 0xffff)
-        return false;
-    *vid = (unsigned)v;
-    *pid = (unsigned)p;
-    return true;
-}
-
-/* Leading decimal class of "class/subclass/protocol" (INTERFACE, TYPE), or -1. */
-static int parse_class(const char *s)
-{
-    char *end;
-    unsigned long c;
-
-    if (!s)
-        return -1;
-    errno = 0;
-    c = strtoul(s, &end, 10);
-    if (errno || end == s || *end != '/' || c > 255)
-        return -1;
-    return (int)c;
-}
-
-/* A sysfs class attribute ("0b"), or -1. */
-static int parse_hex_class(const char *s)
-{
-    char *end;
-    unsigned long c;
-
-    if (!s)
-        return -1;
-    errno = 0;
-    c = strtoul(s, &end, 16);
-    if (errno || end == s || (*end != '\0' && *end != '\n') || c > 255)
-        return -1;
-    return (int)c;
-}
-
-/* ID_USB_INTERFACES is ":ccsspp:ccsspp:" (hex); true when one interface has class cls. */
-static bool interfaces_have_class(const char *s, int cls)
-{
-    char want[3];
-    const char *p;
-
-    if (!s)
-        return false;
-    (void)snprintf(want, sizeof(want), "%02x", (unsigned)cls);
-    for (p = strchr(s, ':'); p; p = strchr(p + 1, ':'))
-        if (strlen(p) >= 7 && strncasecmp(p + 1, want, 2) == 0)
-            return true;
-    return false;
-}
-
-static bool streq(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-/*
- * Decide whether a usb add/remove event concerns a smart-card reader (an interface of class
- * 0x0b) or a known token, from the event's properties first (they are all a remove event
- * carries), then from sysfs attributes (add only). On a match, describes it in msg.
- */
-static bool udev_classify(struct udev_device *dev, const char *action, char *msg, size_t msglen)
-{
-    const char *devtype = udev_device_get_devtype(dev);
-    const char *sysname = udev_device_get_sysname(dev);
-    bool add = streq(action, "add"), have_id, ccid = false;
-    const struct known_id *k = NULL;
-    unsigned vid = 0, pid = 0;
-
-    have_id = parse_product(udev_device_get_property_value(dev, "PRODUCT"), &vid, &pid);
-    if (!have_id && add && streq(devtype, "usb_device")) {
-        const char *v = udev_device_get_sysattr_value(dev, "idVendor");
-        const char *p = udev_device_get_sysattr_value(dev, "idProduct");
-        char both[32];
-
-        if (v && p && snprintf(both, sizeof(both), "%s/%s", v, p) < (int)sizeof(both))
-            have_id = parse_product(both, &vid, &pid);
-    }
-    if (have_id)
-        k = known_lookup(vid, pid);
-    if (streq(devtype, "usb_interface")) {
-        ccid = parse_class(udev_device_get_property_value(dev, "INTERFACE")) == USB_CLASS_CCID;
-        if (!ccid && add) {
-            const char *c = udev_device_get_sysattr_value(dev, "bInterfaceClass");
-
-            ccid = parse_hex_class(c) == USB_CLASS_CCID;
-        }
-    } else if (streq(devtype, "usb_device")) {
-        ccid = interfaces_have_class(udev_device_get_property_value(dev, "ID_USB_INTERFACES"),
-                                     USB_CLASS_CCID) ||
-               parse_class(udev_device_get_property_value(dev, "TYPE")) == USB_CLASS_CCID;
-    }
-    if (!k && !ccid)
-        return false;
-    (void)snprintf(msg, msglen, "udev: %s %s: %04x:%04x%s%s%s at %s", k ? "token" : "reader",
-                   add ? "added" : "removed", vid, pid, k ? " (" : "", k ? k->name : "",
-                   k ? ")" : "", sysname ? sysname : "?");
-    return true;
-}
-
-/* Drain the monitor; returns the number of relevant events, the last one described in msg. */
-static unsigned udev_drain(struct detect *d, char *msg, size_t msglen)
-{
-    unsigned n = 0;
-
-    for (;;) {
-        struct udev_device *dev;
-        const char *action;
-
-        errno = 0;
-        dev = udev_monitor_receive_device(d->mon);
-        if (!dev && errno == ENOBUFS) {
-            /* The socket overflowed: events were lost, so enumerate anyway. */
-            copy_msg(msg, msglen, "udev: events lost, rescanning");
-            n++;
-            continue;
-        }
-        if (!dev)
-            break;
-        action = udev_device_get_action(dev);
-        if ((streq(action, "add") || streq(action, "remove")) &&
-            udev_classify(dev, action, msg, msglen))
-            n++;
-        udev_device_unref(dev);
-    }
-    return n;
-}
-
-static void udev_stop(struct detect *d)
-{
-    if (d->mon)
-        udev_monitor_unref(d->mon);
-    if (d->udev)
-        udev_unref(d->udev);
-    d->mon = NULL;
-    d->udev = NULL;
-}
-
-/*
- * Start the udev monitor, but only when udevd runs: a monitor without udevd never fires and
- * would wrongly switch the periodic rescan off. Returns 0 also when udev is not usable.
- */
-static int udev_start(struct detect *d)
-{
-    struct udev_queue *q = NULL;
-    struct epoll_event ev = {.events = EPOLLIN};
-    bool ok = false;
-    int r = 0;
-
-    d->udev = udev_new();
-    if (!d->udev)
-        goto out;
-    q = udev_queue_new(d->udev);
-    if (!q || !udev_queue_get_udev_is_active(q)) {
-        log_debug("detect: udevd is not running, no udev monitor");
-        goto out;
-    }
-    d->mon = udev_monitor_new_from_netlink(d->udev, "udev");
-    if (!d->mon || udev_monitor_filter_add_match_subsystem_devtype(d->mon, "usb", NULL) < 0 ||
-        udev_monitor_enable_receiving(d->mon) < 0) {
-        log_debug("detect: udev monitor unavailable");
-        goto out;
-    }
-    ev.data.fd = udev_monitor_get_fd(d->mon);
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
-        r = PA_E_INTERNAL;
-        goto out;
-    }
-    ok = true;
-out:
-    if (q)
-        udev_queue_unref(q);
-    if (!ok)
-        udev_stop(d);
-    return r;
-}
-
 /* ---- public ---------------------------------------------------------------------------- */
 
 static int sync_init(struct detect *d)
@@ -722,17 +531,13 @@ out:
     return r;
 }
 
-int detect_open(const struct detect_opts *o, struct detect **ret)
+/* A new detector for o: the rescan interval, the lock and the two descriptors, no source yet. */
+static int detect_new(const struct detect_opts *o, struct detect **ret)
 {
-    struct detect *d = NULL;
+    struct detect *d = calloc(1, sizeof(*d));
     struct epoll_event ev = {.events = EPOLLIN};
-    int r = PA_E_INTERNAL;
+    int r;
 
-    if (!o || !ret)
-        return PA_E_INTERNAL;
-    if (!(o->rescan_s >= 0 && o->rescan_s <= DETECT_RESCAN_MAX)) /* also refuses NaN */
-        return PA_E_USAGE;
-    d = calloc(1, sizeof(*d));
     if (!d)
         return PA_E_NOMEM;
     d->opts = *o;
@@ -752,7 +557,27 @@ int detect_open(const struct detect_opts *o, struct detect **ret)
     ev.data.fd = d->evfd;
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->evfd, &ev) < 0)
         goto out;
-    r = o->use_udev ? udev_start(d) : 0;
+    *ret = d;
+    d = NULL;
+    r = 0;
+out:
+    detect_close(d);
+    return r;
+}
+
+int detect_open(const struct detect_opts *o, struct detect **ret)
+{
+    struct detect *d = NULL;
+    int r;
+
+    if (!o || !ret)
+        return PA_E_INTERNAL;
+    if (!(o->rescan_s >= 0 && o->rescan_s <= DETECT_RESCAN_MAX)) /* also refuses NaN */
+        return PA_E_USAGE;
+    r = detect_new(o, &d);
+    if (r < 0)
+        return r;
+    r = o->use_udev ? detect_udev_start(&d->u, d->epfd) : 0;
     if (r < 0)
         goto out;
     r = o->use_pcsc ? pcsc_start(d) : 0;
@@ -775,7 +600,7 @@ void detect_close(struct detect *d)
         return;
     if (d->sync_init)
         pcsc_stop(d);
-    udev_stop(d);
+    detect_udev_stop(&d->u);
     if (d->evfd >= 0)
         close(d->evfd);
     if (d->epfd >= 0)
@@ -827,6 +652,35 @@ static unsigned take_pcsc(struct detect *d, char *msg, size_t msglen, bool *lost
 }
 
 /*
+ * The periodic rescan, after the events (how many) the sources had: 1 when a rescan is due now
+ * (described in msg), else 0. A due rescan also tries to start PC/SC again (the service may have
+ * come back: once per period, never in a loop). The next deadline is one period away whenever
+ * the caller enumerates now, or the rescan just became necessary (had: it was on before).
+ */
+static unsigned rescan_due(struct detect *d, bool had, unsigned events, char *msg, size_t msglen)
+{
+    if (!d->rescan_on)
+        return 0;
+    if (!had) {
+        /* Rescan just became necessary; this event already asks for an enumeration. */
+        ts_after_ms(&d->next, d->interval_ms);
+        return 0;
+    }
+    if (!ts_passed(&d->next)) {
+        if (events) /* the caller enumerates now: the next periodic rescan is one period away */
+            ts_after_ms(&d->next, d->interval_ms);
+        return 0;
+    }
+    copy_msg(msg, msglen, "rescan: periodic");
+    if (d->opts.use_pcsc && !d->pcsc_running && pcsc_start(d) == 0 && d->pcsc_running) {
+        copy_msg(msg, msglen, "pcsc: service available");
+        update_sources(d);
+    }
+    ts_after_ms(&d->next, d->interval_ms);
+    return 1;
+}
+
+/*
  * Several sources can fire between two calls: what gets the last event of each source that
  * fired, in the order pcsc, udev, rescan, joined by "; " (and truncated to whatlen).
  */
@@ -844,24 +698,9 @@ int detect_poll(struct detect *d, char *what, size_t whatlen)
         pcsc_stop(d);
         update_sources(d);
     }
-    if (d->mon)
-        events += udev_drain(d, umsg, sizeof(umsg));
-    if (d->rescan_on && !had_rescan) {
-        /* Rescan just became necessary; this event already asks for an enumeration. */
-        ts_after_ms(&d->next, d->interval_ms);
-    } else if (d->rescan_on && ts_passed(&d->next)) {
-        events++;
-        copy_msg(rmsg, sizeof(rmsg), "rescan: periodic");
-        /* The service may have come (back): try once per period, never in a loop. */
-        if (d->opts.use_pcsc && !d->pcsc_running && pcsc_start(d) == 0 && d->pcsc_running) {
-            copy_msg(rmsg, sizeof(rmsg), "pcsc: service available");
-            update_sources(d);
-        }
-        ts_after_ms(&d->next, d->interval_ms);
-    } else if (d->rescan_on && events) {
-        /* The caller enumerates now: the next periodic rescan is one period away. */
-        ts_after_ms(&d->next, d->interval_ms);
-    }
+    if (d->u.mon)
+        events += detect_udev_drain(&d->u, umsg, sizeof(umsg));
+    events += rescan_due(d, had_rescan, events, rmsg, sizeof(rmsg));
     if (what && whatlen)
         (void)snprintf(what, whatlen, "%s%s%s%s%s", pmsg,
                        pmsg[0] && (umsg[0] || rmsg[0]) ? "; " : "", umsg,

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fsutil.c - the file plumbing every module shares: atomic durable writes, the one bounded read
+ * of a whole file (fs_read, and fs_read_owned for files only their owner could have made),
+ * wiping a file before removing it, modes for shared directories.
+ */
 #include "fsutil.h"
 
 #include "i18n.h"
@@ -8,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,48 +80,130 @@ out:
     return r;
 }
 
-int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+/*
+ * Read fd to its end into a new buffer of max + 1 bytes, NUL-terminated: 0; 1 when it holds more
+ * than max bytes; PA_E_IO (errno); PA_E_NOMEM.
+ */
+static int read_bounded(int fd, size_t max, char **ret, size_t *ret_len)
 {
-    char *buf = NULL;
+    char *buf = malloc(max + 1);
     size_t len = 0;
-    struct stat st;
-    int fd, r = PA_E_IO;
+    int r = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
-    if (fd < 0)
-        return PA_E_IO;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        goto out;
-    buf = malloc(max + 1);
-    if (!buf) {
-        r = PA_E_NOMEM;
-        goto out;
-    }
+    if (!buf)
+        return PA_E_NOMEM;
     for (;;) {
         ssize_t n = read(fd, buf + len, max + 1 - len);
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            goto out;
-        if (n == 0)
+        if (n <= 0) {
+            r = n < 0 ? PA_E_IO : 0;
             break;
+        }
         len += (size_t)n;
         if (len > max) {
-            r = PA_E_IO;
-            errno = EFBIG;
-            goto out;
+            r = 1;
+            break;
         }
+    }
+    if (r != 0) {
+        int saved = errno;
+
+        free(buf);
+        errno = saved;
+        return r;
     }
     buf[len] = '\0';
     *ret = buf;
     *ret_len = len;
-    buf = NULL;
-    r = 0;
-out:
-    free(buf);
-    close(fd);
+    return 0;
+}
+
+/* Note the step of fs_read() that failed and its errno (0: leave errno alone); returns r. */
+static int read_failed(struct fs_read *rd, enum fs_read_step step, int err, int r)
+{
+    rd->failed = step;
+    rd->err = err;
+    if (err)
+        errno = err;
     return r;
+}
+
+/* fs_read() on an open descriptor. */
+static int read_whole_fd(int fd, size_t max, struct fs_read *rd)
+{
+    struct stat st;
+    int r;
+
+    if (fstat(fd, &st) < 0)
+        return read_failed(rd, FS_READ_STAT, errno, PA_E_IO);
+    if (!S_ISREG(st.st_mode))
+        return read_failed(rd, FS_READ_TYPE, 0, PA_E_IO);
+    if (st.st_size < 0 || (uintmax_t)st.st_size > max)
+        return read_failed(rd, FS_READ_SIZE, EFBIG, PA_E_IO);
+    rd->mode = st.st_mode;
+    r = read_bounded(fd, max, &rd->buf, &rd->len);
+    if (r == 1)
+        return read_failed(rd, FS_READ_SIZE, EFBIG, PA_E_IO);
+    if (r == PA_E_IO)
+        return read_failed(rd, FS_READ_READ, errno, PA_E_IO);
+    if (r == PA_E_NOMEM)
+        return read_failed(rd, FS_READ_NOMEM, 0, PA_E_NOMEM);
+    return 0;
+}
+
+int fs_read(const char *path, size_t max, struct fs_read *ret)
+{
+    int fd, r, saved;
+
+    memset(ret, 0, sizeof(*ret));
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
+    if (fd < 0)
+        return read_failed(ret, FS_READ_OPEN, errno, PA_E_IO);
+    r = read_whole_fd(fd, max, ret);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+void fs_read_explain(const struct fs_read *rd, const char *path, size_t max, char *errbuf,
+                     size_t errlen)
+{
+    if (!errbuf || !errlen)
+        return;
+    switch (rd->failed) {
+    case FS_READ_OPEN:
+        (void)snprintf(errbuf, errlen, _("%s: cannot open: %s"), path, strerror(rd->err));
+        break;
+    case FS_READ_STAT:
+        (void)snprintf(errbuf, errlen, _("%s: cannot stat: %s"), path, strerror(rd->err));
+        break;
+    case FS_READ_TYPE:
+        (void)snprintf(errbuf, errlen, _("%s: not a regular file"), path);
+        break;
+    case FS_READ_SIZE:
+        (void)snprintf(errbuf, errlen, _("%s: larger than %d bytes"), path, (int)max);
+        break;
+    case FS_READ_READ:
+        (void)snprintf(errbuf, errlen, _("%s: cannot read: %s"), path, strerror(rd->err));
+        break;
+    default: /* FS_READ_OK, FS_READ_NOMEM: nothing to say about the file */
+        break;
+    }
+}
+
+int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+    struct fs_read rd;
+    int r = fs_read(path, max, &rd);
+
+    if (r < 0)
+        return r;
+    *ret = rd.buf;
+    *ret_len = rd.len;
+    return 0;
 }
 
 /*
@@ -140,9 +228,7 @@ int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **r
                   char *why, size_t whylen)
 {
     const char *problem;
-    char *buf = NULL;
     struct stat st;
-    size_t len = 0;
     int fd, r = PA_E_IO;
 
     fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
@@ -160,33 +246,12 @@ int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **r
         r = PA_E_REFUSED;
         goto out;
     }
-    r = PA_E_NOMEM;
-    buf = malloc(max + 1);
-    if (!buf)
-        goto out;
-    for (r = PA_E_IO;;) {
-        ssize_t n = read(fd, buf + len, max + 1 - len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > max) {
-            snprintf(why, whylen, "%s", N_("too large"));
-            r = PA_E_REFUSED;
-            goto out;
-        }
+    r = read_bounded(fd, max, ret, ret_len);
+    if (r == 1) {
+        snprintf(why, whylen, "%s", N_("too large"));
+        r = PA_E_REFUSED;
     }
-    buf[len] = '\0';
-    *ret = buf;
-    *ret_len = len;
-    buf = NULL;
-    r = 0;
 out:
-    free(buf);
     close(fd);
     return r;
 }

@@ -14,7 +14,47 @@
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
-/* Read a whole file of at most max bytes into a NUL-terminated malloc'd buffer. */
+/* The step at which fs_read() failed (struct fs_read.failed). */
+enum fs_read_step {
+    FS_READ_OK,    /* nothing failed */
+    FS_READ_OPEN,  /* open(2): err says why (ENOENT: there is no such file) */
+    FS_READ_STAT,  /* fstat(2): err */
+    FS_READ_TYPE,  /* not a regular file (err 0) */
+    FS_READ_SIZE,  /* larger than max (err EFBIG) */
+    FS_READ_READ,  /* read(2): err */
+    FS_READ_NOMEM, /* out of memory */
+};
+
+/* A file read whole by fs_read(). */
+struct fs_read {
+    char *buf;                /* its bytes and a NUL; malloc'd, the caller frees (and wipes) */
+    size_t len;               /* bytes read, without the NUL */
+    mode_t mode;              /* its st_mode */
+    enum fs_read_step failed; /* on failure: the step that failed */
+    int err;                  /* on failure: that step's errno (see enum fs_read_step) */
+};
+
+/*
+ * The one bounded read of a whole file: a regular file (opened without blocking, so a FIFO is
+ * refused rather than waited on) of at most max bytes, read to its end into ret->buf.
+ * 0 with *ret filled; PA_E_IO (ret->failed and ret->err say why, errno is ret->err unless that is
+ * 0) or PA_E_NOMEM. ret->buf is NULL after a failure.
+ */
+int fs_read(const char *path, size_t max, struct fs_read *ret);
+
+/*
+ * The one-line message for a failed fs_read() of path, in the user's language: "PATH: cannot
+ * open: REASON", "PATH: cannot stat: REASON", "PATH: not a regular file", "PATH: larger than MAX
+ * bytes" or "PATH: cannot read: REASON". errbuf may be NULL.
+ */
+void fs_read_explain(const struct fs_read *rd, const char *path, size_t max, char *errbuf,
+                     size_t errlen);
+
+/*
+ * fs_read() for callers that need only the text: a NUL-terminated malloc'd buffer. PA_E_IO with
+ * errno EFBIG when larger than max, errno untouched when not a regular file, else errno from the
+ * call that failed; PA_E_NOMEM.
+ */
 int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
 /*

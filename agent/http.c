@@ -241,24 +241,21 @@ static int append_header(struct curl_slist **list, const char *h)
     return 0;
 }
 
-/* Translate a failed transfer into a PA_E_* code and a one-line reason. */
-static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *host, long port,
-                          const struct http_opts *opts, size_t max_body, int too_big,
-                          struct http_response *ret)
+/* What a failed transfer is judged by. */
+struct failure {
+    CURLcode rc;
+    const char *errbuf; /* curl's error buffer */
+    const char *host;
+    long port;
+    const struct http_opts *opts;
+    size_t max_body;
+    int too_big; /* the body went over max_body */
+};
+
+/* A failure on our side or of the configuration: its PA_E_* code, or 1 when rc is not one. */
+static int map_local_error(const struct failure *f, struct http_response *ret)
 {
-    curl_off_t pretransfer = 0, connect_t = 0;
-    long os_errno = 0;
-
-    (void)curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-    (void)curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_t);
-    (void)curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-    /* Once curl got past the handshake the request may have gone out. */
-    ret->maybe_sent = pretransfer > 0;
-    /* Network trouble may pass; an untrusted certificate or a local problem will not. */
-    ret->transient = rc != CURLE_PEER_FAILED_VERIFICATION && rc != CURLE_SSL_CERTPROBLEM &&
-                     rc != CURLE_SSL_PINNEDPUBKEYNOTMATCH && rc != CURLE_SSL_ISSUER_ERROR;
-
-    switch (rc) {
+    switch (f->rc) {
     case CURLE_OUT_OF_MEMORY:
         set_err(ret, _("out of memory"));
         return PA_E_NOMEM;
@@ -270,36 +267,51 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
         return PA_E_CONFIG;
     case CURLE_SSL_CACERT_BADFILE:
         set_err(ret, _("cannot read CA bundle %s"),
-                opts->ca_bundle ? opts->ca_bundle : _("(system)"));
+                f->opts->ca_bundle ? f->opts->ca_bundle : _("(system)"));
         return PA_E_CONFIG;
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
-        if (too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-            set_err(ret, _("response larger than %zu bytes"), max_body);
+        if (f->too_big || f->rc == CURLE_FILESIZE_EXCEEDED) {
+            set_err(ret, _("response larger than %zu bytes"), f->max_body);
             return PA_E_CA_PROTOCOL;
         }
         set_err(ret, _("out of memory"));
         return PA_E_NOMEM;
+    default:
+        return 1;
+    }
+}
+
+/* A failure to reach the server, or of the connection: a PA_E_* code and a one-line reason. */
+static int map_network_error(CURL *h, const struct failure *f, struct http_response *ret)
+{
+    const char *d = detail(f->errbuf, f->rc);
+    curl_off_t connect_t = 0;
+    long os_errno = 0;
+
+    (void)curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_t);
+    (void)curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    switch (f->rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        set_err(ret, _("cannot resolve host %s (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("cannot resolve host %s (%s)"), f->host, d);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_COULDNT_CONNECT:
         if (os_errno == ECONNREFUSED)
-            set_err(ret, _("connection to %s:%ld refused"), host, port);
+            set_err(ret, _("connection to %s:%ld refused"), f->host, f->port);
         else
-            set_err(ret, _("cannot connect to %s:%ld (%s)"), host, port, detail(errbuf, rc));
+            set_err(ret, _("cannot connect to %s:%ld (%s)"), f->host, f->port, d);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_OPERATION_TIMEDOUT:
         if (connect_t == 0)
-            set_err(ret, _("connecting to %s:%ld timed out after %g s"), host, port,
-                    (double)to_ms(opts->connect_timeout_s, HTTP_DEFAULT_CONNECT_S) / 1000.0);
+            set_err(ret, _("connecting to %s:%ld timed out after %g s"), f->host, f->port,
+                    (double)to_ms(f->opts->connect_timeout_s, HTTP_DEFAULT_CONNECT_S) / 1000.0);
         else
-            set_err(ret, _("request to %s timed out after %g s"), host,
-                    (double)to_ms(opts->timeout_s, HTTP_DEFAULT_TIMEOUT_S) / 1000.0);
+            set_err(ret, _("request to %s timed out after %g s"), f->host,
+                    (double)to_ms(f->opts->timeout_s, HTTP_DEFAULT_TIMEOUT_S) / 1000.0);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_PEER_FAILED_VERIFICATION:
-        set_err(ret, _("TLS certificate of %s not trusted (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("TLS certificate of %s not trusted (%s)"), f->host, d);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
@@ -307,10 +319,10 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-        set_err(ret, _("TLS handshake with %s failed (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("TLS handshake with %s failed (%s)"), f->host, d);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_GOT_NOTHING:
-        set_err(ret, _("%s closed the connection without answering"), host);
+        set_err(ret, _("%s closed the connection without answering"), f->host);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -318,17 +330,33 @@ static int map_curl_error(CURL *h, CURLcode rc, const char *errbuf, const char *
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
-        set_err(ret, _("connection to %s dropped (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("connection to %s dropped (%s)"), f->host, d);
         return PA_E_CA_UNAVAILABLE;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_TOO_MANY_REDIRECTS:
-        set_err(ret, _("unusable answer from %s (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("unusable answer from %s (%s)"), f->host, d);
         return PA_E_CA_PROTOCOL;
     default:
-        set_err(ret, _("request to %s failed (%s)"), host, detail(errbuf, rc));
+        set_err(ret, _("request to %s failed (%s)"), f->host, d);
         return PA_E_CA_UNAVAILABLE;
     }
+}
+
+/* Translate a failed transfer into a PA_E_* code, a one-line reason and the retry flags. */
+static int map_curl_error(CURL *h, const struct failure *f, struct http_response *ret)
+{
+    curl_off_t pretransfer = 0;
+    int r;
+
+    (void)curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    /* Once curl got past the handshake the request may have gone out. */
+    ret->maybe_sent = pretransfer > 0;
+    /* Network trouble may pass; an untrusted certificate or a local problem will not. */
+    ret->transient = f->rc != CURLE_PEER_FAILED_VERIFICATION && f->rc != CURLE_SSL_CERTPROBLEM &&
+                     f->rc != CURLE_SSL_PINNEDPUBKEYNOTMATCH && f->rc != CURLE_SSL_ISSUER_ERROR;
+    r = map_local_error(f, ret);
+    return r <= 0 ? r : map_network_error(h, f, ret);
 }
 
 /* Fill in everything the server answered; 0 or PA_E_NOMEM. */
@@ -517,7 +545,9 @@ static int perform(CURL *h, const struct http_opts *opts, const char *method, co
     if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
         ret->new_connections = nconn;
     if (rc != CURLE_OK) {
-        r = map_curl_error(h, rc, errbuf, host, port, opts, body->max, body->too_big, ret);
+        struct failure f = {rc, errbuf, host, port, opts, body->max, body->too_big};
+
+        r = map_curl_error(h, &f, ret);
         log_debug("http: %s %s failed: %s", method, url, ret->errmsg);
         return r;
     }

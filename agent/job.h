@@ -4,6 +4,10 @@
  * atomically (temp, fsync, rename, fsync dir), mode 0600, holding no secret (no PIN, no API key,
  * no card data). The record is the only state that outlives a process: every step writes it
  * before acting and after, so a kill between any two steps leaves a record that says what to do.
+ *
+ * The module: job.c (the record in memory), job_state.c (states and moves), job_format.c (the
+ * JSON file format and its checks), job_store.c (files, listing, locks); job_internal.h is
+ * theirs alone.
  */
 #ifndef PKIO_JOB_H
 #define PKIO_JOB_H
@@ -89,8 +93,20 @@ struct job {
 
 const char *job_state_name(enum job_state s);
 int job_state_parse(const char *name, enum job_state *ret);
-/* Terminal states: done, failed, canceled. */
-bool job_state_terminal(enum job_state s);
+/*
+ * Terminal states: done, failed, canceled (nothing drives the job on; a failed one may be
+ * resumed or canceled by the officer).
+ */
+bool job_state_is_terminal(enum job_state s);
+/*
+ * Whether the officer's `cancel` may end a job in state s: before a certificate exists (new,
+ * key_ready, csr_ready, ordering, ordered) and failed. Not issued, installed or done (a
+ * certificate exists: revoke it instead), not canceled (nothing left to cancel). The state
+ * machine itself also lets issued and installed move to canceled (job_transition).
+ */
+bool job_state_is_cancelable(enum job_state s);
+/* The earlier name, until enroll.c uses the new one. */
+#define job_state_terminal job_state_is_terminal
 
 /* A new job in state NEW with a random id and created = updated = now. */
 int job_new(struct job **ret);
@@ -99,7 +115,8 @@ void job_free(struct job *j);
 /*
  * Move to state `to`, appending a history event with the note (printf-style, may be NULL).
  * Refuses (PA_E_INTERNAL) transitions the state machine does not allow: forward steps, any
- * state to FAILED/CANCELED, FAILED back to the state it failed in when resumed (see job.c).
+ * state to FAILED/CANCELED, FAILED back to the state it failed in when resumed (see
+ * job_state.c).
  */
 int job_transition(struct job *j, enum job_state to, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * main.c - pkio-agent's entry point: global options, then the command table. Wiring only.
+ * main.c - pkio-agent's entry point: global options, then the command from the table
+ * (cli_commands.c). Wiring only.
  */
 #include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "i18n.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "pa_err.h"
 #include "secret.h"
@@ -16,45 +16,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct cli_command commands[] = {
-    {"enroll", cmd_enroll,
-     "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces ID] "
-     "[--json]"},
-    {"renew", cmd_renew,
-     "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type T] [--pss] "
-     "[--no-wait] [--json]"},
-    {"revoke", cmd_revoke,
-     "revoke (--job ID | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON [--comment TEXT] "
-     "[--yes] [--json]"},
-    {"resume", cmd_resume, "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"},
-    {"status", cmd_status, "status [JOB] [--json]"},
-    {"cancel", cmd_cancel, "cancel JOB [--pin-source FILE] [--json]"},
-    {"audit", cmd_audit,
-     "audit verify [--against-journal] [--journal-file FILE] [--since WHEN] [--json]"},
-    {"watch", cmd_watch,
-     "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "
-     "[--pin-source FILE] [--ignore SERIAL]..."},
-    {"queue", cmd_queue, "queue add --request FILE [--serial S] [--token URI] | queue list"},
-    {"expiring", cmd_expiring, "expiring [--within DAYS] [--json]"},
-    {"certs", cmd_certs, "certs [--token URI] [--json]"},
-    {"tokens", cmd_tokens, "tokens [--json]"},
-    {"keygen", cmd_keygen, "keygen --token URI [--key-type T] [--label TEXT] [--json]"},
-    {"csr", cmd_csr, "csr --key URI (--request FILE | --subject DN) [--pss] [-o FILE] [--json]"},
-    {"install", cmd_install, "install --key URI --cert FILE [--trust FILE] [--json]"},
-    {"delete-key", cmd_delete_key, "delete-key --key URI [--json]"},
-    {"validate", cmd_validate, "validate --request FILE [--csr FILE] [--json]"},
-    {"order", cmd_order, "order --request FILE --csr FILE [--json]"},
-    {"order-status", cmd_order_status, "order-status ORDER_ID [--json]"},
-    {"download", cmd_download, "download CERT_ID [--format pem_noroot|pem_all] [-o FILE] [--json]"},
-};
-
 static void usage(FILE *f)
 {
+    const struct cli_command *cmd;
+
     fprintf(f, _("usage: pkio-agent [--module PATH] [--config FILE] [--state-dir DIR] [--json] "
                  "[--pin-fd FD] [--api-key-fd FD] [--lang nl|en] [-v] COMMAND [ARGS]\n\n"
                  "commands:\n"));
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %s\n", commands[i].synopsis);
+    for (size_t i = 0; (cmd = cli_command_at(i)) != NULL; i++)
+        fprintf(f, "  %s\n", cmd->synopsis);
     fprintf(f, _("\n'pkio-agent COMMAND --help' shows a command's options; man pkio-agent(8) has "
                  "the exit codes.\n"));
 }
@@ -178,6 +148,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct cli cli = {.pin_fd = -1};
+    const struct cli_command *cmd;
     const char *lang = NULL;
     int c, r = 0;
 
@@ -197,10 +168,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return pa_err_exit_code(PA_E_USAGE);
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[optind], commands[i].name) == 0)
-            return pa_err_exit_code(
-                run_command(&cli, &commands[i], lang, argc - optind, argv + optind));
+    cmd = cli_command_find(argv[optind]);
+    if (cmd)
+        return pa_err_exit_code(run_command(&cli, cmd, lang, argc - optind, argv + optind));
     fprintf(stderr, _("pkio-agent: unknown command '%s'; see 'pkio-agent --help'\n"), argv[optind]);
     return pa_err_exit_code(PA_E_USAGE);
 }

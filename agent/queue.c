@@ -56,12 +56,18 @@ static bool attr_ok(const char *want, const char *have)
     return !want || strcmp(want, have) == 0;
 }
 
+bool queue_token_bound(const char *serial, const char *label, const char *manufacturer,
+                       const char *model, const struct tok_info *tok)
+{
+    return attr_ok(serial, tok->serial) && attr_ok(label, tok->label) &&
+           attr_ok(manufacturer, tok->manufacturer) && attr_ok(model, tok->model);
+}
+
 bool queue_bind_matches(const struct queue_bind *b, const struct tok_info *tok)
 {
     if (queue_bind_empty(b))
         return false;
-    return attr_ok(b->serial, tok->serial) && attr_ok(b->label, tok->label) &&
-           attr_ok(b->manufacturer, tok->manufacturer) && attr_ok(b->model, tok->model);
+    return queue_token_bound(b->serial, b->label, b->manufacturer, b->model, tok);
 }
 
 bool queue_entry_fits(const struct queue_entry *e, const struct tok_info *tok, bool blank)
@@ -418,7 +424,7 @@ static int parse_entry(const char *state_dir, const char *name, const char *buf,
                        struct queue_entry *ret, char *why, size_t whylen)
 {
     json_object *o = json_tokener_parse(buf);
-    char *id = NULL, *req = NULL, file[64];
+    char *id = NULL, *req = NULL;
     const char *problem = N_("not a JSON object");
     int r = PA_E_REFUSED;
 
@@ -429,6 +435,8 @@ static int parse_entry(const char *state_dir, const char *name, const char *buf,
             problem = entry_problem(name, id, req);
     }
     if (!problem) {
+        char file[64];
+
         memcpy(ret->id, id, 33);
         snprintf(file, sizeof(file), "%s.request.json", id);
         ret->request = malloc(4096);
@@ -702,14 +710,17 @@ bool queue_holds_request(const char *state_dir, const char *path, char *ret_id)
 
 int queue_taken_find(const char *state_dir, const char *request, struct queue_entry *ret)
 {
-    char id[33], name[64], why[128];
+    char id[33], name[64];
     int r;
 
     if (!queue_holds_request(state_dir, request, id))
         return PA_E_TOKEN_NOT_FOUND;
     r = find_by_id(state_dir, "taken", id, name);
-    if (r == 0)
+    if (r == 0) {
+        char why[128];
+
         r = load_entry(state_dir, "taken", name, queue_owner(state_dir), ret, why, sizeof(why));
+    }
     return r == 0 ? 0 : PA_E_TOKEN_NOT_FOUND;
 }
 

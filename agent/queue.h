@@ -59,6 +59,14 @@ int queue_bind_from(const char *serial, const char *token_uri, struct queue_bind
 void queue_bind_clear(struct queue_bind *b);
 /* Does the entry name no token attribute at all (first-come, for a blank token only)? */
 bool queue_bind_empty(const struct queue_bind *b);
+/*
+ * The one token-binding predicate: does tok carry every attribute named (NULL: not named)? A
+ * queue entry names what its binding holds (queue_bind_matches); a job, and a token the daemon
+ * keeps track of, is bound by serial and label (tpm2-pkcs11 serials are all zero):
+ * queue_token_bound(serial, label, NULL, NULL, tok).
+ */
+bool queue_token_bound(const char *serial, const char *label, const char *manufacturer,
+                       const char *model, const struct tok_info *tok);
 /* Does the token match every attribute the binding names? (An empty binding matches none.) */
 bool queue_bind_matches(const struct queue_bind *b, const struct tok_info *tok);
 /* May this entry go to this token? Bound: all its attributes match. Unbound: the token is blank. */

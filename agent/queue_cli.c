@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { OPT_JSON = 0x100, OPT_REQUEST, OPT_SERIAL, OPT_TOKEN };
+enum { OPT_REQUEST = CLI_OPT_FIRST, OPT_SERIAL, OPT_TOKEN };
 
 /* The binding of an entry as JSON (null when unbound). */
 static json_object *bind_json(const struct queue_bind *b)
@@ -135,33 +135,44 @@ static int queue_list_cmd(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
+struct add_args {
+    const char *request, *serial, *token;
+};
+
+static int queue_add_option(void *arg, int c, const char *val)
+{
+    struct add_args *a = arg;
+
+    if (c == OPT_REQUEST)
+        a->request = val;
+    else if (c == OPT_SERIAL)
+        a->serial = val;
+    else if (c == OPT_TOKEN)
+        a->token = val;
+    else
+        return CLI_OPT_UNKNOWN;
+    return 0;
+}
+
 /* queue add's options; PA_E_USAGE (reported) when they do not add up. */
-static int queue_add_args(struct cli *cli, int argc, char **argv, const char **request,
-                          const char **serial, const char **token)
+static int queue_add_args(struct cli *cli, int argc, char **argv, struct add_args *a)
 {
     static const struct option opts[] = {
         {"request", required_argument, NULL, OPT_REQUEST},
         {"serial", required_argument, NULL, OPT_SERIAL},
         {"token", required_argument, NULL, OPT_TOKEN},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
-    int c;
+    static const struct cli_getopt how = {.command = "queue",
+                                          .context = "queue add",
+                                          .longopts = opts,
+                                          .option = queue_add_option,
+                                          .help_refused = true};
+    int r = cli_getopt(cli, &how, a, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == OPT_REQUEST)
-            *request = optarg;
-        else if (c == OPT_SERIAL)
-            *serial = optarg;
-        else if (c == OPT_TOKEN)
-            *token = optarg;
-        else if (c == OPT_JSON)
-            cli->json = true;
-        else
-            return cli_fail(PA_E_USAGE, NULL, "queue add");
-    }
-    if (!*request || optind != argc)
+    if (r < 0)
+        return r;
+    if (!a->request || optind != argc)
         return cli_fail(PA_E_USAGE, N_("--request FILE is required"), "queue add");
     return 0;
 }
@@ -274,26 +285,26 @@ static void added(const struct cli *cli, const char *id, const struct queue_bind
 
 static int queue_add_cmd(struct cli *cli, int argc, char **argv)
 {
-    const char *request = NULL, *serial = NULL, *token = NULL;
+    struct add_args a = {0};
     struct queue_bind bind = {0};
     struct req *req = NULL;
     char err[512] = "", id[33] = "";
     int r;
 
-    r = queue_add_args(cli, argc, argv, &request, &serial, &token);
+    r = queue_add_args(cli, argc, argv, &a);
     if (r < 0)
         return r;
     /* The binding: --serial and the token attributes of --token (its pin-source only is kept in
      * the URI; a PIN never goes into the state directory: pin-value is refused). */
-    r = queue_bind_from(serial, token, &bind, err, sizeof(err));
+    r = queue_bind_from(a.serial, a.token, &bind, err, sizeof(err));
     if (r < 0)
         return cli_fail(r, err, "queue add");
     /* A queued request must be valid now, not when a token arrives at an unattended kiosk. */
-    r = cli_prepare_request(cli, request, NULL, &req);
+    r = cli_prepare_request(cli, a.request, NULL, &req);
     if (r == 0 && writes_queue_itself(cli_state_dir(cli)))
-        r = add_direct(cli, request, &bind, token, id, err, sizeof(err));
+        r = add_direct(cli, a.request, &bind, a.token, id, err, sizeof(err));
     else if (r == 0)
-        r = add_by_daemon(cli, request, serial, token, id, err, sizeof(err));
+        r = add_by_daemon(cli, a.request, a.serial, a.token, id, err, sizeof(err));
     if (r < 0 && err[0])
         cli_fail(r, err, "queue");
     if (r == 0)
@@ -309,6 +320,6 @@ int cmd_queue(struct cli *cli, int argc, char **argv)
         return queue_list_cmd(cli, argc, argv);
     if (argc >= 2 && strcmp(argv[1], "add") == 0)
         return queue_add_cmd(cli, argc - 1, argv + 1);
-    cli_usage("queue add --request FILE [--serial S] [--token URI] | queue list [--json]");
+    cli_usage("queue");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : PA_E_USAGE;
 }

@@ -86,7 +86,6 @@ static double rb_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-
 static int rb_open_fd(struct rb_station *st)
 {
     struct stat sb;
@@ -316,14 +315,14 @@ static int rb_reserve_locked(struct rb_station *st, const struct rb_limits *lim,
                              struct rb_ticket *ticket)
 {
     double now = rb_now(), wait;
-    long slot;
     int r = rb_load(st, now);
 
     if (r < 0)
         return r;
     wait = rb_wait(st, lim, now);
     if (wait <= 0) {
-        slot = rb_pick(st);
+        long slot = rb_pick(st);
+
         if (slot < 0) {
             wait = RB_FULL_WAIT;
         } else {

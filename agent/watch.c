@@ -20,6 +20,10 @@
  * or not typing at all, never holds up another token, a pulled token, or a stop. Times are kept
  * on the monotonic clock.
  *
+ * This file owns the loop, its setup and the options; the tokens and what starts for each are in
+ * watch_token.c, the children in watch_child.c, the expiry notice in watch_expiry.c, the kiosk's
+ * prompt in watch_kiosk.c.
+ *
  * Language: the kiosk speaks Dutch unless --lang, ui.lang or the environment says otherwise, and
  * the children are told the same (--lang). The daemon's own lines ("pkio-agent: watch: ...", for
  * the journal, or watch.log on a kiosk) stay English, like the audit log and syslog: they are the
@@ -33,11 +37,7 @@
 #include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
-#include "secret.h"
 #include "tok.h"
-
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,14 +49,8 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
-
-#define EXPIRY_WARN_DAYS 60    /* a certificate expiring this soon is announced on insertion */
-#define FORGET_MIN_S     600.0 /* a token gone this long (and at least --idle-timeout) is forgotten */
 
 enum {
     OPT_KIOSK = 0x100,
@@ -91,7 +85,7 @@ double watch_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void note(struct wtoken *t, const char *text)
+void watch_note(struct wtoken *t, const char *text)
 {
     snprintf(t->note, sizeof(t->note), "%s", text);
 }
@@ -127,718 +121,6 @@ bool watch_ignored(const struct watch *w, const char *serial)
     return false;
 }
 
-/* ---- jobs ----------------------------------------------------------------------------------- */
-
-/* The job records, read without locks (never saved or driven from here). NULL when none. */
-struct job **watch_jobs(struct watch *w, size_t *ret_n)
-{
-    struct job **list = NULL;
-    char err[256];
-
-    *ret_n = 0;
-    if (job_list(cli_state_dir(w->cli), &list, ret_n, err, sizeof(err)) < 0)
-        return NULL;
-    return list;
-}
-
-/* The job bound to a token: the unfinished one if any, else the newest. */
-const struct job *job_pick(struct job *const *list, size_t n, const struct wtoken *t,
-                           bool *ret_unfinished)
-{
-    const struct job *best = NULL;
-
-    *ret_unfinished = false;
-    for (size_t i = 0; i < n; i++) {
-        const struct job *j = list[i];
-
-        if (strcmp(j->token_serial, t->serial) != 0 || strcmp(j->token_label, t->label) != 0)
-            continue;
-        if (!job_state_terminal(j->state)) {
-            *ret_unfinished = true;
-            return j;
-        }
-        best = j; /* oldest first: the last one wins */
-    }
-    return best;
-}
-
-/* ---- tokens --------------------------------------------------------------------------------- */
-
-static struct wtoken *find_token(struct watch *w, const char *serial, const char *label)
-{
-    for (size_t i = 0; i < w->ntok; i++)
-        if (strcmp(w->tok[i]->serial, serial) == 0 && strcmp(w->tok[i]->label, label) == 0)
-            return w->tok[i];
-    return NULL;
-}
-
-/* A token seen for the first time (the array grows as needed). NULL when out of memory. */
-static struct wtoken *add_token(struct watch *w, const struct tok_info *info)
-{
-    struct wtoken *t;
-
-    if (w->ntok == w->captok) {
-        size_t cap = w->captok ? w->captok * 2 : 16;
-        struct wtoken **nv = realloc(w->tok, cap * sizeof(*nv));
-
-        if (!nv)
-            return NULL;
-        w->tok = nv;
-        w->captok = cap;
-    }
-    t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    snprintf(t->serial, sizeof(t->serial), "%s", info->serial);
-    snprintf(t->label, sizeof(t->label), "%s", info->label);
-    kiosk_clean(t->serial, t->serial_safe, sizeof(t->serial_safe));
-    kiosk_clean(t->label, t->label_safe, sizeof(t->label_safe));
-    t->last_exit = -1;
-    t->gone_since = -1; /* treated as an arrival */
-    w->tok[w->ntok++] = t;
-    return t;
-}
-
-/* Tokens gone for long are forgotten: a long-running daemon serves any number of them. */
-static void forget_tokens(struct watch *w)
-{
-    double now = watch_now(), after = w->idle_s > FORGET_MIN_S ? w->idle_s : FORGET_MIN_S;
-    size_t k = 0;
-
-    for (size_t i = 0; i < w->ntok; i++) {
-        struct wtoken *t = w->tok[i];
-
-        if (!t->present && t->gone_since > 0 && now - t->gone_since > after && !t->child &&
-            w->prompt.t != t) {
-            free(t);
-            continue;
-        }
-        w->tok[k++] = t;
-    }
-    w->ntok = k;
-}
-
-/* What the kiosk knows of a token's PIN, from what the token says now. */
-static void set_pin_state(struct wtoken *t, const struct tok_info *info)
-{
-    t->pinpad = info->protected_auth_path;
-    t->pin_change = info->user_pin_to_be_changed && tok_pin_change_precheck(info) == 0;
-    t->pin_blocked = !t->pin_change && tok_login_precheck(info) < 0;
-    t->min_pin_len = info->min_pin_len;
-    t->max_pin_len = info->max_pin_len;
-}
-
-void refresh_pin_state(struct watch *w, struct wtoken *t)
-{
-    struct tok_info *list = NULL;
-    size_t n = 0;
-
-    if (tok_list(w->ctx, &list, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (list[i].token_initialized && strcmp(list[i].serial, t->serial) == 0 &&
-            strcmp(list[i].label, t->label) == 0)
-            set_pin_state(t, &list[i]);
-    free(list);
-}
-
-void wtoken_info(const struct wtoken *t, struct tok_info *ret)
-{
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->serial, sizeof(ret->serial), "%s", t->serial);
-    snprintf(ret->label, sizeof(ret->label), "%s", t->label);
-    snprintf(ret->manufacturer, sizeof(ret->manufacturer), "%s", t->manufacturer);
-    snprintf(ret->model, sizeof(ret->model), "%s", t->model);
-    ret->min_pin_len = t->min_pin_len;
-    ret->max_pin_len = t->max_pin_len;
-}
-
-/* ---- children ------------------------------------------------------------------------------- */
-
-/* The environment of a child: ours, with PKIO_ACTOR naming the officer (if any). */
-static char **child_env(const char *actor)
-{
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ[n])
-        n++;
-    env = calloc(n + 2, sizeof(*env));
-    if (!env)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "PKIO_ACTOR=", 11) != 0)
-            env[k++] = environ[i];
-    if (actor && *actor && asprintf(&env[k], "PKIO_ACTOR=%s", actor) >= 0)
-        k++;
-    env[k] = NULL;
-    return env;
-}
-
-static void child_env_free(char **env, const char *actor)
-{
-    size_t n = 0;
-
-    if (!env)
-        return;
-    while (env[n])
-        n++;
-    if (actor && *actor && n)
-        free(env[n - 1]); /* the one we made */
-    free(env);
-}
-
-/* In the child, before exec: the pipe's read end fd as descriptor target (not closed on exec). */
-static void child_fd(int fd, int target)
-{
-    /* Above the targets first, so that neither pipe lands on the other's target. */
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-
-    if (high < 0 || dup2(high, target) < 0)
-        _exit(127);
-}
-
-/* In the child, before exec: signals back to normal, output to the log on a kiosk, the PIN on
- * descriptor 3 and the API key on descriptor 4 (pipes; -1: none). */
-static void child_setup(const char *log, int pin_rfd, int key_rfd)
-{
-    sigset_t none;
-
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
-    signal(SIGTSTP, SIG_DFL);
-    if (log) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            dup2(fd, STDIN_FILENO);
-    }
-    if (pin_rfd >= 0)
-        child_fd(pin_rfd, 3);
-    if (key_rfd >= 0)
-        child_fd(key_rfd, 4);
-}
-
-/*
- * A pipe for the API key the daemon took from the environment (cfg_take_env_key), so that its
- * children have it without an environment variable or argv: the read end for the child, the
- * write end in *ret_wfd (both close-on-exec: no other child inherits them). 0 and -1s when there
- * is no such key; PA_E_INTERNAL.
- */
-static int key_pipe(int *ret_rfd, int *ret_wfd)
-{
-    int fds[2];
-
-    *ret_rfd = *ret_wfd = -1;
-    if (!cfg_env_api_key())
-        return 0;
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return PA_E_INTERNAL;
-    *ret_rfd = fds[0];
-    *ret_wfd = fds[1];
-    return 0;
-}
-
-/* The parent, after fork: the key and a newline into the pipe (far smaller than its buffer: this
- * never blocks). The child reads the first line. */
-static void key_send(int wfd)
-{
-    const struct secret *key = cfg_env_api_key();
-
-    if (wfd >= 0 && key)
-        (void)!(write(wfd, key->buf, key->len) == (ssize_t)key->len && write(wfd, "\n", 1) == 1);
-}
-
-/* Run the same binary for one job; its output goes to the journal, or a log in kiosk mode. */
-static int spawn(struct watch *w, struct wtoken *t, const char *const cmd[], int pin_rfd,
-                 const char *actor)
-{
-    const char *argv[28];
-    char *av[28] = {NULL}, **env = child_env(actor), log[4200];
-    size_t n = 0;
-    pid_t pid = -1;
-    int key_rfd = -1, key_wfd = -1;
-
-    argv[n++] = "pkio-agent";
-    if (w->cli->config) {
-        argv[n++] = "--config";
-        argv[n++] = w->cli->config;
-    }
-    argv[n++] = "--state-dir";
-    argv[n++] = cli_state_dir(w->cli);
-    argv[n++] = "--module";
-    argv[n++] = cli_module(w->cli);
-    argv[n++] = "--lang"; /* the daemon's language, whatever chose it */
-    argv[n++] = i18n_lang();
-    if (pin_rfd >= 0) { /* the PIN typed on the kiosk travels by pipe, never by argv */
-        argv[n++] = "--pin-fd";
-        argv[n++] = "3";
-    }
-    if (env && key_pipe(&key_rfd, &key_wfd) < 0) {
-        child_env_free(env, actor);
-        env = NULL; /* no child without its key */
-    }
-    if (key_rfd >= 0) { /* nor does the API key: it travels by pipe */
-        argv[n++] = "--api-key-fd";
-        argv[n++] = "4";
-    }
-    for (size_t i = 0; cmd[i] && n < 27; i++)
-        argv[n++] = cmd[i];
-    for (size_t i = 0; i < n; i++) /* execve wants writable strings: copies, made before fork */
-        av[i] = strdup(argv[i]);
-    snprintf(log, sizeof(log), "%s/watch.log", cli_state_dir(w->cli));
-    if (env)
-        pid = fork();
-    if (pid == 0) {
-        child_setup(w->kiosk ? log : NULL, pin_rfd, key_rfd);
-        execve("/proc/self/exe", av, env);
-        _exit(127);
-    }
-    if (pid > 0)
-        key_send(key_wfd);
-    if (key_wfd >= 0)
-        close(key_wfd);
-    if (key_rfd >= 0)
-        close(key_rfd);
-    for (size_t i = 0; i < n; i++)
-        free(av[i]);
-    child_env_free(env, actor);
-    if (pid < 0)
-        return PA_E_INTERNAL;
-    t->child = pid;
-    t->note[0] = '\0';
-    return 0;
-}
-
-/* The URI the child selects this one token by (label and serial), with the PIN file if any. */
-static void token_uri_of(const struct wtoken *t, const char *pin, char *uri, size_t len)
-{
-    struct tok_info info = {0};
-    char *base;
-
-    snprintf(info.label, sizeof(info.label), "%s", t->label);
-    snprintf(info.serial, sizeof(info.serial), "%s", t->serial);
-    base = tok_uri_for_key(&info, NULL, 0, NULL);
-    snprintf(uri, len, "%s%s%s", base ? base : "", pin ? "?pin-source=" : "", pin ? pin : "");
-    free(base);
-}
-
-void launch_clear(struct watch *w, struct launch *l, bool started)
-{
-    if (l->has_entry && !started)
-        (void)queue_untake(cli_state_dir(w->cli), l->entry.id); /* nothing lost: back in line */
-    queue_entry_clear(&l->entry);
-    free(l->pin_source);
-    memset(l, 0, sizeof(*l));
-}
-
-static void launch_enroll(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd)
-{
-    const struct queue_entry *e = &l->entry;
-    bool bound = !queue_bind_empty(&e->bind);
-    char uri[600];
-    /* An unbound entry: the child checks blankness again once logged in (private keys). */
-    const char *cmd[] = {
-        "enroll", "--token", uri, "--request", e->request, bound ? NULL : "--only-blank", NULL};
-
-    token_uri_of(t, pin_fd >= 0 ? NULL : l->pin_source, uri, sizeof(uri));
-    if (spawn(w, t, cmd, pin_fd, l->actor) < 0) {
-        launch_clear(w, l, false);
-        return;
-    }
-    memcpy(t->queued, e->id, sizeof(t->queued));
-    fprintf(
-        stderr, "pkio-agent: watch: token '%s' (serial %s): enrolling queued request %s (%s)%s%s\n",
-        t->label_safe, t->serial_safe, e->id, bound ? "bound to this token" : "for a blank token",
-        l->actor[0] ? ", queued by " : "", l->actor);
-    launch_clear(w, l, true);
-}
-
-void launch_start(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd)
-{
-    const char *cmd[] = {"resume", l->job, "--pin-source", l->pin_source, NULL};
-
-    if (l->has_entry) {
-        launch_enroll(w, t, l, pin_fd);
-        return;
-    }
-    if (pin_fd >= 0 || !l->pin_source)
-        cmd[2] = NULL; /* the pipe carries every PIN */
-    if (spawn(w, t, cmd, pin_fd, l->actor) == 0)
-        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): resuming job %s\n",
-                t->label_safe, t->serial_safe, l->job);
-    launch_clear(w, l, true);
-}
-
-/* The PIN file for a job: the one in its queue entry's URI, else --pin-source. */
-static char *pin_source_of(const struct watch *w, const char *entry_uri)
-{
-    struct tok_uri u;
-    char *p = NULL;
-
-    if (entry_uri && tok_uri_parse(entry_uri, false, &u) == 0) {
-        if (u.pin_source)
-            p = strdup(u.pin_source);
-        tok_uri_clear(&u);
-    }
-    if (!p && w->pin_source)
-        p = strdup(w->pin_source);
-    return p;
-}
-
-/* Start l now, or through the kiosk's prompt; the prompt may be busy with another token. */
-static void launch_or_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
-{
-    int r = w->kiosk ? kiosk_ask(w, t, l, confirm) : ASK_NONE;
-
-    if (r == ASK_NONE) {
-        launch_start(w, t, l, -1);
-    } else if (r == ASK_BUSY) {
-        t->want_prompt = true;     /* one prompt at a time: its turn comes when this one closes */
-        launch_clear(w, l, false); /* a taken entry goes back in line meanwhile */
-    } else if (r < 0) {
-        launch_clear(w, l, false);
-    }
-}
-
-/* Continue the unfinished job of a token that came back (with its entry's PIN file, if any). */
-static void resume_job(struct watch *w, struct wtoken *t, const struct job *j)
-{
-    struct launch l = {.what = "resume"};
-    struct queue_entry e;
-    bool from_queue =
-        j->request_path && queue_taken_find(cli_state_dir(w->cli), j->request_path, &e) == 0;
-
-    snprintf(l.job, sizeof(l.job), "%s", j->id);
-    l.pin_source = pin_source_of(w, from_queue ? e.token_uri : NULL);
-    if (from_queue && e.officer)
-        snprintf(l.actor, sizeof(l.actor), "%s", e.officer);
-    if (from_queue)
-        queue_entry_clear(&e);
-    if (w->kiosk)
-        whom_text(t, j->request_path, l.whom, sizeof(l.whom));
-    launch_or_ask(w, t, &l, false);
-}
-
-/* A token that holds keys or certificates and is none of our business: never written to. */
-static void token_in_use(struct wtoken *t)
-{
-    note(t, _("Token already in use - call an officer"));
-    if (!t->in_use_noted)
-        fprintf(stderr,
-                "pkio-agent: watch: token '%s' (serial %s) is in use (it holds keys or "
-                "certificates) and no queued request is bound to it: left alone\n",
-                t->label_safe, t->serial_safe);
-    t->in_use_noted = true;
-}
-
-/* Is the token blank, counted without logging in? 1 yes, 0 no, negative: could not count. */
-static int token_blank(struct watch *w, const struct wtoken *t, struct tok_info *info)
-{
-    struct tok_contents c;
-    int r;
-
-    wtoken_info(t, info);
-    r = tok_peek_contents(w->ctx, info, &c);
-    if (r < 0) {
-        char detail[256];
-
-        kiosk_clean(tok_detail(), detail, sizeof(detail));
-        fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): counting its objects: %s\n",
-                t->label_safe, t->serial_safe, detail);
-        return r;
-    }
-    return tok_contents_blank(&c) ? 1 : 0;
-}
-
-/* Enroll a taken queue entry on this token (after the kiosk's confirmation). */
-static void enroll_entry(struct watch *w, struct wtoken *t, struct queue_entry *e)
-{
-    struct launch l = {.what = "enroll", .entry = *e, .has_entry = true};
-
-    memset(e, 0, sizeof(*e)); /* l owns it now */
-    l.pin_source = pin_source_of(w, l.entry.token_uri);
-    if (l.entry.officer)
-        kiosk_clean(l.entry.officer, l.actor, sizeof(l.actor));
-    if (w->kiosk)
-        whom_text(t, l.entry.request, l.whom, sizeof(l.whom));
-    launch_or_ask(w, t, &l, true);
-}
-
-/* A token never enrolled here: the request bound to it, else (blank only) an unbound one. */
-static void take_queued(struct watch *w, struct wtoken *t)
-{
-    struct queue_entry e;
-    struct tok_info info;
-    char rejected[512];
-    int blank = token_blank(w, t, &info);
-    int r = queue_take(cli_state_dir(w->cli), &info, blank == 1, &e, rejected, sizeof(rejected));
-
-    if (rejected[0]) {
-        char safe[512];
-
-        kiosk_clean(rejected, safe, sizeof(safe)); /* file names are anyone's text */
-        fprintf(stderr, "pkio-agent: watch: queue: set aside in queue/rejected: %s\n", safe);
-    }
-    if (r == 0) {
-        enroll_entry(w, t, &e);
-        return;
-    }
-    t->want_request = true; /* a request bound to it may still be queued */
-    if (blank == 0) {
-        token_in_use(t);
-    } else if (blank < 0) {
-        note(t, _("Cannot read the token - please wait"));
-        t->retry_at = watch_now() + w->retry_s;
-    } else {
-        note(t, _("No request queued for this token - call an officer"));
-    }
-}
-
-static void start_job(struct watch *w, struct wtoken *t)
-{
-    struct job **list;
-    const struct job *j;
-    bool unfinished = false;
-    size_t n = 0;
-
-    if (t->child || watch_ignored(w, t->serial) || !t->present || t->pin_failed || t->refused ||
-        w->prompt.t == t || w->stopping)
-        return;
-    t->want_request = false;
-    t->want_prompt = false;
-    list = watch_jobs(w, &n);
-    j = job_pick(list, n, t, &unfinished);
-    if (j && unfinished)
-        resume_job(w, t, j);
-    else if (!j)
-        take_queued(w, t);
-    /* else: enrolled before, and that job ended: never again by itself */
-    job_list_free(list, n);
-}
-
-void prompt_next(struct watch *w)
-{
-    for (size_t i = 0; i < w->ntok && !w->prompt.t && !w->stopping; i++) {
-        struct wtoken *t = w->tok[i];
-
-        if (t->want_prompt && t->present && !t->child)
-            start_job(w, t);
-    }
-}
-
-/* ---- a certificate about to expire (#11) ---------------------------------------------------- */
-
-/* The leaf of a job's certificates (its cert_serial, else the first) and its notAfter. */
-static int leaf_not_after(const struct job *j, time_t *ret)
-{
-    BIO *b = BIO_new_mem_buf(j->cert_pem, -1);
-    X509 *x, *leaf = NULL;
-    struct tm tm;
-    int r = -1;
-
-    while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-        char *hex = bn ? BN_bn2hex(bn) : NULL;
-        bool match = hex && j->cert_serial[0] && strcasecmp(hex, j->cert_serial) == 0;
-
-        OPENSSL_free(hex);
-        BN_free(bn);
-        if (!leaf || match) {
-            X509_free(leaf);
-            leaf = x;
-        } else {
-            X509_free(x);
-        }
-        if (match)
-            break;
-    }
-    if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
-        *ret = timegm(&tm);
-        r = 0;
-    }
-    X509_free(leaf);
-    BIO_free(b);
-    return r;
-}
-
-/* The job whose certificate the token carries now: its newest finished job, unless replaced. */
-static const struct job *current_cert_job(struct job *const *list, size_t n, const struct wtoken *t)
-{
-    bool unfinished = false;
-    const struct job *j = job_pick(list, n, t, &unfinished);
-
-    if (!j || unfinished || !j->cert_pem || j->state != JOB_DONE ||
-        strcmp(j->cert_revoke_status, "revoked") == 0)
-        return NULL;
-    for (size_t i = 0; i < n; i++) /* renewed onto another token: that one counts */
-        if (list[i]->replaces_certificate_id &&
-            list[i]->replaces_certificate_id == j->certificate_id &&
-            (list[i]->state == JOB_DONE || list[i]->state == JOB_INSTALLED))
-            return NULL;
-    return j;
-}
-
-/* On insertion: a certificate of ours on this token that expires within 60 days is announced. */
-static void expiry_check(struct watch *w, struct wtoken *t)
-{
-    size_t n = 0;
-    struct job **list = watch_jobs(w, &n);
-    const struct job *j = current_cert_job(list, n, t);
-    time_t end = 0, now = time(NULL);
-    char date[32], iso[32];
-    struct tm tm;
-
-    t->expiry[0] = '\0';
-    if (j && leaf_not_after(j, &end) == 0 && end - now <= (time_t)EXPIRY_WARN_DAYS * 86400) {
-        gmtime_r(&end, &tm);
-        /* TRANSLATORS: a date as strftime(3) writes it, on the kiosk (Dutch: %d-%m-%Y). */
-        strftime(date, sizeof(date), _("%Y-%m-%d"), &tm);
-        strftime(iso, sizeof(iso), "%Y-%m-%d", &tm);
-        if (end > now)
-            snprintf(t->expiry, sizeof(t->expiry),
-                     _("Certificate expires on %s - ask an officer to renew it"), date);
-        else
-            snprintf(t->expiry, sizeof(t->expiry),
-                     _("Certificate expired on %s - ask an officer to renew it"), date);
-        fprintf(stderr,
-                "pkio-agent: watch: token '%s' (serial %s): the certificate of job %s %s on %s "
-                "(%lld days): ask an officer to renew it\n",
-                t->label_safe, t->serial_safe, j->id, end > now ? "expires" : "expired", iso,
-                (long long)((end - now) / 86400));
-    }
-    job_list_free(list, n);
-}
-
-/* ---- scanning ------------------------------------------------------------------------------- */
-
-/* A token listed by the module: new, back, or still there. */
-static void token_seen(struct watch *w, const struct tok_info *info)
-{
-    struct wtoken *t = find_token(w, info->serial, info->label);
-
-    if (!t)
-        t = add_token(w, info);
-    if (!t)
-        return;
-    t->present = true;
-    snprintf(t->manufacturer, sizeof(t->manufacturer), "%s", info->manufacturer);
-    snprintf(t->model, sizeof(t->model), "%s", info->model);
-    set_pin_state(t, info);
-    if (t->gone_since) { /* arrived (or came back): whatever held it back is forgotten */
-        t->gone_since = 0;
-        t->pin_failed = false;
-        t->refused = false;
-        t->in_use_noted = false;
-        t->retry_at = 0;
-        if (!watch_ignored(w, t->serial))
-            expiry_check(w, t);
-        start_job(w, t);
-    }
-}
-
-/* A token that is no longer listed: its prompt, if open, is closed (typed bytes wiped). */
-static void token_gone(struct watch *w, struct wtoken *t)
-{
-    t->gone_since = watch_now();
-    t->want_prompt = false;
-    if (w->prompt.t == t)
-        kiosk_cancel(w, t, N_("Token removed - insert it again"));
-}
-
-/* Re-enumerate: which tokens are present now? */
-static void scan(struct watch *w)
-{
-    struct tok_info *list = NULL;
-    size_t n = 0;
-
-    if (tok_rescan(w->ctx) < 0 || tok_list(w->ctx, &list, &n) < 0) {
-        char detail[256];
-
-        kiosk_clean(tok_detail(), detail, sizeof(detail));
-        fprintf(stderr, "pkio-agent: watch: listing tokens: %s\n", detail);
-        return;
-    }
-    for (size_t i = 0; i < w->ntok; i++)
-        w->tok[i]->present = false;
-    for (size_t i = 0; i < n; i++)
-        if (list[i].token_initialized)
-            token_seen(w, &list[i]);
-    for (size_t i = 0; i < w->ntok; i++)
-        if (!w->tok[i]->present && !w->tok[i]->gone_since)
-            token_gone(w, w->tok[i]);
-    free(list);
-    forget_tokens(w);
-}
-
-/* ---- children ending ------------------------------------------------------------------------ */
-
-/* The child of a queued enrollment ended: return the request if nothing was enrolled. */
-static void requeue(struct watch *w, struct wtoken *t, bool refused)
-{
-    bool unfinished = false;
-    size_t n = 0;
-    struct job **list = watch_jobs(w, &n);
-    const struct job *j = job_pick(list, n, t, &unfinished);
-
-    /* Never started (no job), or refused as not for this token: back to the queue. */
-    if (!j || refused)
-        (void)queue_untake(cli_state_dir(w->cli), t->queued);
-    job_list_free(list, n);
-}
-
-static void child_exited(struct watch *w, struct wtoken *t, int status)
-{
-    bool refused;
-
-    t->child = 0;
-    t->last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    refused = t->last_exit == pa_err_exit_code(PA_E_REFUSED);
-    if (t->queued[0])
-        requeue(w, t, refused);
-    if (refused) {
-        /* Not for this token: never tried again by itself (a re-insertion clears it). */
-        fprintf(stderr,
-                "pkio-agent: watch: token '%s' (serial %s) refused by its job's safety check "
-                "(not blank once logged in)%s%s%s; left alone until it is re-inserted\n",
-                t->label_safe, t->serial_safe, t->queued[0] ? ": request " : "", t->queued,
-                t->queued[0] ? " is back in the queue" : "");
-        t->refused = true;
-        t->in_use_noted = true; /* that was its one journal line */
-        token_in_use(t);
-    } else if (t->last_exit == 6 || t->last_exit == 7) {
-        t->pin_failed = true;
-        /* A rejected or blocked PIN is never tried again by itself. */
-        note(t, _("PIN wrong or blocked - call an officer"));
-    } else if (t->last_exit != 0 && !w->stopping) {
-        /* Not done yet (waiting, token pulled, CertCentral away): try again later. */
-        t->retry_at = watch_now() + w->retry_s;
-    }
-    t->queued[0] = '\0';
-    w->sweep_due = true;
-}
-
-static void reap(struct watch *w)
-{
-    int status;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (size_t i = 0; i < w->ntok; i++)
-            if (w->tok[i]->child == pid)
-                child_exited(w, w->tok[i], status);
-    prompt_next(w);
-}
-
 /* ---- the queue's leftovers ------------------------------------------------------------------ */
 
 /*
@@ -864,7 +146,7 @@ static void sweep(struct watch *w)
                 fprintf(stderr, "pkio-agent: watch: job %s: request copy %s wiped and removed\n",
                         j->id, id);
         }
-        if (job_state_terminal(j->state))
+        if (job_state_is_terminal(j->state))
             (void)queue_taken_remove(sd, id);
     }
     job_list_free(list, n);
@@ -983,7 +265,7 @@ static void on_signals(struct watch *w)
 
     while (read(sigpipe_fd[0], &sig, 1) == 1) {
         if (sig == SIGCHLD)
-            reap(w);
+            watch_reap(w);
         else if (!w->stopping)
             stop(w);
     }
@@ -1023,7 +305,7 @@ static void on_inotify(struct watch *w)
     }
     for (size_t i = 0; queued && !w->stopping && i < w->ntok; i++)
         if (w->tok[i]->want_request)
-            start_job(w, w->tok[i]);
+            watch_start_job(w, w->tok[i]);
 }
 
 static void retry_due(struct watch *w)
@@ -1035,7 +317,7 @@ static void retry_due(struct watch *w)
 
         if (t->retry_at && t->retry_at <= now && t->present && !t->child) {
             t->retry_at = 0;
-            start_job(w, t);
+            watch_start_job(w, t);
         }
     }
 }
@@ -1193,7 +475,7 @@ static bool loop_once(struct watch *w)
         kiosk_input(w);
     intake_handle(w->intake, p + nfix, n - nfix);
     if (!w->stopping && detect_poll(w->det, what, sizeof(what)) > 0)
-        scan(w);
+        watch_scan(w);
     if (!w->stopping)
         retry_due(w);
     if (w->sweep_due)
@@ -1201,7 +483,7 @@ static bool loop_once(struct watch *w)
     if (w->share_due)
         share_again(w);
     (void)kiosk_timeout_ms(w);
-    prompt_next(w);
+    watch_prompt_next(w);
     kiosk_render(w);
     status_line(w);
     return true;
@@ -1219,7 +501,7 @@ static int watch_loop(struct watch *w)
             "%s/queue/intake.sock\n",
             detect_sources(w->det), cli_state_dir(w->cli));
     sd_notify_msg("READY=1");
-    scan(w);
+    watch_scan(w);
     kiosk_render(w);
     status_line(w);
     while (loop_once(w))
@@ -1228,11 +510,6 @@ static int watch_loop(struct watch *w)
 }
 
 /* ---- options -------------------------------------------------------------------------------- */
-
-#define SYN_WATCH                                                                                  \
-    "watch [--kiosk] [--lang nl|en] [--detect pcsc,udev,rescan] [--rescan S] "                     \
-    "[--pin-source FILE] [--ignore SERIAL]... [--idle-timeout S] [--retry S] "                     \
-    "[--confirm-timeout S] [--pin-timeout S] [--officers GROUP]"
 
 /* A positive number of seconds for one of the timing options. */
 static int seconds_opt(struct watch *w, int c, const char *arg)
@@ -1284,7 +561,7 @@ static int watch_option(struct watch *w, int c, const char **lang)
             w->ignore[w->nignore++] = optarg;
         return 0;
     case 'h':
-        cli_usage(SYN_WATCH);
+        cli_usage("watch"); /* the synopsis is in the command table (cli_commands.c) */
         return 1;
     case OPT_RESCAN:
     case OPT_IDLE:

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * watch.h - the internals of `pkio-agent watch`, shared by watch.c (tokens, jobs, children and
- * the poll loop) and watch_kiosk.c (the kiosk's screen and its one prompt). Not an API.
+ * watch.h - the internals of `pkio-agent watch`, shared by watch.c (the poll loop and the
+ * options), watch_token.c (the tokens seen and what starts for each), watch_child.c (the per-job
+ * children and their pipes), watch_expiry.c (a certificate about to expire) and watch_kiosk.c
+ * (the kiosk's screen and its one prompt). Not an API.
  */
 #ifndef PKIO_WATCH_H
 #define PKIO_WATCH_H
@@ -101,22 +103,38 @@ struct watch {
     char *screen; /* what the kiosk shows now (written only when it changes) */
 };
 
-/* ---- watch.c, for the kiosk ---- */
+/* ---- watch.c ---- */
 double watch_now(void);                                        /* monotonic seconds */
 bool watch_ignored(const struct watch *w, const char *serial); /* --ignore SERIAL */
-void note(struct wtoken *t, const char *text);                 /* text: already translated */
-/* Start l for t: the PIN pipe's read end (-1: none). Frees nothing. */
-void launch_start(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd);
-/* Forget l (a taken entry goes back to the queue unless started). */
-void launch_clear(struct watch *w, struct launch *l, bool started);
+void watch_note(struct wtoken *t, const char *text);           /* text: already translated */
+
+/* ---- watch_token.c: the tokens seen, and what starts for each ---- */
+/* Re-enumerate: which tokens are present now? Arrivals start their job. */
+void watch_scan(struct watch *w);
+/* Start what this token needs now (its job, or a queued request), unless something holds it. */
+void watch_start_job(struct watch *w, struct wtoken *t);
 /* The prompt closed: the next token waiting for it gets its turn. */
-void prompt_next(struct watch *w);
+void watch_prompt_next(struct watch *w);
+/* A token that holds keys or certificates and is none of our business: never written to. */
+void watch_token_in_use(struct wtoken *t);
 /* Read the token's PIN flags again (a job may have changed the PIN). */
-void refresh_pin_state(struct watch *w, struct wtoken *t);
-void wtoken_info(const struct wtoken *t, struct tok_info *ret);
+void watch_refresh_pin_state(struct watch *w, struct wtoken *t);
+void watch_token_info(const struct wtoken *t, struct tok_info *ret);
 struct job **watch_jobs(struct watch *w, size_t *ret_n);
-const struct job *job_pick(struct job *const *list, size_t n, const struct wtoken *t,
-                           bool *ret_unfinished);
+const struct job *watch_job_pick(struct job *const *list, size_t n, const struct wtoken *t,
+                                 bool *ret_unfinished);
+
+/* ---- watch_child.c: the per-job children ---- */
+/* Start l for t: the PIN pipe's read end (-1: none). Frees nothing. */
+void watch_launch_start(struct watch *w, struct wtoken *t, struct launch *l, int pin_fd);
+/* Forget l (a taken entry goes back to the queue unless started). */
+void watch_launch_clear(struct watch *w, struct launch *l, bool started);
+/* SIGCHLD: the children that ended are reaped; then a token waiting for the prompt may start. */
+void watch_reap(struct watch *w);
+
+/* ---- watch_expiry.c ---- */
+/* On insertion: a certificate of ours on this token that expires within 60 days is announced. */
+void watch_expiry_check(struct watch *w, struct wtoken *t);
 
 /* ---- watch_kiosk.c ---- */
 enum ask_result { ASK_NONE = 1, ASK_OPEN = 0, ASK_BUSY = 2 };
@@ -131,12 +149,12 @@ int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
 void kiosk_input(struct watch *w);
 /* Close the prompt for t (or any, t NULL) without starting anything; why (an English msgid,
  * shown translated as t's note) may be NULL. */
-void kiosk_cancel(struct watch *w, struct wtoken *t, const char *why);
+void kiosk_cancel(struct watch *w, const struct wtoken *t, const char *why);
 /* The prompt's deadline passed? Then close it. Milliseconds until it does, -1 none. */
 int kiosk_timeout_ms(struct watch *w);
 /* Draw the screen if it changed. */
 void kiosk_render(struct watch *w);
 /* "  Certificate for: NAME\n  Token: LABEL, serial SERIAL\n" (translated) into buf. */
-void whom_text(const struct wtoken *t, const char *request, char *buf, size_t len);
+void watch_whom_text(const struct wtoken *t, const char *request, char *buf, size_t len);
 
 #endif

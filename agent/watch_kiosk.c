@@ -56,7 +56,7 @@ static void whose(const char *request, char *buf, size_t len)
     kiosk_clean(raw, buf, len);
 }
 
-void whom_text(const struct wtoken *t, const char *request, char *buf, size_t len)
+void watch_whom_text(const struct wtoken *t, const char *request, char *buf, size_t len)
 {
     char name[200], who[260] = "", tok[200];
 
@@ -89,7 +89,7 @@ static void new_pin_text(const struct wtoken *t, char *buf, size_t len)
     struct tok_info info;
     size_t min, max;
 
-    wtoken_info(t, &info);
+    watch_token_info(t, &info);
     tok_pin_len_range(&info, &min, &max);
     if (min < 1)
         min = 1;
@@ -144,7 +144,7 @@ static struct launch close_prompt(struct watch *w)
     return l;
 }
 
-void kiosk_cancel(struct watch *w, struct wtoken *t, const char *why)
+void kiosk_cancel(struct watch *w, const struct wtoken *t, const char *why)
 {
     struct wtoken *pt = w->prompt.t;
     struct launch l;
@@ -152,9 +152,9 @@ void kiosk_cancel(struct watch *w, struct wtoken *t, const char *why)
     if (!pt || (t && pt != t))
         return;
     if (why)
-        note(pt, _(why));
+        watch_note(pt, _(why));
     l = close_prompt(w);
-    launch_clear(w, &l, false); /* a taken entry goes back in the queue */
+    watch_launch_clear(w, &l, false); /* a taken entry goes back in the queue */
 }
 
 /* A pipe holding the --pin-fd protocol: the PIN, and the new PIN when there is one. */
@@ -191,10 +191,10 @@ static void prompt_done(struct watch *w, bool with_pin)
     l = close_prompt(w);
     t->note[0] = '\0';
     if (with_pin && fd < 0) {
-        launch_clear(w, &l, false);
+        watch_launch_clear(w, &l, false);
         return;
     }
-    launch_start(w, t, &l, fd);
+    watch_launch_start(w, t, &l, fd);
     if (fd >= 0)
         close(fd);
 }
@@ -235,7 +235,7 @@ static void new_pin_typed(struct watch *w, struct secret *s)
     enum cli_new_pin_verdict v = p->step == P_NEW ? CLI_NEW_PIN_TOO_LONG : CLI_NEW_PIN_DIFFER;
     struct tok_info info;
 
-    wtoken_info(p->t, &info);
+    watch_token_info(p->t, &info);
     if (s && p->step == P_NEW)
         v = cli_new_pin_check(&info, p->old, s, NULL);
     else if (s)
@@ -344,7 +344,7 @@ static int first_step(struct wtoken *t, const struct launch *l, bool confirm, en
         return confirm ? 0 : ASK_NONE;
     }
     if (t->pin_blocked) { /* never spend the last try, never type into a locked token */
-        note(t, _("PIN blocked or on its last try - call an officer"));
+        watch_note(t, _("PIN blocked or on its last try - call an officer"));
         return PA_E_PIN_LOCKED;
     }
     *ret = !t->pin_change ? P_PIN : l->pin_source ? P_NEW : P_TRANSPORT;
@@ -355,11 +355,11 @@ static int first_step(struct wtoken *t, const struct launch *l, bool confirm, en
 static void step_note(struct wtoken *t, enum prompt_step step)
 {
     if (step == P_CONFIRM)
-        note(t, _("Check whose certificate this will be"));
+        watch_note(t, _("Check whose certificate this will be"));
     else if (step == P_PIN)
-        note(t, _("Enter your token's PIN"));
+        watch_note(t, _("Enter your token's PIN"));
     else
-        note(t, _("Your token still has its transport PIN: choose a new PIN"));
+        watch_note(t, _("Your token still has its transport PIN: choose a new PIN"));
 }
 
 int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
@@ -369,18 +369,18 @@ int kiosk_ask(struct watch *w, struct wtoken *t, struct launch *l, bool confirm)
     struct secret *old = NULL;
     int r;
 
-    refresh_pin_state(w, t);
+    watch_refresh_pin_state(w, t);
     r = first_step(t, l, confirm, &step);
     if (r != 0)
         return r;
     if (p->t)
         return ASK_BUSY;
     if (w->tty.fd < 0) {
-        note(t, _("No keyboard - call an officer"));
+        watch_note(t, _("No keyboard - call an officer"));
         return PA_E_PIN_UNAVAILABLE;
     }
     if (step == P_NEW && secret_from_file(l->pin_source, KIOSK_PIN_MAX, &old) < 0) {
-        note(t, _("PIN file unusable - call an officer"));
+        watch_note(t, _("PIN file unusable - call an officer"));
         return PA_E_CONFIG; /* the station's transport PIN file */
     }
     r = kiosk_line_init(&p->line, KIOSK_PIN_MAX);
@@ -411,9 +411,10 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((forma
 static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
-    int n;
 
     for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
+        int n;
+
         va_start(ap, fmt);
         n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
@@ -482,7 +483,7 @@ static const char *token_status(struct watch *w, const struct wtoken *t, struct 
                                 size_t n)
 {
     bool unfinished = false;
-    const struct job *j = job_pick(list, n, t, &unfinished);
+    const struct job *j = watch_job_pick(list, n, t, &unfinished);
 
     if (!j || w->prompt.t == t)
         return t->note[0] ? t->note : _("Please wait...");

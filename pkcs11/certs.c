@@ -54,34 +54,85 @@ static char *subject_cn(X509 *cert)
     return s;
 }
 
-int tok_store_cert(struct tok_token *t, X509 *cert, const unsigned char *id, size_t id_len,
-                   const char *label, bool *ret_written)
-{
-    unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
+/* The DER encodings a certificate object carries. */
+struct cert_der {
+    unsigned char *der, *subj, *iss, *ser;
     int der_len, subj_len, iss_len, ser_len;
+};
+
+static void cert_der_free(struct cert_der *d)
+{
+    OPENSSL_free(d->der);
+    OPENSSL_free(d->subj);
+    OPENSSL_free(d->iss);
+    OPENSSL_free(d->ser);
+}
+
+/* Encode cert, its subject, issuer and serial number: 0 or PA_E_INTERNAL. */
+static int cert_der_encode(X509 *cert, struct cert_der *d)
+{
+    d->der_len = i2d_X509(cert, &d->der);
+    d->subj_len = i2d_X509_NAME(X509_get_subject_name(cert), &d->subj);
+    d->iss_len = i2d_X509_NAME(X509_get_issuer_name(cert), &d->iss);
+    d->ser_len = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), &d->ser);
+    if (d->der_len <= 0 || d->subj_len <= 0 || d->iss_len <= 0 || d->ser_len <= 0)
+        return PA_E_INTERNAL;
+    return 0;
+}
+
+/*
+ * Create the certificate object: a leaf under CKA_ID id (id_len > 0), else a CA certificate of
+ * category "authority" (without the category on a token that predates it, v2.20).
+ */
+static int create_cert_object(struct tok_token *t, const struct cert_der *d,
+                              const unsigned char *id, size_t id_len, const char *label)
+{
     CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
     CK_CERTIFICATE_TYPE ctype = CKC_X_509;
     CK_ULONG category = 2; /* CK_CERTIFICATE_CATEGORY_AUTHORITY */
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_CERTIFICATE_TYPE, &ctype, sizeof(ctype)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        {CKA_SUBJECT, d->subj, (CK_ULONG)d->subj_len},
+        {CKA_ISSUER, d->iss, (CK_ULONG)d->iss_len},
+        {CKA_SERIAL_NUMBER, d->ser, (CK_ULONG)d->ser_len},
+        {CKA_VALUE, d->der, (CK_ULONG)d->der_len},
+        {CKA_LABEL, (void *)(uintptr_t)label, label ? strlen(label) : 0},
+        {CKA_ID, (void *)(uintptr_t)id, id_len},                 /* leaf only */
+        {CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)}, /* CA only */
+    };
     CK_OBJECT_HANDLE h;
+    CK_ULONG n = label ? 9 : 8;
+    CK_RV rv;
+
+    tmpl[n] = id_len ? tmpl[9] : tmpl[10];
+    n++;
+    rv = P11CALL(t->ctx, C_CreateObject, t->session, tmpl, n, &h);
+    if (!id_len && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+                    rv == CKR_TEMPLATE_INCONSISTENT))
+        rv = P11CALL(t->ctx, C_CreateObject, t->session, tmpl, n - 1, &h); /* v2.20 token */
+    return rv == CKR_OK ? 0 : p11_err(rv);
+}
+
+int tok_store_cert(struct tok_token *t, X509 *cert, const unsigned char *id, size_t id_len,
+                   const char *label, bool *ret_written)
+{
+    struct cert_der d = {0};
     char *ca_label = NULL;
     bool present = false;
-    CK_ULONG n;
-    CK_RV rv;
-    int r = PA_E_INTERNAL;
+    int r;
 
-    der_len = i2d_X509(cert, &der);
-    subj_len = i2d_X509_NAME(X509_get_subject_name(cert), &subj);
-    iss_len = i2d_X509_NAME(X509_get_issuer_name(cert), &iss);
-    ser_len = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), &ser);
-    if (der_len <= 0 || subj_len <= 0 || iss_len <= 0 || ser_len <= 0)
+    r = cert_der_encode(cert, &d);
+    if (r < 0)
         goto out;
-    r = cert_present(t, der, der_len, &present);
+    r = cert_present(t, d.der, d.der_len, &present);
     if (r < 0)
         goto out;
     if (present) {
         *ret_written = false;
-        r = 0;
         goto out;
     }
     if (!id_len) {
@@ -92,43 +143,11 @@ int tok_store_cert(struct tok_token *t, X509 *cert, const unsigned char *id, siz
         }
         label = ca_label;
     }
-    {
-        CK_ATTRIBUTE tmpl[] = {
-            {CKA_CLASS, &cls, sizeof(cls)},
-            {CKA_CERTIFICATE_TYPE, &ctype, sizeof(ctype)},
-            {CKA_TOKEN, &yes, sizeof(yes)},
-            {CKA_PRIVATE, &no, sizeof(no)},
-            {CKA_SUBJECT, subj, (CK_ULONG)subj_len},
-            {CKA_ISSUER, iss, (CK_ULONG)iss_len},
-            {CKA_SERIAL_NUMBER, ser, (CK_ULONG)ser_len},
-            {CKA_VALUE, der, (CK_ULONG)der_len},
-            {CKA_LABEL, (void *)(uintptr_t)label, label ? strlen(label) : 0},
-            {CKA_ID, (void *)(uintptr_t)id, id_len},                 /* leaf only */
-            {CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)}, /* CA only */
-        };
-
-        n = label ? 9 : 8;
-        if (id_len) {
-            tmpl[n++] = tmpl[9];
-        } else {
-            tmpl[n++] = tmpl[10];
-        }
-        rv = P11CALL(t->ctx, C_CreateObject, t->session, tmpl, n, &h);
-        if (!id_len && (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
-                        rv == CKR_TEMPLATE_INCONSISTENT))
-            rv = P11CALL(t->ctx, C_CreateObject, t->session, tmpl, n - 1, &h); /* v2.20 token */
-    }
-    if (rv != CKR_OK) {
-        r = p11_err(rv);
-        goto out;
-    }
-    *ret_written = true;
-    r = 0;
+    r = create_cert_object(t, &d, id, id_len, label);
+    if (r == 0)
+        *ret_written = true;
 out:
-    OPENSSL_free(der);
-    OPENSSL_free(subj);
-    OPENSSL_free(iss);
-    OPENSSL_free(ser);
+    cert_der_free(&d);
     free(ca_label);
     return r;
 }

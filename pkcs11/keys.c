@@ -98,12 +98,54 @@ int tok_check_sign(struct tok_token *t, enum tok_key_type type, bool pss)
     return 0;
 }
 
-int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
+/* Is the size of ks within the mechanism's? Sizes are in bits for both RSA and EC; some old
+ * tokens report EC sizes in bytes. A maximum of 0 says nothing. */
+static bool keygen_size_ok(const struct keyspec *ks, const CK_MECHANISM_INFO *mi)
+{
+    if (!mi->ulMaxKeySize || (ks->bits >= mi->ulMinKeySize && ks->bits <= mi->ulMaxKeySize))
+        return true;
+    return ks->oid && ks->bits / 8 >= mi->ulMinKeySize && ks->bits / 8 <= mi->ulMaxKeySize;
+}
+
+/* Does the token (info) offer a key pair generation mechanism for type, of its size? */
+static int keygen_mech_ok(struct tok_token *t, const struct tok_info *info, enum tok_key_type type)
 {
     struct keyspec ks = spec_of(type);
     CK_MECHANISM_INFO mi;
-    struct tok_info info;
     CK_RV rv;
+
+    rv = P11CALL(t->ctx, C_GetMechanismInfo, t->slot, ks.mech, &mi);
+    if (rv == CKR_MECHANISM_INVALID && tok_is_piv(info)) {
+        p11_set_detail("%s", _("this is a PIV card (OpenSC's PIV driver), and key pairs cannot "
+                               "be generated on it through PKCS#11; generate the key in the "
+                               "card's PIV slot with its vendor's tool (yubico-piv-tool, ykman piv "
+                               "keys generate) or use a PKCS#15 card"));
+        return PA_E_UNSUPPORTED;
+    }
+    if (rv == CKR_MECHANISM_INVALID) {
+        p11_set_detail(_("token '%s' cannot generate %s keys"), info->label,
+                       tok_key_type_name(type));
+        return PA_E_UNSUPPORTED;
+    }
+    if (rv != CKR_OK)
+        return p11_err(rv);
+    if (!(mi.flags & CKF_GENERATE_KEY_PAIR)) {
+        p11_set_detail(_("token '%s' cannot generate %s key pairs"), info->label,
+                       tok_key_type_name(type));
+        return PA_E_UNSUPPORTED;
+    }
+    if (!keygen_size_ok(&ks, &mi)) {
+        p11_set_detail(_("token '%s' supports %s keys of %lu-%lu bits only, not %lu"), info->label,
+                       ks.oid ? "EC" : "RSA", (unsigned long)mi.ulMinKeySize,
+                       (unsigned long)mi.ulMaxKeySize, (unsigned long)ks.bits);
+        return PA_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
+int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
+{
+    struct tok_info info;
     int r;
 
     r = tok_token_info(t, &info);
@@ -113,34 +155,9 @@ int tok_check_keygen(struct tok_token *t, enum tok_key_type type)
         p11_set_detail(_("token '%s' is write-protected"), info.label);
         return PA_E_UNSUPPORTED;
     }
-    rv = P11CALL(t->ctx, C_GetMechanismInfo, t->slot, ks.mech, &mi);
-    if (rv == CKR_MECHANISM_INVALID && tok_is_piv(&info)) {
-        p11_set_detail("%s", _("this is a PIV card (OpenSC's PIV driver), and key pairs cannot "
-                               "be generated on it through PKCS#11; generate the key in the "
-                               "card's PIV slot with its vendor's tool (yubico-piv-tool, ykman piv "
-                               "keys generate) or use a PKCS#15 card"));
-        return PA_E_UNSUPPORTED;
-    }
-    if (rv == CKR_MECHANISM_INVALID) {
-        p11_set_detail(_("token '%s' cannot generate %s keys"), info.label,
-                       tok_key_type_name(type));
-        return PA_E_UNSUPPORTED;
-    }
-    if (rv != CKR_OK)
-        return p11_err(rv);
-    if (!(mi.flags & CKF_GENERATE_KEY_PAIR)) {
-        p11_set_detail(_("token '%s' cannot generate %s key pairs"), info.label,
-                       tok_key_type_name(type));
-        return PA_E_UNSUPPORTED;
-    }
-    /* Sizes are in bits for both RSA and EC; some old tokens report EC sizes in bytes. */
-    if (mi.ulMaxKeySize && (ks.bits < mi.ulMinKeySize || ks.bits > mi.ulMaxKeySize) &&
-        !(ks.oid && ks.bits / 8 >= mi.ulMinKeySize && ks.bits / 8 <= mi.ulMaxKeySize)) {
-        p11_set_detail(_("token '%s' supports %s keys of %lu-%lu bits only, not %lu"), info.label,
-                       ks.oid ? "EC" : "RSA", (unsigned long)mi.ulMinKeySize,
-                       (unsigned long)mi.ulMaxKeySize, (unsigned long)ks.bits);
-        return PA_E_UNSUPPORTED;
-    }
+    r = keygen_mech_ok(t, &info, type);
+    if (r < 0)
+        return r;
     if (info.free_private_memory >= 0 && info.free_private_memory < 1024 &&
         info.free_private_memory != 0) {
         p11_set_detail(_("token '%s' has only %ld bytes of private memory left"), info.label,
@@ -250,75 +267,100 @@ static const char *curve_of_oid(const unsigned char *oid, size_t len)
     return NULL;
 }
 
-/* Build an OpenSSL public key from a public (or, for RSA, private) key object. */
-static int pubkey_from_object(struct tok_token *t, CK_OBJECT_HANDLE h, EVP_PKEY **ret)
-{
-    CK_KEY_TYPE kt = 0;
-    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof(kt)};
-    unsigned char *v1 = NULL, *v2 = NULL;
-    CK_ULONG l1 = 0, l2 = 0;
-    OSSL_PARAM_BLD *bld = NULL;
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    BIGNUM *n = NULL, *e = NULL;
-    EVP_PKEY *pkey = NULL;
-    int r = PA_E_TOKEN;
+/* The two attribute values a public key is made of. */
+struct key_attrs {
+    unsigned char *v1, *v2;
+    CK_ULONG l1, l2;
+};
 
-    if (P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1) != CKR_OK)
+/* RSA: v1 the modulus, v2 the public exponent. */
+static int rsa_params(const struct key_attrs *a, OSSL_PARAM_BLD *bld, OSSL_PARAM **ret)
+{
+    BIGNUM *n = BN_bin2bn(a->v1, (int)a->l1, NULL), *e = BN_bin2bn(a->v2, (int)a->l2, NULL);
+    OSSL_PARAM *params = NULL;
+
+    /* The builder keeps the BIGNUMs by reference: they live until OSSL_PARAM_BLD_to_param. */
+    if (n && e && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+        params = OSSL_PARAM_BLD_to_param(bld);
+    BN_free(n);
+    BN_free(e);
+    if (!params)
+        return PA_E_TOKEN;
+    *ret = params;
+    return 0;
+}
+
+/* EC: v1 the curve's OID (P-256, P-384), v2 the point. */
+static int ec_params(const struct key_attrs *a, OSSL_PARAM_BLD *bld, OSSL_PARAM **ret)
+{
+    const char *curve = curve_of_oid(a->v1, a->l1);
+    OSSL_PARAM *params = NULL;
+    const unsigned char *pt;
+    size_t ptlen;
+
+    if (curve && ec_point_raw(a->v2, a->l2, &pt, &ptlen) == 0 &&
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) &&
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, ptlen))
+        params = OSSL_PARAM_BLD_to_param(bld);
+    if (!params)
+        return PA_E_TOKEN;
+    *ret = params;
+    return 0;
+}
+
+/* The OpenSSL parameters of a key object of type kt (CKK_RSA or CKK_EC). */
+static int pubkey_params(struct tok_token *t, CK_OBJECT_HANDLE h, CK_KEY_TYPE kt, OSSL_PARAM **ret)
+{
+    struct key_attrs a = {0};
+    OSSL_PARAM_BLD *bld = NULL;
+    int r;
+
+    if ((r = get_attr(t, h, kt == CKK_RSA ? CKA_MODULUS : CKA_EC_PARAMS, &a.v1, &a.l1)) < 0 ||
+        (r = get_attr(t, h, kt == CKK_RSA ? CKA_PUBLIC_EXPONENT : CKA_EC_POINT, &a.v2, &a.l2)) < 0)
         goto out;
     bld = OSSL_PARAM_BLD_new();
     if (!bld) {
         r = PA_E_NOMEM;
         goto out;
     }
-    if (kt == CKK_RSA) {
-        if ((r = get_attr(t, h, CKA_MODULUS, &v1, &l1)) < 0 ||
-            (r = get_attr(t, h, CKA_PUBLIC_EXPONENT, &v2, &l2)) < 0)
-            goto out;
-        r = PA_E_TOKEN;
-        n = BN_bin2bn(v1, (int)l1, NULL);
-        e = BN_bin2bn(v2, (int)l2, NULL);
-        if (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-            goto out;
-        pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    } else if (kt == CKK_EC) {
-        const unsigned char *pt;
-        const char *curve;
-        size_t ptlen;
+    r = kt == CKK_RSA ? rsa_params(&a, bld, ret) : ec_params(&a, bld, ret);
+out:
+    OSSL_PARAM_BLD_free(bld);
+    free(a.v1);
+    free(a.v2);
+    return r;
+}
 
-        if ((r = get_attr(t, h, CKA_EC_PARAMS, &v1, &l1)) < 0 ||
-            (r = get_attr(t, h, CKA_EC_POINT, &v2, &l2)) < 0)
-            goto out;
-        r = PA_E_TOKEN;
-        curve = curve_of_oid(v1, l1);
-        if (!curve || ec_point_raw(v2, l2, &pt, &ptlen) < 0)
-            goto out;
-        if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) ||
-            !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, ptlen))
-            goto out;
-        pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    } else {
+/* Build an OpenSSL public key from a public (or, for RSA, private) key object. */
+static int pubkey_from_object(struct tok_token *t, CK_OBJECT_HANDLE h, EVP_PKEY **ret)
+{
+    CK_KEY_TYPE kt = 0;
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof(kt)};
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    int r;
+
+    if (P11CALL(t->ctx, C_GetAttributeValue, t->session, h, &a, 1) != CKR_OK)
+        return PA_E_TOKEN;
+    if (kt != CKK_RSA && kt != CKK_EC) {
         p11_set_detail(_("unsupported key type 0x%lx"), (unsigned long)kt);
-        r = PA_E_UNSUPPORTED;
-        goto out;
+        return PA_E_UNSUPPORTED;
     }
-    params = OSSL_PARAM_BLD_to_param(bld);
-    if (!pctx || !params || EVP_PKEY_fromdata_init(pctx) <= 0 ||
+    r = pubkey_params(t, h, kt, &params);
+    if (r < 0)
+        return r;
+    r = PA_E_TOKEN;
+    pctx = EVP_PKEY_CTX_new_from_name(NULL, kt == CKK_RSA ? "RSA" : "EC", NULL);
+    if (!pctx || EVP_PKEY_fromdata_init(pctx) <= 0 ||
         EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         goto out;
     *ret = pkey;
-    pkey = NULL;
     r = 0;
 out:
-    EVP_PKEY_free(pkey);
     EVP_PKEY_CTX_free(pctx);
     OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
-    free(v1);
-    free(v2);
     return r;
 }
 

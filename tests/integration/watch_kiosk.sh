@@ -98,6 +98,13 @@ screen_has 'PIN (slow):' && fail "the prompt is still open: $(screen)"
 [[ $(queued) -eq 1 && -z $(job_state_of "$slow") ]] || fail "after the timeout: queued $(queued), job '$(job_state_of "$slow")'"
 softhsm_delete_token slow
 pass "an unanswered PIN prompt times out (--pin-timeout 4): the request is back in the queue, the token untouched"
+# The next part keeps a prompt open while another token is enrolled, which may take long on a
+# loaded machine: the same kiosk again, with a prompt that does not time out meanwhile.
+kill -TERM "$kiosk_pid"
+wait_secs 10 "the first kiosk to exit" test -s "$W/one.rc"
+tmux kill-session -t one
+kiosk oneb --pin-timeout 600 --idle-timeout 600
+wait_secs 20 "the new kiosk shows the evil token" screen_has "(token ?[31mEvil?X, serienummer $evil_serial)"
 
 # --- another token is handled while the PIN prompt is open ----------------------------------------
 # 'second' has a request bound to it with the station's PIN file: confirmed with a key, enrolled
@@ -134,18 +141,18 @@ pass "while first's PIN prompt is open and untouched, second is inserted again a
 # --- SIGTERM while the prompt is open -------------------------------------------------------------
 start=$(date +%s%N)
 kill -TERM "$kiosk_pid"
-wait_secs 5 "the kiosk to exit" test -s "$W/one.rc"
+wait_secs 5 "the kiosk to exit" test -s "$W/oneb.rc"
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 ((elapsed_ms < 3000)) || fail "the kiosk took ${elapsed_ms} ms to stop"
-[[ $(cat "$W/one.rc") == 0 ]] || fail "the kiosk exited $(cat "$W/one.rc") on SIGTERM"
+[[ $(cat "$W/oneb.rc") == 0 ]] || fail "the kiosk exited $(cat "$W/oneb.rc") on SIGTERM"
 flags() { tr ';' ' ' <"$1" | tr ' ' '\n' | grep -xE -- '-?(icanon|echo|isig|ixon|iexten)' | sort; }
-if [[ $(flags "$W/one.stty") != "$(flags "$W/one.stty-before")" ]] ||
-    ! grep -qE '(^| )icanon( |$)' "$W/one.stty" || ! grep -qE '(^| )echo( |$)' "$W/one.stty"; then
-    fail "terminal not restored: $(flags "$W/one.stty" | tr '\n' ' ') (before: $(flags "$W/one.stty-before" | tr '\n' ' '))"
+if [[ $(flags "$W/oneb.stty") != "$(flags "$W/oneb.stty-before")" ]] ||
+    ! grep -qE '(^| )icanon( |$)' "$W/oneb.stty" || ! grep -qE '(^| )echo( |$)' "$W/oneb.stty"; then
+    fail "terminal not restored: $(flags "$W/oneb.stty" | tr '\n' ' ') (before: $(flags "$W/oneb.stty-before" | tr '\n' ' '))"
 fi
 [[ $(queued) -eq 1 ]] || fail "first's request is not back in the queue: $(queued)"
 pass "SIGTERM during the PIN prompt: the kiosk exits 0 in ${elapsed_ms} ms, the terminal restored, the request back in the queue"
-tmux kill-session -t one
+tmux kill-session -t oneb
 softhsm_delete_token first
 
 # --- session 2: a certificate that expires within 60 days ----------------------------------------

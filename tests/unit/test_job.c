@@ -195,11 +195,11 @@ static void test_state_names(void **state)
     assert_int_equal(job_state_parse("bogus", &s), PA_E_JOB);
     assert_int_equal(job_state_parse("NEW", &s), PA_E_JOB);
     assert_int_equal(job_state_parse(NULL, &s), PA_E_JOB);
-    assert_true(job_state_terminal(JOB_DONE));
-    assert_true(job_state_terminal(JOB_FAILED));
-    assert_true(job_state_terminal(JOB_CANCELED));
-    assert_false(job_state_terminal(JOB_INSTALLED));
-    assert_false(job_state_terminal(JOB_NEW));
+    assert_true(job_state_is_terminal(JOB_DONE));
+    assert_true(job_state_is_terminal(JOB_FAILED));
+    assert_true(job_state_is_terminal(JOB_CANCELED));
+    assert_false(job_state_is_terminal(JOB_INSTALLED));
+    assert_false(job_state_is_terminal(JOB_NEW));
 }
 
 static void test_new(void **state)
@@ -256,7 +256,7 @@ static void test_transition_forward(void **state)
 /* Whether the rules in job.c allow from -> to (the test's own copy of the table). */
 static bool expect_allowed(enum job_state from, enum job_state to)
 {
-    bool from_term = job_state_terminal(from), to_term = job_state_terminal(to);
+    bool from_term = job_state_is_terminal(from), to_term = job_state_is_terminal(to);
 
     if (from == to)
         return false;
