@@ -105,8 +105,6 @@ bool job_state_is_terminal(enum job_state s);
  * machine itself also lets issued and installed move to canceled (job_transition).
  */
 bool job_state_is_cancelable(enum job_state s);
-/* The earlier name, until enroll.c uses the new one. */
-#define job_state_terminal job_state_is_terminal
 
 /* A new job in state NEW with a random id and created = updated = now. */
 int job_new(struct job **ret);

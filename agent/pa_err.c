@@ -8,7 +8,8 @@ struct pa_err_row {
     const char *text;
 };
 
-/* English (JSON and logs); cli_fail shows them translated. Keep in step with EXIT STATUS in docs/pkio-agent.8. */
+/* English (JSON and logs); cli_fail shows them translated. Keep in step with EXIT STATUS in
+ * docs/pkio-agent.8. */
 static const struct pa_err_row rows[] = {
     {PA_OK, 0, N_("success")},
     {PA_E_INTERNAL, 1, N_("internal error")},

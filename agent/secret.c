@@ -132,11 +132,29 @@ out:
     return r;
 }
 
+/* Read one line from the terminal: up to room bytes kept in buf, the rest read and dropped, the
+ * line end not kept. The number of bytes kept. */
+static size_t tty_read_line(int fd, char *buf, size_t room)
+{
+    size_t len = 0;
+
+    for (;;) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+
+        if (n <= 0 || c == '\n' || c == '\r')
+            break;
+        if (len < room)
+            buf[len++] = c;
+        c = 0;
+    }
+    return len;
+}
+
 int secret_prompt(const char *prompt, size_t max_len, struct secret **ret)
 {
     struct secret *s = NULL;
     struct termios old, noecho;
-    bool restored = true;
     int fd = -1, r;
     size_t len = 0;
 
@@ -159,19 +177,9 @@ int secret_prompt(const char *prompt, size_t max_len, struct secret **ret)
         r = PA_E_PIN_UNAVAILABLE;
         goto out;
     }
-    restored = false;
-    for (;;) {
-        char c;
-        ssize_t n = read(fd, &c, 1);
-
-        if (n <= 0 || c == '\n' || c == '\r')
-            break;
-        if (len < max_len + 1)
-            s->buf[len++] = c;
-        c = 0;
-    }
+    /* nothing leaves between these two: echo is back on before any exit */
+    len = tty_read_line(fd, s->buf, max_len + 1);
     (void)tcsetattr(fd, TCSAFLUSH, &old);
-    restored = true;
     (void)!write(fd, "\n", 1);
     s->len = len;
     s->buf[len] = '\0';
@@ -183,8 +191,6 @@ int secret_prompt(const char *prompt, size_t max_len, struct secret **ret)
     s = NULL;
     r = 0;
 out:
-    if (!restored)
-        (void)tcsetattr(fd, TCSAFLUSH, &old);
     secret_free(s);
     if (fd >= 0)
         close(fd);
