@@ -111,7 +111,7 @@ timer that lists certificates due for renewal (neither enabled by default).")
 # always listed. adduser: postinst creates the system user.
 #
 # libcurl: the newest libcurl API the code uses is CURLOPT_PROTOCOLS_STR and
-# CURLOPT_REDIR_PROTOCOLS_STR (agent/http.c set_policy: https only), added in curl 7.85.0
+# CURLOPT_REDIR_PROTOCOLS_STR (agent/ca/http.c set_policy: https only), added in curl 7.85.0
 # (docs/libcurl/symbols-in-versions); older ones: CURLE_HTTP3 7.68.0, CURLINFO_RETRY_AFTER
 # 7.66.0, curl_url/CURLU 7.62.0. An older libcurl refuses those options at run time
 # (CURLE_UNKNOWN_OPTION), so every request would fail. dpkg-shlibdeps cannot see that: it only

@@ -7,7 +7,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
 files=("$@")
-[[ ${#files[@]} -gt 0 ]] || files=(agent/*.c pkcs11/*.c)
+[[ ${#files[@]} -gt 0 ]] || files=(agent/*.c agent/base/*.c agent/ca/*.c pkcs11/*.c)
 xgettext --language=C --from-code=UTF-8 --no-wrap --sort-by-file --add-location=file --add-comments=TRANSLATORS: \
     --package-name=pkio-agent --msgid-bugs-address=https://github.com/pkio-agent/pkio-agent/issues \
     --keyword=_ --keyword=N_ --keyword=cli_fail:3 --keyword=cli_fail_hint:4 \

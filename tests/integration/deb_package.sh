@@ -232,7 +232,7 @@ cmake_min=$(sed -n 's/.*pkg_check_modules(CURL .*libcurl>=\([0-9.]*\).*/\1/p' "$
 while [[ $cmake_min =~ ^[0-9]+(\.[0-9]+)?$ ]]; do cmake_min+=.0; done # 7.85 is 7.85.0 to CMake
 floor=0 floor_sym=none
 while read -r sym ver; do
-    if grep -qw -- "$sym" "$PKIO_SRC"/agent/*.c && dpkg --compare-versions "$ver" gt "$floor"; then
+    if grep -rqw --include="*.c" -- "$sym" "$PKIO_SRC"/agent && dpkg --compare-versions "$ver" gt "$floor"; then
         floor=$ver floor_sym=$sym
     fi
 done <<'SYMBOLS'
@@ -254,7 +254,7 @@ CURLINFO_RETRY_AFTER 7.66.0
 curl_url 7.62.0
 CURLINFO_CONNECT_TIME_T 7.61.0
 SYMBOLS
-[[ $floor != 0 ]] || fail "none of the listed curl symbols is in agent/*.c: is the list stale?"
+[[ $floor != 0 ]] || fail "none of the listed curl symbols is in agent/: is the list stale?"
 dpkg --compare-versions "$cmake_min" ge "$floor" ||
     fail "CMakeLists.txt asks for libcurl>=$cmake_min, but agent/ uses $floor_sym (curl $floor)"
 deb_curl=$(tr ',' '\n' <<<"$depends" | sed -n 's/^ *libcurl4 (>= \([^)]*\)).*/\1/p' | sort -V | tail -n 1)
