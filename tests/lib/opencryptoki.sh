@@ -108,6 +108,9 @@ _ock_daemon_ready()
 _ock_start_daemon()
 {
     local log=$1
+    # A stopped daemon may leave its PID file and socket behind: readiness would then be read
+    # from the old files (the old PID) before the new daemon writes its own. /run is private.
+    rm -f /run/pkcsslotd.pid /run/pkcsslotd.socket
     "$OCK_SLOTD" >"$log" 2>&1 </dev/null || fail "pkcsslotd exited $?: $(cat "$log")"
     pkio_wait_until "$_OCK_WAIT_SECS" "pkcsslotd's PID file and socket" _ock_daemon_ready
     OCK_SLOTD_PID=$(cat /run/pkcsslotd.pid)
