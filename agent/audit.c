@@ -23,6 +23,7 @@
 
 #include "i18n.h"
 #include "pa_err.h"
+#include "pjson.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -91,17 +92,6 @@ const char *audit_tr(const char *msgid)
     return audit_translated ? _(msgid) : msgid;
 }
 
-void audit_msg(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !errlen)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* SHA-256 of len bytes as 64 lowercase hex digits + NUL in hex. */
 int audit_sha256_hex(const void *data, size_t len, char hex[AUDIT_HEX_LEN + 1])
 {
@@ -141,16 +131,12 @@ static int audit_check_int(const struct audit_member *m, json_object *v, char *e
 {
     int64_t x;
 
-    if (!json_object_is_type(v, json_type_int)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not an integer")), m->name);
-        return PA_E_JOB;
-    }
+    if (!json_object_is_type(v, json_type_int))
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is not an integer")), m->name);
     errno = 0;
     x = json_object_get_int64(v);
-    if (errno != 0 || x < 0 || x == INT64_MAX) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is out of range")), m->name);
-        return PA_E_JOB;
-    }
+    if (errno != 0 || x < 0 || x == INT64_MAX)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is out of range")), m->name);
     return 0;
 }
 
@@ -160,29 +146,21 @@ static int audit_check_str(const struct audit_member *m, json_object *v, char *e
     const char *s;
     int len;
 
-    if (!json_object_is_type(v, json_type_string)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a string")), m->name);
-        return PA_E_JOB;
-    }
+    if (!json_object_is_type(v, json_type_string))
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is not a string")), m->name);
     s = json_object_get_string(v);
     len = json_object_get_string_len(v);
-    if (len < 0 || strlen(s) != (size_t)len) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" contains a NUL character")), m->name);
-        return PA_E_JOB;
-    }
-    if (m->type == AT_STR && len > AUDIT_MAX_FIELD) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is longer than %d bytes")), m->name,
-                  AUDIT_MAX_FIELD);
-        return PA_E_JOB;
-    }
-    if (m->type == AT_TIME && !audit_is_time(s)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a UTC time")), m->name);
-        return PA_E_JOB;
-    }
-    if (m->type == AT_HASH && !audit_is_hash(s)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"%s\" is not a SHA-256 in hex")), m->name);
-        return PA_E_JOB;
-    }
+    if (len < 0 || strlen(s) != (size_t)len)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" contains a NUL character")),
+                       m->name);
+    if (m->type == AT_STR && len > AUDIT_MAX_FIELD)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is longer than %d bytes")),
+                       m->name, AUDIT_MAX_FIELD);
+    if (m->type == AT_TIME && !audit_is_time(s))
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is not a UTC time")), m->name);
+    if (m->type == AT_HASH && !audit_is_hash(s))
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("\"%s\" is not a SHA-256 in hex")),
+                       m->name);
     return 0;
 }
 
@@ -197,85 +175,62 @@ static const struct audit_member *audit_member_find(const char *name)
 /* The bytes of a line before any JSON: there, not too long, one object, no NUL or newline. */
 static int audit_check_shape(const char *line, size_t len, char *errbuf, size_t errlen)
 {
-    if (!line) {
-        audit_msg(errbuf, errlen, audit_tr(N_("no line")));
-        return PA_E_JOB;
-    }
-    if (len > AUDIT_MAX_LINE) {
-        audit_msg(errbuf, errlen, audit_tr(N_("longer than %d bytes")), AUDIT_MAX_LINE);
-        return PA_E_JOB;
-    }
-    if (len == 0) {
-        audit_msg(errbuf, errlen, audit_tr(N_("empty line")));
-        return PA_E_JOB;
-    }
+    if (!line)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("no line")));
+    if (len > AUDIT_MAX_LINE)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("longer than %d bytes")),
+                       AUDIT_MAX_LINE);
+    if (len == 0)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("empty line")));
     if (line[0] != '{' || line[len - 1] != '}') {
-        audit_msg(errbuf, errlen,
-                  audit_tr(N_("bad JSON: not one object from the first byte to the last")));
-        return PA_E_JOB;
+        return pa_errf(errbuf, errlen, PA_E_JOB,
+                       audit_tr(N_("bad JSON: not one object from the first byte to the last")));
     }
-    if (memchr(line, '\0', len) || memchr(line, '\n', len)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: contains a NUL or newline byte")));
-        return PA_E_JOB;
-    }
+    if (memchr(line, '\0', len) || memchr(line, '\n', len))
+        return pa_errf(errbuf, errlen, PA_E_JOB,
+                       audit_tr(N_("bad JSON: contains a NUL or newline byte")));
     return 0;
 }
 
 /* Parse len bytes as one strict JSON value, at most AUDIT_MAX_DEPTH deep, nothing after it. */
 int audit_json_parse(const char *text, size_t len, json_object **ret, char *errbuf, size_t errlen)
 {
-    struct json_tokener *tok = json_tokener_new_ex(AUDIT_MAX_DEPTH);
-    json_object *root = NULL;
-    enum json_tokener_error jerr;
-    int r = PA_E_JOB;
+    const struct pjson_opts o = {0, AUDIT_MAX_DEPTH, PJSON_NO_SPACE, PA_E_JOB};
+    struct pjson_err e;
+    int r = pjson_parse(text, len, &o, ret, &e);
 
-    if (!tok)
-        return PA_E_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, text, (int)len);
-    jerr = json_tokener_get_error(tok);
-    if (jerr != json_tokener_success)
-        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: %s")),
-                  jerr == json_tokener_continue ? audit_tr(N_("unexpected end of line"))
-                                                : json_tokener_error_desc(jerr));
-    else if (json_tokener_get_parse_end(tok) != len)
-        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: data after the object")));
+    if (r == PA_E_NOMEM || r == 0)
+        return r;
+    if (e.fail == PJSON_TRAILING)
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("bad JSON: data after the object")));
+    else if (e.fail == PJSON_TRUNCATED || e.fail == PJSON_SYNTAX)
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("bad JSON: %s")),
+                      e.fail == PJSON_TRUNCATED ? audit_tr(N_("unexpected end of line")) : e.desc);
     else
-        r = 0;
-    if (r == 0) {
-        *ret = root;
-        root = NULL;
-    }
-    json_object_put(root);
-    json_tokener_free(tok);
+        (void)audit_check_shape(text, len, errbuf, errlen); /* no data, too long, a NUL byte */
     return r;
 }
 
 /* Every member known and well-formed, every required one there. */
 static int audit_check_members(json_object *root, char *errbuf, size_t errlen)
 {
-    if (!json_object_is_type(root, json_type_object)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("bad JSON: not an object")));
-        return PA_E_JOB;
-    }
+    if (!json_object_is_type(root, json_type_object))
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("bad JSON: not an object")));
     json_object_object_foreach(root, key, val)
     {
         const struct audit_member *m = audit_member_find(key);
 
-        if (!m) {
-            audit_msg(errbuf, errlen, audit_tr(N_("unknown member")));
-            return PA_E_JOB;
-        }
+        if (!m)
+            return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("unknown member")));
         if ((m->type == AT_INT ? audit_check_int(m, val, errbuf, errlen)
                                : audit_check_str(m, val, errbuf, errlen)) < 0)
             return PA_E_JOB;
     }
     for (size_t i = 0; i < AUDIT_NMEMBERS; i++) {
         if (audit_members[i].required &&
-            !json_object_object_get_ex(root, audit_members[i].name, NULL)) {
-            audit_msg(errbuf, errlen, audit_tr(N_("missing field \"%s\"")), audit_members[i].name);
-            return PA_E_JOB;
-        }
+            !json_object_object_get_ex(root, audit_members[i].name, NULL))
+            return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("missing field \"%s\"")),
+                           audit_members[i].name);
     }
     return 0;
 }
@@ -297,7 +252,7 @@ int audit_parse_line(const char *line, size_t len, struct audit_parsed *p, char 
     (void)json_object_object_get_ex(root, "seq", &v);
     seq = json_object_get_int64(v);
     if (seq < 1 || seq > (int64_t)(LONG_MAX - 1)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("\"seq\" is out of range")));
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("\"seq\" is out of range")));
         r = PA_E_JOB;
         goto out;
     }
@@ -320,18 +275,16 @@ int audit_check_line(const char *line, size_t len, long expect_seq, const char *
     r = audit_parse_line(line, len, &p, errbuf, errlen);
     if (r < 0)
         return r;
-    if (p.seq != expect_seq) {
-        audit_msg(errbuf, errlen, audit_tr(N_("seq %ld, expected %ld")), p.seq, expect_seq);
-        return PA_E_JOB;
-    }
-    if (!expect_prev || strcmp(p.prev, expect_prev) != 0) {
-        audit_msg(errbuf, errlen, "%s",
-                  expect_seq == 1
-                      ? audit_tr(N_("prev mismatch: not the SHA-256 of the line before (64 zeros "
-                                    "for line 1)"))
-                      : audit_tr(N_("prev mismatch: not the SHA-256 of the line before")));
-        return PA_E_JOB;
-    }
+    if (p.seq != expect_seq)
+        return pa_errf(errbuf, errlen, PA_E_JOB, audit_tr(N_("seq %ld, expected %ld")), p.seq,
+                       expect_seq);
+    if (!expect_prev || strcmp(p.prev, expect_prev) != 0)
+        return pa_errf(
+            errbuf, errlen, PA_E_JOB, "%s",
+            expect_seq == 1
+                ? audit_tr(N_("prev mismatch: not the SHA-256 of the line before (64 zeros "
+                              "for line 1)"))
+                : audit_tr(N_("prev mismatch: not the SHA-256 of the line before")));
     return 0;
 }
 

@@ -309,13 +309,11 @@ int audit_anchors_from_file(const char *path, const char *logid, struct audit_an
     FILE *f = fopen(path, "re");
     int r;
 
-    if (!f) {
-        audit_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
-        return PA_E_IO;
-    }
+    if (!f)
+        return pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(errno));
     r = audit_anchors_read(f, logid, a);
     if (r == PA_E_IO)
-        audit_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
+        (void)pa_errf(errbuf, errlen, 0, "%s: %s", path, strerror(errno));
     fclose(f);
     return r;
 }
@@ -366,11 +364,10 @@ int audit_anchors_from_journal(uid_t uid, const char *since, const char *logid,
     else
         argv[6] = NULL;
     r = audit_spawn(argv, &pid, &fd);
-    if (r < 0) {
-        audit_msg(errbuf, errlen, audit_tr(N_("cannot run journalctl: %s (give --journal-file)")),
-                  strerror(errno));
-        return r;
-    }
+    if (r < 0)
+        return pa_errf(errbuf, errlen, r,
+                       audit_tr(N_("cannot run journalctl: %s (give --journal-file)")),
+                       strerror(errno));
     f = fdopen(fd, "r");
     r = f ? audit_anchors_read(f, logid, a) : PA_E_NOMEM;
     if (f)
@@ -380,8 +377,8 @@ int audit_anchors_from_journal(uid_t uid, const char *since, const char *logid,
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("journalctl failed (exit status %d)")),
-                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("journalctl failed (exit status %d)")),
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         r = PA_E_IO;
     }
     return r;

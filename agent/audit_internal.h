@@ -74,14 +74,10 @@ struct audit_anchors {
 };
 
 /* ---- audit.c: the line ------------------------------------------------------------------ */
-
-/* A message as verification shows it (msgid marked N_()); format_arg keeps printf checks. */
-__attribute__((format_arg(1))) const char *audit_tr(const char *msgid);
-/* printf into errbuf (nothing when errbuf is NULL or errlen 0). */
-__attribute__((format(printf, 3, 4))) void audit_msg(char *errbuf, size_t errlen, const char *fmt,
-                                                     ...);
 /* SHA-256 of len bytes as 64 lowercase hex digits + NUL in hex. */
 int audit_sha256_hex(const void *data, size_t len, char hex[AUDIT_HEX_LEN + 1]);
+/* A message as verification shows it (msgid marked N_()); format_arg keeps printf checks. */
+__attribute__((format_arg(1))) const char *audit_tr(const char *msgid);
 /* Parse len bytes as one strict JSON value (at most 4 deep), nothing after it. */
 int audit_json_parse(const char *text, size_t len, json_object **ret, char *errbuf, size_t errlen);
 /* Parse and check one line on its own (everything but the chain); *p: its seq, prev and at. */

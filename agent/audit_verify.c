@@ -97,7 +97,7 @@ static int audit_walk_fd(int fd, const char *path, struct audit_walk *w, char *e
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            audit_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
+            (void)pa_errf(errbuf, errlen, 0, "%s: %s", path, strerror(errno));
             r = PA_E_IO;
         }
         if (n <= 0)
@@ -131,16 +131,16 @@ int audit_walk_file(const char *path, struct audit_walk *w, char *errbuf, size_t
             w->missing = true;
             return 0;
         }
-        audit_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
-        return PA_E_IO;
+        return pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(errno));
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        audit_msg(errbuf, errlen, audit_tr(N_("%s: not a regular file")), path);
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("%s: not a regular file")), path);
         r = PA_E_IO;
     }
     while (r == 0 && flock(fd, LOCK_SH) < 0) {
         if (errno != EINTR) {
-            audit_msg(errbuf, errlen, audit_tr(N_("%s: cannot lock: %s")), path, strerror(errno));
+            (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("%s: cannot lock: %s")), path,
+                          strerror(errno));
             r = PA_E_IO;
         }
     }
@@ -169,7 +169,7 @@ int audit_verify(const char *state_dir, long *ret_lines, long *ret_bad_line, cha
         r = PA_E_JOB;
         if (ret_bad_line)
             *ret_bad_line = w.bad;
-        audit_msg(errbuf, errlen, audit_tr(N_("%s: line %ld: %s")), path, w.bad, w.err);
+        (void)pa_errf(errbuf, errlen, 0, audit_tr(N_("%s: line %ld: %s")), path, w.bad, w.err);
     }
     if (r == 0 && ret_lines)
         *ret_lines = w.n;
@@ -446,10 +446,8 @@ static int audit_verify_jobs(const char *state_dir, const struct audit_walk *w,
     char err[512] = "";
     int r = job_list(state_dir, &list, &n, err, sizeof(err));
 
-    if (r < 0) {
-        audit_msg(errbuf, errlen, audit_tr(N_("job records: %s")), err);
-        return r;
-    }
+    if (r < 0)
+        return pa_errf(errbuf, errlen, r, audit_tr(N_("job records: %s")), err);
     if (err[0]) /* a corrupt record was set aside (and named): it holds no usable seq */
         log_debug("audit: %s", err);
     r = audit_compare_jobs(w->hashes, w->n, rep->log_missing, list, n, rep);
@@ -474,17 +472,19 @@ static int audit_verify_journal(const char *state_dir, const struct audit_verify
         r = audit_anchors_from_journal(owner, o->since, logid, &a, errbuf, errlen);
     if (r == 0 && a.n == 0 && w->n > 0) {
         if (o->journal_file)
-            audit_msg(errbuf, errlen,
-                      audit_tr(N_("the %s holds no anchor of this log (log id %s): run as root or "
-                                  "as a member of group systemd-journal or adm, or give "
-                                  "--journal-file")),
-                      o->journal_file, logid);
+            (void)pa_errf(
+                errbuf, errlen, 0,
+                audit_tr(N_("the %s holds no anchor of this log (log id %s): run as root or "
+                            "as a member of group systemd-journal or adm, or give "
+                            "--journal-file")),
+                o->journal_file, logid);
         else
-            audit_msg(errbuf, errlen,
-                      audit_tr(N_("the journal holds no anchor of this log (log id %s): run as "
-                                  "root or as a member of group systemd-journal or adm, or give "
-                                  "--journal-file")),
-                      logid);
+            (void)pa_errf(
+                errbuf, errlen, 0,
+                audit_tr(N_("the journal holds no anchor of this log (log id %s): run as "
+                            "root or as a member of group systemd-journal or adm, or give "
+                            "--journal-file")),
+                logid);
         r = PA_E_IO;
     }
     if (r == 0)

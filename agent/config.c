@@ -108,17 +108,6 @@ struct cfg_ctx {
     bool seen[CFG_NKEYS];
 };
 
-void cfg_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !errlen)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Copy a user-supplied key name for a message: printable ASCII only, at most 64 bytes. */
 static void cfg_printable(const char *in, char *out, size_t outlen)
 {
@@ -273,46 +262,38 @@ static int cfg_check_kind(struct cfg_ctx *c, const struct cfg_key *k, const char
 {
     switch (k->kind) {
     case CK_URL:
-        if (!cfg_url_ok(s, *n)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an https:// URL"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
+        if (!cfg_url_ok(s, *n))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be an https:// URL"),
+                           c->name, k->name);
         while (*n > 9 && s[*n - 1] == '/')
             (*n)--;
         return 0;
     case CK_PROXY:
-        if (!cfg_proxy_ok(s)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an http:// or https:// proxy URL"),
-                    c->name, k->name);
-            return PA_E_CONFIG;
-        }
+        if (!cfg_proxy_ok(s))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                           _("%s: %s: must be an http:// or https:// proxy URL"), c->name, k->name);
         return 0;
     case CK_PRODUCT:
-        if (!req_product_supported(s)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: unsupported product (supported: %s)"), c->name,
-                    k->name, req_product_list());
-            return PA_E_CONFIG;
-        }
+        if (!req_product_supported(s))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                           _("%s: %s: unsupported product (supported: %s)"), c->name, k->name,
+                           req_product_list());
         return 0;
     case CK_FIELD:
-        if (!cfg_field_ok(s, *n)) {
-            cfg_err(c->errbuf, c->errlen,
-                    _("%s: %s: must be a dotted field path such as \"certificate.csr\""), c->name,
-                    k->name);
-            return PA_E_CONFIG;
-        }
+        if (!cfg_field_ok(s, *n))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                           _("%s: %s: must be a dotted field path such as \"certificate.csr\""),
+                           c->name, k->name);
         return 0;
     case CK_LANG:
-        if (!i18n_lang_valid(s)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be \"nl\" or \"en\""), c->name, k->name);
-            return PA_E_CONFIG;
-        }
+        if (!i18n_lang_valid(s))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be \"nl\" or \"en\""),
+                           c->name, k->name);
         return 0;
     case CK_URI:
-        if (strncasecmp(s, "pkcs11:", 7) != 0) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a pkcs11: URI"), c->name, k->name);
-            return PA_E_CONFIG;
-        }
+        if (strncasecmp(s, "pkcs11:", 7) != 0)
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be a pkcs11: URI"),
+                           c->name, k->name);
         return 0;
     default:
         return 0;
@@ -328,21 +309,17 @@ static int cfg_take_string(struct cfg_ctx *c, const struct cfg_key *k, json_obje
     char *copy = NULL;
     int r;
 
-    if (!json_object_is_type(v, json_type_string)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a string"), c->name, k->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_string))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be a string"), c->name,
+                       k->name);
     s = json_object_get_string(v);
     n = (size_t)json_object_get_string_len(v);
-    if (n == 0) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must not be empty"), c->name, k->name);
-        return PA_E_CONFIG;
-    }
-    if (cfg_has_control(s, n)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must not contain control characters"), c->name,
-                k->name);
-        return PA_E_CONFIG;
-    }
+    if (n == 0)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must not be empty"), c->name,
+                       k->name);
+    if (cfg_has_control(s, n))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: %s: must not contain control characters"), c->name, k->name);
     r = cfg_check_kind(c, k, s, &n);
     if (r < 0)
         return r;
@@ -364,13 +341,11 @@ static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size
     if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
         return 0;
     s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-    if (!s || !*s || strlen(s) > max || cfg_has_control(s, strlen(s))) {
-        cfg_err(c->errbuf, c->errlen,
-                _("%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
-                  "printable characters"),
-                c->name, i, key, max);
-        return PA_E_CONFIG;
-    }
+    if (!s || !*s || strlen(s) > max || cfg_has_control(s, strlen(s)))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: token.allowed[%zu].%s: must be a string of 1 to %zu "
+                         "printable characters"),
+                       c->name, i, key, max);
     *ret = strdup(s);
     return *ret ? 0 : PA_E_NOMEM;
 }
@@ -379,27 +354,23 @@ static int cfg_rule_str(struct cfg_ctx *c, json_object *o, const char *key, size
  * manufacturer or a model. t's strings are set as far as they were read, also on failure. */
 static int cfg_take_rule(struct cfg_ctx *c, json_object *o, size_t i, struct cfg_token_rule *t)
 {
-    if (!json_object_is_type(o, json_type_object)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: must be an object"), c->name, i);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(o, json_type_object))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: token.allowed[%zu]: must be an object"), c->name, i);
     json_object_object_foreach(o, key, val)
     {
         (void)val;
-        if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module")) {
-            cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: unknown key"), c->name, i);
-            return PA_E_CONFIG;
-        }
+        if (strcmp(key, "manufacturer") && strcmp(key, "model") && strcmp(key, "module"))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                           _("%s: token.allowed[%zu]: unknown key"), c->name, i);
     }
     if (cfg_rule_str(c, o, "manufacturer", i, 32, &t->manufacturer) < 0 ||
         cfg_rule_str(c, o, "model", i, 16, &t->model) < 0 ||
         cfg_rule_str(c, o, "module", i, 4096, &t->module) < 0)
         return PA_E_CONFIG;
-    if (!t->manufacturer && !t->model) {
-        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed[%zu]: needs a manufacturer or a model"),
-                c->name, i);
-        return PA_E_CONFIG;
-    }
+    if (!t->manufacturer && !t->model)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: token.allowed[%zu]: needs a manufacturer or a model"), c->name, i);
     return 0;
 }
 
@@ -411,10 +382,9 @@ static int cfg_take_rules(struct cfg_ctx *c, json_object *v, struct cfg_token_ru
     size_t n;
     int r = PA_E_CONFIG;
 
-    if (!json_object_is_type(v, json_type_array) || (n = json_object_array_length(v)) == 0) {
-        cfg_err(c->errbuf, c->errlen, _("%s: token.allowed: must be a non-empty array"), c->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_array) || (n = json_object_array_length(v)) == 0)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: token.allowed: must be a non-empty array"), c->name);
     rules = calloc(1, sizeof(*rules));
     if (rules)
         rules->v = calloc(n, sizeof(*rules->v));
@@ -442,17 +412,14 @@ static int cfg_take_days(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_ke
 {
     int64_t d;
 
-    if (!json_object_is_type(v, json_type_int)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a whole number of days"), c->name,
-                k->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_int))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: %s: must be a whole number of days"), c->name, k->name);
     errno = 0;
     d = json_object_get_int64(v);
-    if (errno || d < 1 || d > CFG_MAX_DAYS) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be 1 to %d"), c->name, k->name, CFG_MAX_DAYS);
-        return PA_E_CONFIG;
-    }
+    if (errno || d < 1 || d > CFG_MAX_DAYS)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be 1 to %d"), c->name,
+                       k->name, CFG_MAX_DAYS);
     *(int *)(void *)((char *)cfg + k->off) = (int)d;
     return 0;
 }
@@ -464,11 +431,9 @@ static int cfg_take_share(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_k
     double d = json_object_get_double(v);
 
     if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
-        !isfinite(d) || d <= 0 || d > 1) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number > 0 and at most 1"), c->name,
-                k->name);
-        return PA_E_CONFIG;
-    }
+        !isfinite(d) || d <= 0 || d > 1)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: %s: must be a number > 0 and at most 1"), c->name, k->name);
     *cfg_num_slot(cfg, k) = d;
     return 0;
 }
@@ -479,16 +444,13 @@ static int cfg_take_seconds(struct cfg_ctx *c, struct cfg *cfg, const struct cfg
 {
     double d;
 
-    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be a number of seconds"), c->name, k->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be a number of seconds"),
+                       c->name, k->name);
     d = json_object_get_double(v);
-    if (!isfinite(d) || d <= 0 || d > CFG_MAX_SECONDS) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be > 0 and at most %.0f"), c->name, k->name,
-                CFG_MAX_SECONDS);
-        return PA_E_CONFIG;
-    }
+    if (!isfinite(d) || d <= 0 || d > CFG_MAX_SECONDS)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be > 0 and at most %.0f"),
+                       c->name, k->name, CFG_MAX_SECONDS);
     *cfg_num_slot(cfg, k) = d;
     return 0;
 }
@@ -497,10 +459,9 @@ static int cfg_take_seconds(struct cfg_ctx *c, struct cfg *cfg, const struct cfg
 static int cfg_take_bool(struct cfg_ctx *c, struct cfg *cfg, const struct cfg_key *k,
                          json_object *v)
 {
-    if (!json_object_is_type(v, json_type_boolean)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be true or false"), c->name, k->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_boolean))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be true or false"),
+                       c->name, k->name);
     *(bool *)(void *)((char *)cfg + k->off) = json_object_get_boolean(v);
     return 0;
 }
@@ -522,16 +483,13 @@ static int cfg_take_tokens(struct cfg_ctx *c, struct cfg *cfg, json_object *v)
 static int cfg_take_object(struct cfg_ctx *c, const struct cfg_key *k, json_object *v,
                            char **ret_val)
 {
-    if (!json_object_is_type(v, json_type_object)) {
-        cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, k->name);
-        return PA_E_CONFIG;
-    }
-    if (json_object_object_get_ex(v, "credit_card", NULL)) {
-        cfg_err(c->errbuf, c->errlen,
-                _("%s: %s.credit_card: card data does not belong in the configuration"), c->name,
-                k->name);
-        return PA_E_CONFIG;
-    }
+    if (!json_object_is_type(v, json_type_object))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be an object"), c->name,
+                       k->name);
+    if (json_object_object_get_ex(v, "credit_card", NULL))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: %s.credit_card: card data does not belong in the configuration"),
+                       c->name, k->name);
     *ret_val = strdup(
         json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     return *ret_val ? 0 : PA_E_NOMEM;
@@ -576,16 +534,14 @@ static int cfg_apply(struct cfg_ctx *c, struct cfg *cfg, const char *name, json_
     for (size_t i = 0; i < CFG_NKEYS; i++) {
         if (strcmp(cfg_keys[i].name, name) != 0)
             continue;
-        if (c->seen[i]) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: given twice"), c->name, name);
-            return PA_E_CONFIG;
-        }
+        if (c->seen[i])
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: given twice"), c->name,
+                           name);
         c->seen[i] = true;
         return cfg_set(c, cfg, &cfg_keys[i], v);
     }
     cfg_printable(name, shown, sizeof(shown));
-    cfg_err(c->errbuf, c->errlen, _("%s: unknown key \"%s\""), c->name, shown);
-    return PA_E_CONFIG;
+    return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: unknown key \"%s\""), c->name, shown);
 }
 
 static bool cfg_is_section(const char *name)
@@ -610,16 +566,15 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
                 return r;
             continue;
         }
-        if (!json_object_is_type(val, json_type_object)) {
-            cfg_err(c->errbuf, c->errlen, _("%s: %s: must be an object"), c->name, key);
-            return PA_E_CONFIG;
-        }
+        if (!json_object_is_type(val, json_type_object))
+            return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: %s: must be an object"),
+                           c->name, key);
         json_object_object_foreach(val, sub, subval)
         {
             if (strlen(sub) + strlen(key) + 2 > sizeof(full)) {
                 cfg_printable(sub, shown, sizeof(shown));
-                cfg_err(c->errbuf, c->errlen, _("%s: unknown key \"%s.%s\""), c->name, key, shown);
-                return PA_E_CONFIG;
+                return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG, _("%s: unknown key \"%s.%s\""),
+                               c->name, key, shown);
             }
             if (snprintf(full, sizeof(full), "%s.%s", key, sub) >= (int)sizeof(full))
                 return PA_E_CONFIG; /* unreachable: checked above; keeps -O2 quiet */
@@ -628,22 +583,17 @@ static int cfg_walk(struct cfg_ctx *c, struct cfg *cfg, json_object *root)
                 return r;
         }
     }
-    if (cfg->api_connect_timeout_s > cfg->api_timeout_s) {
-        cfg_err(c->errbuf, c->errlen,
-                _("%s: api.connect_timeout_s: must not exceed api.timeout_s (%g > %g)"), c->name,
-                cfg->api_connect_timeout_s, cfg->api_timeout_s);
-        return PA_E_CONFIG;
-    }
-    if (cfg->poll_initial_s > cfg->poll_max_s) {
-        cfg_err(c->errbuf, c->errlen, _("%s: poll.initial_s: must not exceed poll.max_s (%g > %g)"),
-                c->name, cfg->poll_initial_s, cfg->poll_max_s);
-        return PA_E_CONFIG;
-    }
-    if (cfg_fields_overlap(cfg->api_csr_field, cfg->api_provisioning_field)) {
-        cfg_err(c->errbuf, c->errlen,
-                _("%s: api.provisioning_field: must not overlap api.csr_field"), c->name);
-        return PA_E_CONFIG;
-    }
+    if (cfg->api_connect_timeout_s > cfg->api_timeout_s)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: api.connect_timeout_s: must not exceed api.timeout_s (%g > %g)"),
+                       c->name, cfg->api_connect_timeout_s, cfg->api_timeout_s);
+    if (cfg->poll_initial_s > cfg->poll_max_s)
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: poll.initial_s: must not exceed poll.max_s (%g > %g)"), c->name,
+                       cfg->poll_initial_s, cfg->poll_max_s);
+    if (cfg_fields_overlap(cfg->api_csr_field, cfg->api_provisioning_field))
+        return pa_errf(c->errbuf, c->errlen, PA_E_CONFIG,
+                       _("%s: api.provisioning_field: must not overlap api.csr_field"), c->name);
     return 0;
 }
 

@@ -10,10 +10,6 @@
 
 struct cfg;
 
-/* printf into errbuf (errbuf may be NULL). */
-__attribute__((format(printf, 3, 4))) void cfg_err(char *errbuf, size_t errlen, const char *fmt,
-                                                   ...);
-
 /* The file cfg was loaded from, else the default configuration file (for messages). */
 const char *cfg_name(const struct cfg *cfg);
 

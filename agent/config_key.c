@@ -35,11 +35,12 @@ enum cfg_key_problem { CFG_KEY_OK, CFG_KEY_LENGTH, CFG_KEY_CONTROL };
 static void cfg_key_err(enum cfg_key_problem p, const char *source, char *errbuf, size_t errlen)
 {
     if (p == CFG_KEY_LENGTH)
-        cfg_err(errbuf, errlen, _("%s: empty or longer than %d bytes"), source, CFG_API_KEY_MAX);
+        (void)pa_errf(errbuf, errlen, 0, _("%s: empty or longer than %d bytes"), source,
+                      CFG_API_KEY_MAX);
     else if (p == CFG_KEY_CONTROL)
-        cfg_err(errbuf, errlen, _("%s: contains control characters"), source);
+        (void)pa_errf(errbuf, errlen, 0, _("%s: contains control characters"), source);
     else
-        cfg_err(errbuf, errlen, "%s", "");
+        (void)pa_errf(errbuf, errlen, 0, "%s", "");
 }
 
 /* A key from len bytes of text (line endings at its end dropped): 0 and *ret, or PA_E_CONFIG
@@ -94,51 +95,56 @@ static int cfg_api_key_file(const struct cfg *cfg, struct secret **ret, char *er
     int r;
 
     if (!file) {
-        cfg_err(errbuf, errlen, _("no API key: set api.key_file in %s or %s in the environment"),
-                cname, CFG_API_KEY_ENV);
+        (void)pa_errf(errbuf, errlen, 0,
+                      _("no API key: set api.key_file in %s or %s in the environment"), cname,
+                      CFG_API_KEY_ENV);
         r = PA_E_CONFIG;
         goto out;
     }
     if (lstat(file, &st) < 0) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot use %s: %s"), cname, file,
-                strerror(errno));
+        (void)pa_errf(errbuf, errlen, 0, _("%s: api.key_file: cannot use %s: %s"), cname, file,
+                      strerror(errno));
         r = errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
         if (S_ISLNK(st.st_mode))
-            cfg_err(errbuf, errlen,
-                    _("%s: api.key_file: %s is not a regular file (symbolic links are refused)"),
-                    cname, file);
+            (void)pa_errf(
+                errbuf, errlen, 0,
+                _("%s: api.key_file: %s is not a regular file (symbolic links are refused)"), cname,
+                file);
         else
-            cfg_err(errbuf, errlen, _("%s: api.key_file: %s is not a regular file"), cname, file);
+            (void)pa_errf(errbuf, errlen, 0, _("%s: api.key_file: %s is not a regular file"), cname,
+                          file);
         r = PA_E_CONFIG;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        cfg_err(errbuf, errlen,
-                _("%s: api.key_file: %s is group- or world-accessible; run: chmod 600 %s"), cname,
-                file, file);
+        (void)pa_errf(errbuf, errlen, 0,
+                      _("%s: api.key_file: %s is group- or world-accessible; run: chmod 600 %s"),
+                      cname, file, file);
         r = PA_E_CONFIG;
         goto out;
     }
     r = secret_from_file(file, CFG_API_KEY_MAX, &s);
     if (r == PA_E_IO) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: cannot read %s: %s"), cname, file,
-                strerror(errno));
+        (void)pa_errf(errbuf, errlen, 0, _("%s: api.key_file: cannot read %s: %s"), cname, file,
+                      strerror(errno));
         goto out;
     }
     if (r < 0) {
-        cfg_err(errbuf, errlen,
-                _("%s: api.key_file: %s must hold the key on one line (at most %d bytes) and be "
-                  "accessible only by its owner"),
-                cname, file, CFG_API_KEY_MAX);
+        (void)pa_errf(
+            errbuf, errlen, 0,
+            _("%s: api.key_file: %s must hold the key on one line (at most %d bytes) and be "
+              "accessible only by its owner"),
+            cname, file, CFG_API_KEY_MAX);
         goto out;
     }
     r = cfg_key_chars_ok(s);
     if (r < 0) {
-        cfg_err(errbuf, errlen, _("%s: api.key_file: the key in %s contains control characters"),
-                cname, file);
+        (void)pa_errf(errbuf, errlen, 0,
+                      _("%s: api.key_file: the key in %s contains control characters"), cname,
+                      file);
         goto out;
     }
     *ret = s;
@@ -185,10 +191,9 @@ int cfg_take_fd_key(int fd, char *errbuf, size_t errlen)
     struct secret *line = NULL, *key = NULL;
     int r;
 
-    if (fcntl(fd, F_GETFD) < 0) {
-        cfg_err(errbuf, errlen, _("--api-key-fd: descriptor %d is not open"), fd);
-        return PA_E_CONFIG;
-    }
+    if (fcntl(fd, F_GETFD) < 0)
+        return pa_errf(errbuf, errlen, PA_E_CONFIG, _("--api-key-fd: descriptor %d is not open"),
+                       fd);
     r = secret_from_fd(fd, CFG_API_KEY_MAX, &line); /* closes fd */
     if (r == 0)
         r = cfg_key_take(line->buf, line->len, &key, &p);

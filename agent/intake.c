@@ -12,6 +12,7 @@
 #include "i18n.h"
 #include "kiosk.h"
 #include "pa_err.h"
+#include "pjson.h"
 #include "queue.h"
 #include "request.h"
 #include "secret.h"
@@ -34,10 +35,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INTAKE_MAX_CONNS 8
-#define INTAKE_MAX_MSG   (REQ_MAX_SIZE + 16 * 1024) /* a request and its binding */
-#define INTAKE_TIMEOUT_S 10.0                       /* to send one entry */
-#define INTAKE_REPLY_S   60                         /* the officer's wait for the answer */
+#define INTAKE_MAX_CONNS  8
+#define INTAKE_MAX_MSG    (REQ_MAX_SIZE + 16 * 1024) /* a request and its binding */
+#define INTAKE_TIMEOUT_S  10.0                       /* to send one entry */
+#define INTAKE_REPLY_S    60                         /* the officer's wait for the answer */
+#define INTAKE_JSON_DEPTH 32 /* json-c's default: an entry wraps a request (16) */
 
 /* ---- the group ------------------------------------------------------------------------------ */
 
@@ -418,24 +420,6 @@ static void record(const struct intake *in, const struct iconn *c, const char *i
                 in->ctx->state_dir);
 }
 
-/* Wipe every string of a JSON tree before it is freed (card data may be among them). */
-static void json_wipe(json_object *v)
-{
-    if (json_object_is_type(v, json_type_string)) {
-        secret_wipe((void *)(uintptr_t)json_object_get_string(v),
-                    (size_t)json_object_get_string_len(v));
-    } else if (json_object_is_type(v, json_type_object)) {
-        json_object_object_foreach(v, key, val)
-        {
-            (void)key;
-            json_wipe(val);
-        }
-    } else if (json_object_is_type(v, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(v); i++)
-            json_wipe(json_object_array_get_idx(v, i));
-    }
-}
-
 /* The request as the daemon will send it: valid for the product, with the station's defaults. */
 static int check_request(const struct cfg *cfg, const char *text, char *why, size_t whylen)
 {
@@ -527,16 +511,17 @@ static const char *uri_problem(const char *uri, uid_t uid)
 /* Check the entry and queue it; 0 and id, or PA_E_REFUSED and why. */
 static int take_in(struct intake *in, struct iconn *c, char *id, char *why, size_t whylen)
 {
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, c->buf, (int)c->len) : NULL, *req = NULL;
-    const char *serial = NULL, *uri = NULL, *problem = N_("out of memory");
+    const struct pjson_opts opts = {0, INTAKE_JSON_DEPTH, PJSON_NO_SPACE | PJSON_WIPE,
+                                    PA_E_REFUSED};
+    json_object *o = NULL, *req = NULL;
+    const char *serial = NULL, *uri = NULL, *problem;
     struct queue_bind bind = {0};
-    int r = PA_E_REFUSED;
+    int r = pjson_parse(c->buf, c->len, &opts, &o, NULL);
 
-    if (tok)
-        problem = o && json_tokener_get_parse_end(tok) == c->len
-                      ? entry_shape(o, &serial, &uri, &req)
-                      : N_("not one JSON object");
+    problem = r == PA_E_NOMEM ? N_("out of memory")
+              : r < 0 || !o   ? N_("not one JSON object")
+                              : entry_shape(o, &serial, &uri, &req);
+    r = PA_E_REFUSED;
     if (!problem)
         problem = uri_problem(uri, c->uid);
     if (!problem && queue_bind_from(serial, uri, &bind, why, whylen) < 0)
@@ -554,11 +539,8 @@ static int take_in(struct intake *in, struct iconn *c, char *id, char *why, size
         secret_wipe((void *)(uintptr_t)text, strlen(text));
     }
     queue_bind_clear(&bind);
-    if (o)
-        json_wipe(o);
+    pjson_wipe(o);
     json_object_put(o);
-    if (tok)
-        json_tokener_free(tok);
     return r;
 }
 
@@ -756,9 +738,10 @@ static int submit_send(int fd, const char *entry, size_t len)
 /* The daemon's answer: one JSON line. */
 static int submit_answer(int fd, char *ret_id, char *errbuf, size_t errlen)
 {
+    const struct pjson_opts answer = {0, 4, PJSON_OBJECT, PA_E_IO}; /* {"ok": .., "id": ..} */
     char buf[2048];
     size_t len = 0;
-    json_object *o, *v;
+    json_object *o = NULL, *v;
     int r = PA_E_IO;
 
     while (len < sizeof(buf) - 1) {
@@ -772,8 +755,8 @@ static int submit_answer(int fd, char *ret_id, char *errbuf, size_t errlen)
             break;
         len += (size_t)n;
     }
-    buf[len] = '\0';
-    o = json_tokener_parse(buf);
+    if (pjson_parse(buf, len, &answer, &o, NULL) < 0)
+        o = NULL;
     if (o && json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v) &&
         json_object_object_get_ex(o, "id", &v) && json_object_get_string_len(v) == 32) {
         memcpy(ret_id, json_object_get_string(v), 33);

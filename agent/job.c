@@ -24,18 +24,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Shared helpers (job_internal.h)                                                          */
 
-int job_err(char *errbuf, size_t errlen, int r, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !errlen)
-        return r;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
 bool job_is_hex(const char *s, bool lower_only)
 {
     for (; *s; s++) {

@@ -14,6 +14,7 @@
 
 #include "i18n.h"
 #include "pa_err.h"
+#include "pjson.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -129,15 +130,15 @@ static int job_check_chars(const char *p, const struct job_field *f, char *errbu
     size_t len = strnlen(p, f->size);
 
     if (len >= f->size)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), f->name,
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), f->name,
                        f->size - 1);
     if (f->kind == JK_ID && !job_id_valid(p))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not %d lowercase hex digits"), f->name,
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not %d lowercase hex digits"), f->name,
                        JOB_ID_LEN);
     if (f->kind == JK_SHA256 && len != 0 && (len != 64 || !job_is_hex(p, false)))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not a SHA-256 in hex"), f->name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not a SHA-256 in hex"), f->name);
     if (f->kind == JK_HEX && (len % 2 != 0 || !job_is_hex(p, false)))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not an even number of hex digits"),
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not an even number of hex digits"),
                        f->name);
     return 0;
 }
@@ -161,29 +162,29 @@ static int job_check_field(const struct job *j, const struct job_field *f, char 
     case JK_PTEXT:
         memcpy(&s, p, sizeof(s));
         if (s && strlen(s) > f->size)
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), f->name,
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), f->name,
                            f->size);
         return 0;
     case JK_TIME:
         memcpy(&t, p, sizeof(t));
         if (t < 0 || t > (time_t)JOB_MAX_TIME)
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: time out of range"), f->name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: time out of range"), f->name);
         return 0;
     case JK_LONG:
         memcpy(&l, p, sizeof(l));
         if (l < 0 || l == LONG_MAX)
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
         return 0;
     case JK_BOOL:
         return 0;
     case JK_SECS:
         memcpy(&d, p, sizeof(d));
         if (!job_secs_ok(d))
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
         return 0;
     case JK_STATE:
         if (!job_state_valid(j->state))
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: invalid state"), f->name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: invalid state"), f->name);
         return 0;
     }
     return PA_E_INTERNAL;
@@ -198,16 +199,16 @@ int job_check(const struct job *j, char *errbuf, size_t errlen)
             return r;
     }
     if (j->nhistory > JOB_MAX_HISTORY)
-        return job_err(errbuf, errlen, PA_E_JOB, _("history: more than %d events"),
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("history: more than %d events"),
                        JOB_MAX_HISTORY);
     if (j->nhistory && !j->history)
-        return job_err(errbuf, errlen, PA_E_JOB, _("history: missing"));
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("history: missing"));
     for (size_t i = 0; i < j->nhistory; i++) {
         const struct job_event *e = &j->history[i];
 
         if (e->at < 0 || e->at > (time_t)JOB_MAX_TIME || !job_state_valid(e->state) ||
             (e->note && strlen(e->note) > JOB_MAX_LINE))
-            return job_err(errbuf, errlen, PA_E_JOB, _("history[%zu]: invalid event"), i);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("history[%zu]: invalid event"), i);
     }
     return 0;
 }
@@ -350,13 +351,13 @@ static int job_json_str(json_object *v, size_t max, const char **ret, char *errb
     int len;
 
     if (!json_object_is_type(v, json_type_string))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not a string"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not a string"), name);
     s = json_object_get_string(v);
     len = json_object_get_string_len(v);
     if (len < 0 || strlen(s) != (size_t)len)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: contains a NUL character"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: contains a NUL character"), name);
     if ((size_t)len > max)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), name, max);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: longer than %zu bytes"), name, max);
     *ret = s;
     return 0;
 }
@@ -381,11 +382,11 @@ static int job_json_int(json_object *v, int64_t min, int64_t max, int64_t *ret, 
     int64_t x;
 
     if (!json_object_is_type(v, json_type_int))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not an integer"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not an integer"), name);
     errno = 0;
     x = json_object_get_int64(v);
     if (errno != 0 || x < min || x > max || x == INT64_MAX)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: out of range"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: out of range"), name);
     *ret = x;
     return 0;
 }
@@ -400,7 +401,7 @@ static int job_json_state(json_object *v, enum job_state *ret, char *errbuf, siz
     if (r < 0)
         return r;
     if (job_state_parse(s, ret) < 0)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: unknown state"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: unknown state"), name);
     return 0;
 }
 
@@ -448,10 +449,10 @@ static int job_number_from_json(char *p, const struct job_field *f, json_object 
         return r;
     }
     if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not a number"), f->name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not a number"), f->name);
     d = json_object_get_double(v);
     if (!job_secs_ok(d))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: out of range"), f->name);
     memcpy(p, &d, sizeof(d));
     return 0;
 }
@@ -482,7 +483,7 @@ static int job_field_from_json(struct job *j, const struct job_field *f, json_ob
         return job_number_from_json(p, f, v, errbuf, errlen);
     case JK_BOOL:
         if (!json_object_is_type(v, json_type_boolean))
-            return job_err(errbuf, errlen, PA_E_JOB, _("%s: not true or false"), f->name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not true or false"), f->name);
         b = json_object_get_boolean(v);
         memcpy(p, &b, sizeof(b));
         return 0;
@@ -520,7 +521,7 @@ static int job_event_member(struct job_event *e, const char *key, json_object *v
             return 0;
         return job_json_strdup(val, JOB_MAX_LINE, &e->note, errbuf, errlen, name);
     }
-    return job_err(errbuf, errlen, PA_E_JOB, _("%s: unknown member"), name);
+    return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: unknown member"), name);
 }
 
 /* History event i: an object with "at" and "state", and "note" if there is one. */
@@ -532,7 +533,7 @@ static int job_event_from_json(struct job_event *e, json_object *ev, size_t i, c
 
     (void)snprintf(name, sizeof(name), "history[%zu]", i);
     if (!json_object_is_type(ev, json_type_object))
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not an object"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: not an object"), name);
     json_object_object_foreach(ev, key, val)
     {
         int r = job_event_member(e, key, val, name, &have, errbuf, errlen);
@@ -541,7 +542,7 @@ static int job_event_from_json(struct job_event *e, json_object *ev, size_t i, c
             return r;
     }
     if (have != 3)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: \"at\" or \"state\" missing"), name);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("%s: \"at\" or \"state\" missing"), name);
     return 0;
 }
 
@@ -550,10 +551,10 @@ static int job_history_from_json(struct job *j, json_object *arr, char *errbuf, 
     size_t n;
 
     if (!json_object_is_type(arr, json_type_array))
-        return job_err(errbuf, errlen, PA_E_JOB, _("history: not an array"));
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("history: not an array"));
     n = json_object_array_length(arr);
     if (n > JOB_MAX_HISTORY)
-        return job_err(errbuf, errlen, PA_E_JOB, _("history: more than %d events"),
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("history: more than %d events"),
                        JOB_MAX_HISTORY);
     job_history_clear(j); /* a duplicate "history" key replaces the earlier array */
     if (n == 0)
@@ -584,15 +585,6 @@ static bool job_name_quotable(const char *s)
     return true;
 }
 
-/* Whether buf[0..len) is all JSON white space. */
-static bool job_all_space(const char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
-            return false;
-    return true;
-}
-
 /*
  * The JSON value in buf: at most JOB_MAX_FILE bytes, no NUL byte, strict JSON nested at most
  * JOB_MAX_DEPTH deep, nothing after it but white space, and an object.
@@ -600,40 +592,12 @@ static bool job_all_space(const char *buf, size_t len)
 static int job_parse_object(const char *buf, size_t len, json_object **ret, char *errbuf,
                             size_t errlen)
 {
-    struct json_tokener *tok = NULL;
-    json_object *root = NULL;
-    enum json_tokener_error jerr;
-    int r = PA_E_JOB;
+    const struct pjson_opts o = {JOB_MAX_FILE, JOB_MAX_DEPTH, PJSON_OBJECT, PA_E_JOB};
+    struct pjson_err e;
+    int r = pjson_parse(buf, len, &o, ret, &e);
 
-    if (!buf)
-        return job_err(errbuf, errlen, PA_E_JOB, _("no data"));
-    if (len > JOB_MAX_FILE)
-        return job_err(errbuf, errlen, PA_E_JOB, _("larger than %d bytes"), JOB_MAX_FILE);
-    if (memchr(buf, '\0', len))
-        return job_err(errbuf, errlen, PA_E_JOB, _("contains a NUL byte"));
-    tok = json_tokener_new_ex(JOB_MAX_DEPTH);
-    if (!tok)
-        return PA_E_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, buf, (int)len);
-    jerr = json_tokener_get_error(tok);
-    if (jerr != json_tokener_success)
-        (void)job_err(errbuf, errlen, 0, _("invalid JSON: %s"),
-                      jerr == json_tokener_continue ? _("unexpected end of input")
-                                                    : json_tokener_error_desc(jerr));
-    else if (!job_all_space(buf + json_tokener_get_parse_end(tok),
-                            len - json_tokener_get_parse_end(tok)))
-        (void)job_err(errbuf, errlen, 0, _("invalid JSON: data after the end"));
-    else if (!json_object_is_type(root, json_type_object))
-        (void)job_err(errbuf, errlen, 0, _("not a JSON object"));
-    else
-        r = 0;
-    if (r == 0) {
-        *ret = root;
-        root = NULL;
-    }
-    json_object_put(root);
-    json_tokener_free(tok);
+    if (r < 0 && r != PA_E_NOMEM)
+        pjson_explain(&e, NULL, JOB_MAX_FILE, errbuf, errlen);
     return r;
 }
 
@@ -652,7 +616,7 @@ static int job_format_from_json(json_object *v, char *errbuf, size_t errlen)
     if (r < 0)
         return r;
     if (x != JOB_FORMAT)
-        return job_err(errbuf, errlen, PA_E_JOB, _("format %lld is not supported (only %d)"),
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("format %lld is not supported (only %d)"),
                        (long long)x, JOB_FORMAT);
     return 0;
 }
@@ -676,8 +640,8 @@ static int job_member_from_json(struct job *j, const char *key, json_object *val
             break;
     if (i == JOB_NFIELDS) {
         if (job_name_quotable(key))
-            return job_err(errbuf, errlen, PA_E_JOB, _("unknown member \"%s\""), key);
-        return job_err(errbuf, errlen, PA_E_JOB, _("unknown member"));
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("unknown member \"%s\""), key);
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("unknown member"));
     }
     r = job_field_from_json(j, &job_fields[i], val, errbuf, errlen);
     seen->field[i] = r == 0;
@@ -688,10 +652,10 @@ static int job_member_from_json(struct job *j, const char *key, json_object *val
 static int job_check_complete(const struct job_seen *seen, char *errbuf, size_t errlen)
 {
     if (!seen->format)
-        return job_err(errbuf, errlen, PA_E_JOB, _("\"format\" missing"));
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("\"format\" missing"));
     for (size_t i = 0; i < JOB_NFIELDS; i++)
         if (job_fields[i].required && !seen->field[i])
-            return job_err(errbuf, errlen, PA_E_JOB, _("\"%s\" missing"), job_fields[i].name);
+            return pa_errf(errbuf, errlen, PA_E_JOB, _("\"%s\" missing"), job_fields[i].name);
     return 0;
 }
 

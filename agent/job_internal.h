@@ -21,10 +21,6 @@
 #define JOB_MAX_LINE    1024 /* a note or last_error, in bytes */
 #define JOB_ID_LEN      32
 
-/* Write the formatted message to errbuf (when there is one) and return r. */
-__attribute__((format(printf, 4, 5))) int job_err(char *errbuf, size_t errlen, int r,
-                                                  const char *fmt, ...);
-
 /* Whether s is all hex digits (lowercase only when lower_only). */
 bool job_is_hex(const char *s, bool lower_only);
 /* Whether id is exactly JOB_ID_LEN lowercase hex digits. */

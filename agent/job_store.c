@@ -55,15 +55,15 @@ static int job_dir_check(const char *path, char *errbuf, size_t errlen)
     struct stat st;
 
     if (stat(path, &st) < 0)
-        return job_err(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(errno));
+        return pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return job_err(errbuf, errlen, PA_E_CONFIG, _("%s: not a directory"), path);
+        return pa_errf(errbuf, errlen, PA_E_CONFIG, _("%s: not a directory"), path);
     if (st.st_uid != geteuid())
-        return job_err(errbuf, errlen, PA_E_CONFIG,
+        return pa_errf(errbuf, errlen, PA_E_CONFIG,
                        _("%s: owned by uid %lu, not by the current user (uid %lu)"), path,
                        (unsigned long)st.st_uid, (unsigned long)geteuid());
     if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return job_err(errbuf, errlen, PA_E_CONFIG, _("%s: group or world writable (mode %04o)"),
+        return pa_errf(errbuf, errlen, PA_E_CONFIG, _("%s: group or world writable (mode %04o)"),
                        path, (unsigned)(st.st_mode & 07777));
     return 0;
 }
@@ -88,7 +88,7 @@ static int job_mkdir(char *path, bool make_parents, char *errbuf, size_t errlen)
                 return 0;
         }
     }
-    return job_err(errbuf, errlen, PA_E_IO, _("cannot create %s: %s"), path, strerror(errno));
+    return pa_errf(errbuf, errlen, PA_E_IO, _("cannot create %s: %s"), path, strerror(errno));
 }
 
 /*
@@ -103,7 +103,7 @@ int job_dir_prepare(const char *state_dir, char *errbuf, size_t errlen)
     int r = PA_E_NOMEM;
 
     if (!state_dir || !state_dir[0])
-        return job_err(errbuf, errlen, PA_E_CONFIG, _("no state directory"));
+        return pa_errf(errbuf, errlen, PA_E_CONFIG, _("no state directory"));
     dir = strdup(state_dir);
     if (!dir)
         goto out;
@@ -178,49 +178,49 @@ static bool job_file_name(const char *name)
 }
 
 /*
- * What fs_read_file's failure r (errno as it left it) means for the job file path of job id:
- * PA_E_JOB when there is no readable record (not a regular file, none, too large), else r.
+ * What fs_read's failure r means for the job file path of job id: PA_E_JOB when there is no
+ * readable record (none, not a regular file, too large), else r.
  */
-static int job_read_error(int r, const char *path, const char *id, char *errbuf, size_t errlen)
+static int job_read_error(int r, const struct fs_read *rd, const char *path, const char *id,
+                          char *errbuf, size_t errlen)
 {
     if (r != PA_E_IO)
         return r;
-    if (errno == 0)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: not a regular file"), path);
-    if (errno == ENOENT)
-        return job_err(errbuf, errlen, PA_E_JOB, _("no job %s"), id);
-    if (errno == EFBIG)
-        return job_err(errbuf, errlen, PA_E_JOB, _("%s: larger than %d bytes"), path, JOB_MAX_FILE);
-    return job_err(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(errno));
+    if (rd->failed == FS_READ_OPEN && rd->err == ENOENT)
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("no job %s"), id);
+    if (rd->failed == FS_READ_TYPE || rd->failed == FS_READ_SIZE) {
+        fs_read_explain(rd, path, JOB_MAX_FILE, errbuf, errlen);
+        return PA_E_JOB;
+    }
+    return pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", path, strerror(rd->err));
 }
 
 /* Read and parse one job file (full id); the id inside must match the name. */
 static int job_load_file(const char *state_dir, const char *id, struct job **ret, char *errbuf,
                          size_t errlen)
 {
-    char *path = NULL, *buf = NULL, name[JOB_ID_LEN + 8], err[256];
+    char *path = NULL, name[JOB_ID_LEN + 8], err[256];
+    struct fs_read rd = {0};
     struct job *j = NULL;
-    size_t len = 0;
     int r = PA_E_NOMEM;
 
     (void)snprintf(name, sizeof(name), "%s.json", id);
     path = job_path(state_dir, name);
     if (!path)
         goto out;
-    errno = 0;
-    r = fs_read_file(path, JOB_MAX_FILE, &buf, &len);
+    r = fs_read(path, JOB_MAX_FILE, &rd);
     if (r < 0) {
-        r = job_read_error(r, path, id, errbuf, errlen);
+        r = job_read_error(r, &rd, path, id, errbuf, errlen);
         goto out;
     }
     err[0] = '\0';
-    r = job_parse(buf, len, &j, err, sizeof(err));
+    r = job_parse(rd.buf, rd.len, &j, err, sizeof(err));
     if (r < 0) {
-        (void)job_err(errbuf, errlen, 0, "%s: %s", path, err);
+        (void)pa_errf(errbuf, errlen, 0, "%s: %s", path, err);
         goto out;
     }
     if (strcmp(j->id, id) != 0) {
-        r = job_err(errbuf, errlen, PA_E_JOB, _("%s: holds job %s"), path, j->id);
+        r = pa_errf(errbuf, errlen, PA_E_JOB, _("%s: holds job %s"), path, j->id);
         goto out;
     }
     *ret = j;
@@ -228,7 +228,7 @@ static int job_load_file(const char *state_dir, const char *id, struct job **ret
     r = 0;
 out:
     job_free(j);
-    free(buf);
+    free(rd.buf);
     free(path);
     return r;
 }
@@ -251,9 +251,9 @@ static int job_find_prefix(const char *state_dir, const char *want, size_t len,
     d = opendir(jobs);
     if (!d) {
         if (errno == ENOENT)
-            r = job_err(errbuf, errlen, PA_E_JOB, _("no job %s"), want);
+            r = pa_errf(errbuf, errlen, PA_E_JOB, _("no job %s"), want);
         else
-            r = job_err(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
+            r = pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
         goto out;
     }
     while ((e = readdir(d)) != NULL) {
@@ -264,9 +264,9 @@ static int job_find_prefix(const char *state_dir, const char *want, size_t len,
         found[JOB_ID_LEN] = '\0';
     }
     if (nfound == 0)
-        r = job_err(errbuf, errlen, PA_E_JOB, _("no job %s"), want);
+        r = pa_errf(errbuf, errlen, PA_E_JOB, _("no job %s"), want);
     else if (nfound > 1)
-        r = job_err(errbuf, errlen, PA_E_JOB, _("%s: prefix matches several jobs"), want);
+        r = pa_errf(errbuf, errlen, PA_E_JOB, _("%s: prefix matches several jobs"), want);
     else
         r = 0;
 out:
@@ -290,7 +290,7 @@ int job_load(const char *state_dir, const char *id, struct job **ret, char *errb
         return PA_E_INTERNAL;
     len = strlen(id);
     if (len < JOB_PREFIX_MIN || len > JOB_ID_LEN || !job_is_hex(id, false))
-        return job_err(errbuf, errlen, PA_E_JOB, _("not a job id (%d to %d hex digits)"),
+        return pa_errf(errbuf, errlen, PA_E_JOB, _("not a job id (%d to %d hex digits)"),
                        JOB_PREFIX_MIN, JOB_ID_LEN);
     for (size_t i = 0; i <= len; i++)
         want[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
@@ -377,7 +377,7 @@ static int job_list_one(struct job_listing *ls, const char *state_dir, const cha
         return 0;
     }
     if (r < 0)
-        return job_err(errbuf, errlen, r, "%s", bad);
+        return pa_errf(errbuf, errlen, r, "%s", bad);
     ls->n++;
     return 0;
 }
@@ -404,7 +404,7 @@ static int job_list_dir(struct job_listing *ls, const char *state_dir, const cha
             return r;
     }
     if (errno != 0)
-        return job_err(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
+        return pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
     return 0;
 }
 
@@ -429,14 +429,14 @@ int job_list(const char *state_dir, struct job ***ret, size_t *ret_n, char *errb
         goto out;
     d = opendir(jobs);
     if (!d && errno != ENOENT) {
-        r = job_err(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
+        r = pa_errf(errbuf, errlen, PA_E_IO, "%s: %s", jobs, strerror(errno));
         goto out;
     }
     if (d) { /* no jobs directory: no jobs */
         r = job_list_dir(&ls, state_dir, jobs, d, errbuf, errlen);
         if (r < 0)
             goto out;
-        (void)job_err(errbuf, errlen, 0, "%s", ls.aside);
+        (void)pa_errf(errbuf, errlen, 0, "%s", ls.aside);
         if (ls.n > 1)
             qsort(ls.list, ls.n, sizeof(*ls.list), job_cmp_age);
     }

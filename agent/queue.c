@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "i18n.h"
 #include "pa_err.h"
+#include "pjson.h"
 #include "secret.h"
 #include "tok.h"
 
@@ -25,7 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define QUEUE_REQ_MAX (256 * 1024)
+#define QUEUE_REQ_MAX    (256 * 1024)
+#define QUEUE_JSON_DEPTH 32 /* json-c's default; an entry is a flat object */
 
 static int path_of(char *buf, size_t len, const char *state_dir, const char *sub, const char *name)
 {
@@ -423,13 +425,14 @@ static const char *entry_problem(const char *name, const char *id, const char *r
 static int parse_entry(const char *state_dir, const char *name, const char *buf,
                        struct queue_entry *ret, char *why, size_t whylen)
 {
-    json_object *o = json_tokener_parse(buf);
+    const struct pjson_opts opts = {0, QUEUE_JSON_DEPTH, PJSON_OBJECT, PA_E_REFUSED};
+    json_object *o = NULL;
     char *id = NULL, *req = NULL;
     const char *problem = N_("not a JSON object");
     int r = PA_E_REFUSED;
 
     memset(ret, 0, sizeof(*ret));
-    if (o && json_object_is_type(o, json_type_object)) {
+    if (pjson_parse(buf, strlen(buf), &opts, &o, NULL) == 0) {
         problem = N_("its token binding cannot be read");
         if (entry_fields(o, ret, &id, &req) == 0)
             problem = entry_problem(name, id, req);

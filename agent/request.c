@@ -11,11 +11,9 @@
 #include "fsutil.h"
 #include "i18n.h"
 #include "pa_err.h"
+#include "pjson.h"
 #include "secret.h"
 
-#include <ctype.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,167 +26,24 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Strict parsing                                                                           */
 
-__attribute__((format(printf, 3, 4))) static void req_msg(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !errlen)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Line and column (1-based) of byte offset off in buf. */
-static void req_line_col(const char *buf, size_t off, unsigned long *line, unsigned long *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (buf[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
-/* Wipe every string below v (card data) in place before json-c frees it. */
-static void req_wipe_strings(json_object *v)
-{
-    if (json_object_is_type(v, json_type_string)) {
-        const char *s = json_object_get_string(v);
-
-        secret_wipe((void *)(uintptr_t)s, (size_t)json_object_get_string_len(v));
-    } else if (json_object_is_type(v, json_type_object)) {
-        json_object_object_foreach(v, key, val)
-        {
-            (void)key;
-            req_wipe_strings(val);
-        }
-    }
-}
-
 /* Free a parsed tree that is not kept, wiping its card data first; accepts NULL. */
 static void req_json_drop(json_object *root)
 {
     if (root && json_object_object_get_ex(root, "credit_card", NULL))
-        req_wipe_strings(root);
+        pjson_wipe(root);
     json_object_put(root);
-}
-
-/* Free a tokener; its scratch buffer held the last strings parsed, maybe card data. */
-static void req_tokener_free(struct json_tokener *tok)
-{
-    if (!tok)
-        return;
-    if (tok->pb && tok->pb->buf)
-        secret_wipe(tok->pb->buf, (size_t)tok->pb->size);
-    json_tokener_free(tok);
-}
-
-/* False if any number below v does not fit a double (json-c turns 1e999 into inf). */
-bool req_json_finite(struct json_object *v)
-{
-    size_t n;
-
-    switch (json_object_get_type(v)) {
-    case json_type_double:
-        return isfinite(json_object_get_double(v));
-    case json_type_object: {
-        json_object_object_foreach(v, key, val)
-        {
-            (void)key;
-            if (!req_json_finite(val))
-                return false;
-        }
-        return true;
-    }
-    case json_type_array:
-        n = json_object_array_length(v);
-        for (size_t i = 0; i < n; i++)
-            if (!req_json_finite(json_object_array_get_idx(v, i)))
-                return false;
-        return true;
-    default:
-        return true;
-    }
-}
-
-/*
- * Run the tokener over buf: true with *ret (NULL for the literal null) when buf is exactly one
- * JSON value and white space, else false with the position in errbuf.
- */
-static bool req_json_tokens(struct json_tokener *tok, const char *name, const char *buf, size_t len,
-                            json_object **ret, char *errbuf, size_t errlen)
-{
-    enum json_tokener_error jerr;
-    unsigned long line, col;
-    json_object *root;
-    size_t end;
-
-    root = json_tokener_parse_ex(tok, buf, (int)len);
-    jerr = json_tokener_get_error(tok);
-    end = json_tokener_get_parse_end(tok);
-    if (jerr != json_tokener_success) {
-        if (jerr == json_tokener_continue)
-            end = len;
-        req_line_col(buf, end, &line, &col);
-        req_msg(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: %s"), name, line, col,
-                jerr == json_tokener_continue ? _("unexpected end of input")
-                                              : json_tokener_error_desc(jerr));
-        req_json_drop(root);
-        return false;
-    }
-    while (end < len && isspace((unsigned char)buf[end]))
-        end++;
-    if (end < len) {
-        req_line_col(buf, end, &line, &col);
-        req_msg(errbuf, errlen, _("%s:%lu:%lu: invalid JSON: data after the end"), name, line, col);
-        req_json_drop(root);
-        return false;
-    }
-    *ret = root;
-    return true;
 }
 
 int req_json_parse(const char *name, const char *buf, size_t len, size_t max, int err,
                    struct json_object **ret, char *errbuf, size_t errlen)
 {
-    struct json_tokener *tok = NULL;
-    json_object *root = NULL;
-    int r = err;
+    const struct pjson_opts o = {max, REQ_MAX_DEPTH,
+                                 PJSON_UTF8 | PJSON_OBJECT | PJSON_FINITE | PJSON_WIPE, err};
+    struct pjson_err e;
+    int r = pjson_parse(buf, len, &o, ret, &e);
 
-    if (len > max) {
-        req_msg(errbuf, errlen, _("%s: larger than %d bytes"), name, (int)max);
-        return err;
-    }
-    if (memchr(buf, '\0', len)) {
-        req_msg(errbuf, errlen, _("%s: contains a NUL byte"), name);
-        return err;
-    }
-    tok = json_tokener_new_ex(REQ_MAX_DEPTH);
-    if (!tok)
-        return PA_E_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    if (!req_json_tokens(tok, name, buf, len, &root, errbuf, errlen))
-        goto out;
-    if (!json_object_is_type(root, json_type_object)) {
-        req_msg(errbuf, errlen, _("%s: must contain a JSON object"), name);
-        goto out;
-    }
-    if (!req_json_finite(root)) {
-        req_msg(errbuf, errlen, _("%s: a number is out of range"), name);
-        goto out;
-    }
-    *ret = root;
-    root = NULL;
-    r = 0;
-out:
-    req_json_drop(root);
-    req_tokener_free(tok);
+    if (r < 0 && r != PA_E_NOMEM)
+        pjson_explain(&e, name, max, errbuf, errlen);
     return r;
 }
 
@@ -235,11 +90,10 @@ int req_load_file(const char *path, struct req **ret, char *errbuf, size_t errle
     r = req_parse(path, rd.buf, rd.len, &req, errbuf, errlen);
     if (r == 0 && json_object_object_get_ex(req->root, "credit_card", NULL) &&
         (rd.mode & (S_IRWXG | S_IRWXO))) {
-        req_msg(errbuf, errlen,
-                _("%s: contains credit card data but is group- or world-accessible; run: chmod "
-                  "600 %s"),
-                path, path);
-        r = PA_E_REQUEST;
+        r = pa_errf(errbuf, errlen, PA_E_REQUEST,
+                    _("%s: contains credit card data but is group- or world-accessible; run: "
+                      "chmod 600 %s"),
+                    path, path);
     }
     if (r == 0) {
         *ret = req;
@@ -265,7 +119,7 @@ void req_free(struct req *req)
              ? json_object_object_get(req->root, "credit_card")
              : NULL;
     if (cc)
-        req_wipe_strings(cc);
+        pjson_wipe(cc);
     json_object_put(req->root);
     free(req);
 }
@@ -349,18 +203,15 @@ static int req_merge(json_object *dst, json_object *src)
 
 int req_merge_defaults(struct req *req, const struct cfg *cfg)
 {
+    const struct pjson_opts o = {0, REQ_MAX_DEPTH, PJSON_OBJECT, PA_E_CONFIG};
     json_object *defs = NULL;
     int r;
 
     if (!cfg->order_defaults)
         return 0;
-    defs = json_tokener_parse(cfg->order_defaults);
-    if (!json_object_is_type(defs, json_type_object)) {
-        r = PA_E_CONFIG;
-        goto out;
-    }
-    r = req_merge(req->root, defs);
-out:
+    r = pjson_parse(cfg->order_defaults, strlen(cfg->order_defaults), &o, &defs, NULL);
+    if (r == 0)
+        r = req_merge(req->root, defs);
     json_object_put(defs);
     return r;
 }

@@ -93,13 +93,11 @@ int req_validate(const struct req *req, const struct cfg *cfg, bool with_csr,
 
 /** Free and reset an error list; accepts NULL. */
 void req_errors_clear(struct req_errors *errs);
-/* False if any number inside v does not fit a double (json-c reads 1e999 as inf). */
-bool req_json_finite(struct json_object *v);
 
 /**
  * The strict parse of a request or the configuration: len bytes (no NUL needed) of at most max
  * bytes, without NUL bytes, as strict JSON with valid UTF-8, nested at most 16 deep, one object
- * and nothing after it but white space, every number finite (req_json_finite). name is used in
+ * and nothing after it but white space, every number finite (pjson_parse). name is used in
  * the messages ("NAME: larger than MAX bytes", "NAME:LINE:COL: invalid JSON: ...", "NAME: must
  * contain a JSON object", ...). The tokener's buffer is wiped, and so is the card data of a tree
  * that is refused.

@@ -80,42 +80,26 @@ out:
     return r;
 }
 
-/*
- * Read fd to its end into a new buffer of max + 1 bytes, NUL-terminated: 0; 1 when it holds more
- * than max bytes; PA_E_IO (errno); PA_E_NOMEM.
- */
-static int read_bounded(int fd, size_t max, char **ret, size_t *ret_len)
+/* Read fd to its end into buf (room for cap bytes): 0 and *ret_len; 1 when it holds more than
+ * cap bytes; PA_E_IO (errno). */
+static int read_into(int fd, char *buf, size_t cap, size_t *ret_len)
 {
-    char *buf = malloc(max + 1);
     size_t len = 0;
-    int r = 0;
+    char extra;
 
-    if (!buf)
-        return PA_E_NOMEM;
     for (;;) {
-        ssize_t n = read(fd, buf + len, max + 1 - len);
+        ssize_t n = len < cap ? read(fd, buf + len, cap - len) : read(fd, &extra, 1);
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            r = n < 0 ? PA_E_IO : 0;
+        if (n < 0)
+            return PA_E_IO;
+        if (n == 0)
             break;
-        }
+        if (len >= cap)
+            return 1;
         len += (size_t)n;
-        if (len > max) {
-            r = 1;
-            break;
-        }
     }
-    if (r != 0) {
-        int saved = errno;
-
-        free(buf);
-        errno = saved;
-        return r;
-    }
-    buf[len] = '\0';
-    *ret = buf;
     *ret_len = len;
     return 0;
 }
@@ -130,9 +114,10 @@ static int read_failed(struct fs_read *rd, enum fs_read_step step, int err, int 
     return r;
 }
 
-/* fs_read() on an open descriptor. */
-static int read_whole_fd(int fd, size_t max, struct fs_read *rd)
+/* fs_read() on an open descriptor, into buf (max + 1 bytes) or, when NULL, a malloc'd one. */
+static int read_whole_fd(int fd, size_t max, char *buf, struct fs_read *rd)
 {
+    char *mem = NULL;
     struct stat st;
     int r;
 
@@ -143,29 +128,49 @@ static int read_whole_fd(int fd, size_t max, struct fs_read *rd)
     if (st.st_size < 0 || (uintmax_t)st.st_size > max)
         return read_failed(rd, FS_READ_SIZE, EFBIG, PA_E_IO);
     rd->mode = st.st_mode;
-    r = read_bounded(fd, max, &rd->buf, &rd->len);
-    if (r == 1)
-        return read_failed(rd, FS_READ_SIZE, EFBIG, PA_E_IO);
-    if (r == PA_E_IO)
-        return read_failed(rd, FS_READ_READ, errno, PA_E_IO);
-    if (r == PA_E_NOMEM)
+    if (!buf)
+        buf = mem = malloc(max + 1);
+    if (!buf)
         return read_failed(rd, FS_READ_NOMEM, 0, PA_E_NOMEM);
+    r = read_into(fd, buf, max, &rd->len);
+    if (r != 0) {
+        int saved = errno;
+
+        free(mem);
+        rd->len = 0;
+        return r == 1 ? read_failed(rd, FS_READ_SIZE, EFBIG, PA_E_IO)
+                      : read_failed(rd, FS_READ_READ, saved, PA_E_IO);
+    }
+    buf[rd->len] = '\0';
+    rd->buf = buf;
     return 0;
 }
 
-int fs_read(const char *path, size_t max, struct fs_read *ret)
+/* fs_read() and fs_read_into(): open path with oflags added, read it into buf or a new one. */
+static int read_path(const char *path, int oflags, size_t max, char *buf, struct fs_read *ret)
 {
     int fd, r, saved;
 
     memset(ret, 0, sizeof(*ret));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
+    /* a FIFO must not block */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | oflags);
     if (fd < 0)
         return read_failed(ret, FS_READ_OPEN, errno, PA_E_IO);
-    r = read_whole_fd(fd, max, ret);
+    r = read_whole_fd(fd, max, buf, ret);
     saved = errno;
     close(fd);
     errno = saved;
     return r;
+}
+
+int fs_read(const char *path, size_t max, struct fs_read *ret)
+{
+    return read_path(path, 0, max, NULL, ret);
+}
+
+int fs_read_into(const char *path, int oflags, char *buf, size_t max, struct fs_read *ret)
+{
+    return read_path(path, oflags, max, buf, ret);
 }
 
 void fs_read_explain(const struct fs_read *rd, const char *path, size_t max, char *errbuf,
@@ -227,6 +232,7 @@ static const char *owned_problem(const struct stat *st, uid_t owner)
 int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **ret, size_t *ret_len,
                   char *why, size_t whylen)
 {
+    struct fs_read rd = {0};
     const char *problem;
     struct stat st;
     int fd, r = PA_E_IO;
@@ -246,8 +252,11 @@ int fs_read_owned(int dirfd, const char *name, size_t max, uid_t owner, char **r
         r = PA_E_REFUSED;
         goto out;
     }
-    r = read_bounded(fd, max, ret, ret_len);
-    if (r == 1) {
+    r = read_whole_fd(fd, max, NULL, &rd);
+    if (r == 0) {
+        *ret = rd.buf;
+        *ret_len = rd.len;
+    } else if (rd.failed == FS_READ_SIZE) {
         snprintf(why, whylen, "%s", N_("too large"));
         r = PA_E_REFUSED;
     }

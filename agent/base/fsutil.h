@@ -43,6 +43,13 @@ struct fs_read {
 int fs_read(const char *path, size_t max, struct fs_read *ret);
 
 /*
+ * fs_read() into memory the caller holds (a secret's locked buffer): buf has room for max + 1
+ * bytes (the file and a NUL), and oflags are added to open(2)'s flags (e.g. O_NOFOLLOW). On
+ * success ret->buf is buf; the caller wipes buf also after a failure (a part may have been read).
+ */
+int fs_read_into(const char *path, int oflags, char *buf, size_t max, struct fs_read *ret);
+
+/*
  * The one-line message for a failed fs_read() of path, in the user's language: "PATH: cannot
  * open: REASON", "PATH: cannot stat: REASON", "PATH: not a regular file", "PATH: larger than MAX
  * bytes" or "PATH: cannot read: REASON". errbuf may be NULL.

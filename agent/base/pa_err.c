@@ -2,6 +2,9 @@
 #include "pa_err.h"
 #include "i18n.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 struct pa_err_row {
     int err;
     int exit_code;
@@ -57,4 +60,16 @@ const char *pa_err_str(int err)
 int pa_err_exit_code(int err)
 {
     return find(err)->exit_code;
+}
+
+int pa_errf(char *buf, size_t len, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!buf || !len)
+        return err;
+    va_start(ap, fmt);
+    (void)vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return err;
 }

@@ -10,6 +10,8 @@
 #ifndef PKIO_PA_ERR_H
 #define PKIO_PA_ERR_H
 
+#include <stddef.h>
+
 enum pa_err {
     PA_OK = 0,
     PA_E_INTERNAL = -1,         /* bug or unexpected library failure */
@@ -46,5 +48,13 @@ const char *pa_err_str(int err);
 
 /* Process exit status for an error code (0 for PA_OK). */
 int pa_err_exit_code(int err);
+
+/*
+ * The one error formatter: the message (printf format) into buf, when there is one (buf may be
+ * NULL or len 0), then return err, so that `return pa_errf(errbuf, errlen, PA_E_JOB, ...)` both
+ * says and returns.
+ */
+__attribute__((format(printf, 4, 5))) int pa_errf(char *buf, size_t len, int err, const char *fmt,
+                                                  ...);
 
 #endif

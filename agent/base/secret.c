@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "secret.h"
 
+#include "fsutil.h"
 #include "pa_err.h"
 
 #include <errno.h>
@@ -88,47 +89,43 @@ static int secret_trim_line(struct secret *s)
     return 0;
 }
 
+/* What a failed fs_read_into of a secret file means: no such file, or not a plain small file,
+ * is the configuration's fault; anything else the file system's. */
+static int secret_read_error(const struct fs_read *rd, int r)
+{
+    if (rd->failed == FS_READ_OPEN && rd->err == ENOENT)
+        return PA_E_CONFIG;
+    if (rd->failed == FS_READ_TYPE || rd->failed == FS_READ_SIZE)
+        return PA_E_CONFIG;
+    return r;
+}
+
 int secret_from_file(const char *path, size_t max_len, struct secret **ret)
 {
     struct secret *s = NULL;
-    struct stat st;
-    int fd = -1, r;
-    ssize_t n;
+    struct fs_read rd;
+    int r;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT ? PA_E_CONFIG : PA_E_IO;
-    if (fstat(fd, &st) < 0) {
-        r = PA_E_IO;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    /* Room for max_len, "\r\n" and the NUL: anything beyond the limit is refused. */
+    r = secret_alloc(max_len + 3, &s);
+    if (r < 0)
+        return r;
+    r = fs_read_into(path, O_NOFOLLOW, s->buf, max_len + 2, &rd);
+    if (r < 0)
+        r = secret_read_error(&rd, r);
+    else if (rd.mode & (S_IRWXG | S_IRWXO))
         r = PA_E_CONFIG; /* group/world accessible secrets are refused */
-        goto out;
+    if (r == 0) {
+        s->len = rd.len;
+        r = secret_trim_line(s);
     }
-    /* Room for max_len, "\r\n" and one more byte: anything beyond the limit is seen. */
-    r = secret_alloc(max_len + 4, &s);
-    if (r < 0)
-        goto out;
-    n = read(fd, s->buf, max_len + 3);
-    if (n < 0) {
-        r = PA_E_IO;
-        goto out;
-    }
-    s->len = (size_t)n;
-    r = secret_trim_line(s);
-    if (r < 0)
-        goto out;
-    if (s->len == 0 || s->len > max_len) {
+    if (r == 0 && (s->len == 0 || s->len > max_len))
         r = PA_E_CONFIG;
-        goto out;
+    if (r == 0) {
+        *ret = s;
+        s = NULL;
     }
-    *ret = s;
-    s = NULL;
-out:
     secret_free(s);
-    if (fd >= 0)
-        close(fd);
     return r;
 }
 

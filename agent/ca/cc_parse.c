@@ -10,6 +10,7 @@
 
 #include "i18n.h"
 #include "pa_err.h"
+#include "pjson.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -72,44 +73,6 @@ __attribute__((format(printf, 2, 3))) static void perr_set(struct cc_perr *pe, c
 /* ---------------------------------------------------------------------------------------- */
 /* json-c helpers: strict parse, typed getters */
 
-/* True if body[from..len) holds only whitespace. */
-static bool only_space(const char *body, size_t from, size_t len)
-{
-    for (size_t i = from; i < len; i++)
-        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r' && body[i] != '\n')
-            return false;
-    return true;
-}
-
-/* The strict tokener over body[0..len): one JSON value, nothing after it but whitespace. */
-static int tokenize(const char *body, size_t len, struct json_object **ret, struct cc_perr *pe)
-{
-    struct json_tokener *tok = json_tokener_new_ex(CC_JSON_DEPTH);
-    struct json_object *obj;
-    enum json_tokener_error jerr;
-    int r = PA_E_CA_PROTOCOL;
-
-    if (!tok)
-        return PA_E_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    obj = json_tokener_parse_ex(tok, body, (int)len);
-    jerr = json_tokener_get_error(tok);
-    if (jerr == json_tokener_continue) {
-        perr_set(pe, _("truncated JSON"));
-    } else if (!obj || jerr != json_tokener_success) {
-        perr_set(pe, _("invalid JSON (%s)"), json_tokener_error_desc(jerr));
-    } else if (!only_space(body, json_tokener_get_parse_end(tok), len)) {
-        perr_set(pe, _("trailing data after JSON"));
-    } else {
-        *ret = obj;
-        obj = NULL;
-        r = 0;
-    }
-    json_object_put(obj);
-    json_tokener_free(tok);
-    return r;
-}
-
 /*
  * Parse body[0..len) as one JSON object: strict, UTF-8 checked, depth-limited, the whole input
  * consumed (trailing whitespace only). A truncated body is an error. *ret: json_object_put.
@@ -117,27 +80,29 @@ static int tokenize(const char *body, size_t len, struct json_object **ret, stru
 static int parse_json_object(const char *body, size_t len, struct json_object **ret,
                              struct cc_perr *pe)
 {
-    struct json_object *obj = NULL;
+    const struct pjson_opts o = {INT_MAX, CC_JSON_DEPTH, PJSON_UTF8 | PJSON_OBJECT,
+                                 PA_E_CA_PROTOCOL};
+    struct pjson_err e;
     int r;
 
-    if (!body || len == 0) {
-        perr_set(pe, _("empty body"));
-        return PA_E_CA_PROTOCOL;
-    }
-    if (len > INT_MAX || memchr(body, '\0', len)) {
-        perr_set(pe, _("body too large or contains NUL bytes"));
-        return PA_E_CA_PROTOCOL;
-    }
-    r = tokenize(body, len, &obj, pe);
-    if (r < 0)
+    if (body && len == 0)
+        body = NULL; /* "empty body" */
+    r = pjson_parse(body, len, &o, ret, &e);
+    if (r == 0 || r == PA_E_NOMEM)
         return r;
-    if (!json_object_is_type(obj, json_type_object)) {
+    if (e.fail == PJSON_NO_DATA)
+        perr_set(pe, _("empty body"));
+    else if (e.fail == PJSON_TOO_LARGE || e.fail == PJSON_NUL)
+        perr_set(pe, _("body too large or contains NUL bytes"));
+    else if (e.fail == PJSON_TRUNCATED)
+        perr_set(pe, _("truncated JSON"));
+    else if (e.fail == PJSON_TRAILING)
+        perr_set(pe, _("trailing data after JSON"));
+    else if (e.fail == PJSON_NOT_OBJECT)
         perr_set(pe, _("JSON answer is not an object"));
-        json_object_put(obj);
-        return PA_E_CA_PROTOCOL;
-    }
-    *ret = obj;
-    return 0;
+    else
+        perr_set(pe, _("invalid JSON (%s)"), e.desc);
+    return r;
 }
 
 /*

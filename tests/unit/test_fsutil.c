@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -313,6 +314,33 @@ static void test_read_not_regular(void **state)
     assert_null(buf);
 }
 
+/* fs_read_into: the caller's buffer, extra open flags, the step that failed. */
+static void test_read_into(void **state)
+{
+    char buf[11];
+    struct fs_read rd;
+
+    (void)state;
+    assert_int_equal(fs_write_atomic(at("f"), "0123456789", 10, 0640), 0);
+    memset(buf, 'x', sizeof(buf));
+    assert_int_equal(fs_read_into(at("f"), O_NOFOLLOW, buf, 10, &rd), 0);
+    assert_ptr_equal(rd.buf, buf);
+    assert_int_equal(rd.len, 10);
+    assert_string_equal(buf, "0123456789");
+    assert_int_equal(rd.mode & 0777, 0640);
+    assert_int_equal(fs_read_into(at("f"), 0, buf, 9, &rd), PA_E_IO);
+    assert_int_equal(rd.failed, FS_READ_SIZE);
+    assert_null(rd.buf);
+    assert_int_equal(symlink(at("f"), at("link")), 0);
+    assert_int_equal(fs_read_into(at("link"), 0, buf, 10, &rd), 0);
+    assert_int_equal(fs_read_into(at("link"), O_NOFOLLOW, buf, 10, &rd), PA_E_IO);
+    assert_int_equal(rd.failed, FS_READ_OPEN);
+    assert_int_equal(rd.err, ELOOP);
+    assert_int_equal(mkfifo(at("fifo"), 0600), 0); /* refused, not waited on */
+    assert_int_equal(fs_read_into(at("fifo"), O_NOFOLLOW, buf, 10, &rd), PA_E_IO);
+    assert_int_equal(rd.failed, FS_READ_TYPE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_empty, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_read_binary, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_read_not_regular, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_read_into, dir_setup, dir_teardown),
     };
 
     return cmocka_run_group_tests_name("fsutil", tests, NULL, NULL);
