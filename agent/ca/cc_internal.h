@@ -21,11 +21,16 @@
 
 /* Which failures of a request are sent again. */
 enum cc_retry_policy {
-    CC_RP_NONE,        /* never retried (the order POST) */
+    CC_RP_ORDER,       /* the order POST: sent again only when it certainly placed nothing and
+                          failed for now (429, or a transient failure before it was sent) */
     CC_RP_IDEMPOTENT,  /* GET: retried on 429, 5xx and network failures */
     CC_RP_UNPROCESSED, /* PUT: retried only when the server cannot have acted (429, 503, not sent)
                         */
 };
+
+/* A transport that replaces http_conn_request (unit tests answer without a server). */
+typedef int cc_transport_fn(void *arg, const char *method, const char *url, const char *body,
+                            struct http_response *resp);
 
 struct cc_client {
     char *base_url; /* without trailing '/' */
@@ -60,8 +65,12 @@ struct cc_client {
 
     unsigned page_size;
     unsigned long requests;
-    cc_before_send_fn *before_send; /* set during cc_place_order only */
-    void *before_send_arg;
+    cc_transport_fn *transport; /* NULL: http_conn_request */
+    void *transport_arg;
+
+    const struct cc_order_send *order_send; /* set during cc_place_order_ex only */
+    unsigned order_sends;                   /* most sends of that order */
+    bool order_unjudged; /* a POST went out and not_sent has not been told about it */
     int before_send_rc;
     bool maybe_placed;    /* of the last cc_place_order */
     bool last_maybe_sent; /* of the last failed exchange */
@@ -81,8 +90,12 @@ bool cc_policy_answer_maybe_sent(long status);
 bool cc_policy_retry_answer(enum cc_retry_policy rp, long status);
 /* Whether a request that got no answer (a transient network failure) is sent again under rp. */
 bool cc_policy_retry_failure(enum cc_retry_policy rp, bool maybe_sent);
+/* Most attempts of a request under rp: the client's, and for an order also its most sends. */
+unsigned cc_policy_attempts(const struct cc_client *c, enum cc_retry_policy rp);
 /* Seconds to wait before attempt n (>= 1): the Retry-After (when > 0) capped, else backoff. */
 double cc_policy_delay(const struct cc_client *c, unsigned attempt, long retry_after_s);
+/* Unit tests only: send every request through fn (NULL restores HTTPS). */
+void cc_client_set_transport(struct cc_client *c, cc_transport_fn *fn, void *arg);
 /* Sleep until one more request fits both rate budgets; the station's then counts it in *tk.
  * false when a stop (SIGTERM/SIGINT) came first: nothing may be sent then. */
 bool cc_budget_wait(struct cc_client *c, struct rb_ticket *tk);

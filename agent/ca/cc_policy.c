@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cc_policy.c - the CertCentral client's policy: which failed requests are sent again (by retry
- * policy: GET, PUT, never the order POST), how long to wait before the next attempt (bounded
- * exponential backoff with jitter from the kernel, or the server's Retry-After capped), the
- * rate budgets a request waits for (this client's own ring, and the station's shared file through
- * agent/ratebudget.h), the sleep and clock hooks, and the mapping of order statuses.
+ * policy: GET, PUT, and the order POST only when it certainly placed nothing), how long to wait
+ * before the next attempt (bounded exponential backoff with jitter from the kernel, or the
+ * server's Retry-After capped), the rate budgets a request waits for (this client's own ring, and
+ * the station's shared file through agent/ratebudget.h), the sleep and clock hooks, and the mapping
+ * of order statuses.
  */
 #include "cc_internal.h"
 
@@ -106,12 +107,30 @@ bool cc_policy_answer_maybe_sent(long status)
 
 bool cc_policy_retry_answer(enum cc_retry_policy rp, long status)
 {
-    return rp == CC_RP_IDEMPOTENT || (rp == CC_RP_UNPROCESSED && (status == 429 || status == 503));
+    switch (rp) {
+    case CC_RP_IDEMPOTENT:
+        return true;
+    case CC_RP_UNPROCESSED:
+        return status == 429 || status == 503;
+    case CC_RP_ORDER:
+        /* only an answer that says the order certainly was not taken (a 429); a 503 or another
+         * 5xx may come after CertCentral acted on it */
+        return !cc_policy_answer_maybe_sent(status);
+    }
+    return false;
 }
 
 bool cc_policy_retry_failure(enum cc_retry_policy rp, bool maybe_sent)
 {
-    return rp == CC_RP_IDEMPOTENT || (rp == CC_RP_UNPROCESSED && !maybe_sent);
+    /* CC_RP_UNPROCESSED and CC_RP_ORDER: only what never reached the server (DNS, connect) */
+    return rp == CC_RP_IDEMPOTENT || !maybe_sent;
+}
+
+unsigned cc_policy_attempts(const struct cc_client *c, enum cc_retry_policy rp)
+{
+    if (rp == CC_RP_ORDER && c->order_sends < c->attempts)
+        return c->order_sends;
+    return c->attempts;
 }
 
 double cc_policy_delay(const struct cc_client *c, unsigned attempt, long retry_after_s)
@@ -162,6 +181,12 @@ void cc_client_set_sleep(struct cc_client *c, cc_sleep_fn *fn, void *arg)
 {
     c->sleep_fn = fn ? fn : default_sleep;
     c->sleep_arg = fn ? arg : NULL;
+}
+
+void cc_client_set_transport(struct cc_client *c, cc_transport_fn *fn, void *arg)
+{
+    c->transport = fn;
+    c->transport_arg = fn ? arg : NULL;
 }
 
 void cc_client_set_clock(struct cc_client *c, cc_clock_fn *fn, void *arg)

@@ -259,31 +259,66 @@ static void set_http_error(struct cc_client *c, const struct http_response *resp
                   resp->content_type ? resp->content_type : _("no content type"));
 }
 
+/* The before-send hook of the order POST being placed, if any; 0 or its negative return. */
+static int order_before_send(struct cc_client *c)
+{
+    const struct cc_order_send *send = c->order_send;
+    int r = 0;
+
+    if (!send || !send->before_send)
+        return 0;
+    /* not ours while it runs: requests the hook itself makes are plain ones */
+    c->order_send = NULL;
+    r = send->before_send(send->arg);
+    c->order_send = send;
+    return r < 0 ? r : 0;
+}
+
 /*
- * One attempt: wait for the budgets, run the before-send hook (once per cc_place_order), send.
- * PA_E_STOPPED_BEFORE_SEND when the hook stopped it; else what http_conn_request returned.
+ * Tell the caller that the POST sent last placed nothing (once per send): retry_in_s >= 0 before
+ * the wait for the next send, < 0 when none follows. 0, or the hook's refusal of the next send.
+ */
+static int order_not_sent(struct cc_client *c, double retry_in_s)
+{
+    const struct cc_order_send *send = c->order_send;
+    int r;
+
+    if (!c->order_unjudged)
+        return 0;
+    c->order_unjudged = false;
+    if (!send || !send->not_sent)
+        return 0;
+    c->order_send = NULL;
+    r = send->not_sent(send->arg, c->last_error, retry_in_s);
+    c->order_send = send;
+    return r < 0 ? r : 0;
+}
+
+/*
+ * One attempt: wait for the budgets, run the order's before-send hook (before every send of the
+ * POST), send. PA_E_STOPPED_BEFORE_SEND when the hook stopped it; else what the request returned.
  */
 static int send_once(struct cc_client *c, const char *method, const char *url, const char *body,
-                     struct http_response *resp)
+                     enum cc_retry_policy rp, struct http_response *resp)
 {
     struct rb_ticket tk = {0};
     int r;
 
     if (!cc_budget_wait(c, &tk))
         return PA_E_STOPPED_WAITING;
-    if (c->before_send) {
-        cc_before_send_fn *hook = c->before_send;
-
-        /* taken first: called once, and never for requests the hook itself might make */
-        c->before_send = NULL;
-        c->before_send_rc = hook(c->before_send_arg);
+    if (rp == CC_RP_ORDER) {
+        c->before_send_rc = order_before_send(c);
         if (c->before_send_rc < 0) {
             cc_budget_release(c, &tk);
             return PA_E_STOPPED_BEFORE_SEND;
         }
+        c->order_unjudged = true;
     }
     c->requests++;
-    r = http_conn_request(c->conn, &c->opts, method, url, c->key, body, resp);
+    if (c->transport)
+        r = c->transport(c->transport_arg, method, url, body, resp);
+    else
+        r = http_conn_request(c->conn, &c->opts, method, url, c->key, body, resp);
     c->connections += resp->new_connections > 0 ? (unsigned long)resp->new_connections : 0;
     cc_budget_record(c, &tk);
     return r;
@@ -311,10 +346,37 @@ static int judge_answer(struct cc_client *c, const char *url, enum cc_retry_poli
     return PA_E_CA_UNAVAILABLE;
 }
 
+enum cc_next { CC_NEXT_FINAL, CC_NEXT_GIVE_UP, CC_NEXT_RETRY };
+
+/*
+ * Judge the attempt that send_once returned r for (not a stop): 0 when resp holds an answer for
+ * the caller; else a PA_E_* code with last_error and last_maybe_sent set, and *next: RETRY when
+ * rp sends it again, GIVE_UP when it does not, FINAL for a failure no retry can mend.
+ */
+static int judge_attempt(struct cc_client *c, const char *url, enum cc_retry_policy rp, int r,
+                         const struct http_response *resp, enum cc_next *next)
+{
+    bool retryable = false;
+
+    *next = CC_NEXT_FINAL;
+    if (r < 0) {
+        set_error(c, "%s", resp->errmsg);
+        c->last_maybe_sent = resp->maybe_sent;
+        if (r == PA_E_CA_UNAVAILABLE && resp->transient)
+            *next = cc_policy_retry_failure(rp, resp->maybe_sent) ? CC_NEXT_RETRY : CC_NEXT_GIVE_UP;
+        return r;
+    }
+    r = judge_answer(c, url, rp, resp, &retryable);
+    if (r < 0)
+        *next = retryable ? CC_NEXT_RETRY : CC_NEXT_GIVE_UP;
+    return r;
+}
+
 /*
  * One API exchange with the retry policy, the rate budgets and 401/403 handling. Returns 0 with
  * resp holding an answer whose status is not 401/403/429/5xx (the caller judges it); otherwise
- * a PA_E_* code with last_error and last_maybe_sent set and resp cleared.
+ * a PA_E_* code with last_error and last_maybe_sent set and resp cleared. Under CC_RP_ORDER the
+ * order's not_sent hook hears of each send that placed nothing before the wait for the next.
  */
 static int exchange(struct cc_client *c, const char *method, const char *url, const char *body,
                     enum cc_retry_policy rp, struct http_response *resp)
@@ -322,10 +384,10 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
     int r;
 
     for (unsigned attempt = 0;; attempt++) {
-        bool retryable = false;
+        enum cc_next next;
         double delay;
 
-        r = send_once(c, method, url, body, resp);
+        r = send_once(c, method, url, body, rp, resp);
         if (r == PA_E_STOPPED_BEFORE_SEND)
             return r;
         if (r == PA_E_STOPPED_WAITING) {
@@ -336,18 +398,12 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
             r = PA_E_CA_UNAVAILABLE;
             goto out;
         }
-        if (r < 0) {
-            set_error(c, "%s", resp->errmsg);
-            c->last_maybe_sent = resp->maybe_sent;
-            if (r != PA_E_CA_UNAVAILABLE || !resp->transient)
-                goto out;
-            retryable = cc_policy_retry_failure(rp, resp->maybe_sent);
-        } else {
-            r = judge_answer(c, url, rp, resp, &retryable);
-            if (r == 0)
-                return 0;
-        }
-        if (!retryable || attempt + 1 >= c->attempts) {
+        r = judge_attempt(c, url, rp, r, resp, &next);
+        if (r == 0)
+            return 0;
+        if (next == CC_NEXT_FINAL)
+            goto out;
+        if (next == CC_NEXT_GIVE_UP || attempt + 1 >= cc_policy_attempts(c, rp)) {
             if (attempt > 0)
                 append_error(c, _(" (gave up after %u attempts)"), attempt + 1);
             goto out;
@@ -356,6 +412,8 @@ static int exchange(struct cc_client *c, const char *method, const char *url, co
         delay = cc_policy_delay(c, attempt + 1, resp->retry_after_s);
         log_debug("certcentral: %s %s: %s; retrying in %.3f s", method, url, c->last_error, delay);
         http_response_clear(resp);
+        if (rp == CC_RP_ORDER && order_not_sent(c, delay) < 0)
+            goto out; /* the caller does not want it sent again */
         c->sleep_fn(delay, c->sleep_arg);
     }
 out:
@@ -392,12 +450,48 @@ static int get_checked(struct cc_client *c, const char *url, bool want_json,
     return want_json ? expect_json(c, resp, url) : 0;
 }
 
-int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
-                   cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret)
+/* After the POST exchange failed: whether it may have been placed, said in last_error. */
+static int order_exchange_failed(struct cc_client *c, int r)
+{
+    c->maybe_placed = r != PA_E_CA_AUTH && c->last_maybe_sent;
+    if (r == PA_E_CA_PROTOCOL) /* the answer was too large: it did arrive */
+        r = PA_E_CA_UNAVAILABLE;
+    append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
+    return r;
+}
+
+/* The answer to the POST that arrived (2xx..5xx other than 401/403/429/5xx): 0 and *ret, or
+ * a PA_E_* code with maybe_placed and last_error set. */
+static int order_answer(struct cc_client *c, const char *url, const struct http_response *resp,
+                        struct cc_order_result *ret)
+{
+    struct cc_perr pe = {""};
+    int r;
+
+    if (resp->status != 200 && resp->status != 201) {
+        r = fail_status(c, resp, url);
+        c->maybe_placed = r != PA_E_CA_REJECTED;
+        append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
+        return r;
+    }
+    r = expect_json(c, resp, url);
+    if (r == 0) {
+        r = cc_parse_order_result_ex(resp->body, resp->body_len, ret, &pe);
+        if (r < 0)
+            set_error(c, _("unreadable answer to the order from %s: %s"), url, pe.msg);
+    }
+    if (r < 0) {
+        c->maybe_placed = true;
+        append_error(c, "; %s", _(CC_HINT_MAYBE));
+    }
+    return r;
+}
+
+int cc_place_order_ex(struct cc_client *c, const char *product, const char *json_body,
+                      const struct cc_order_send *send, struct cc_order_result *ret)
 {
     struct http_response resp = {0};
     struct cc_order_result res;
-    struct cc_perr pe = {""};
     char url[CC_URL_MAX];
     int r;
 
@@ -412,45 +506,35 @@ int cc_place_order(struct cc_client *c, const char *product, const char *json_bo
     r = make_url(c, url, sizeof(url), "/order/certificate/%s", product);
     if (r < 0)
         return r;
-    c->before_send = before_send;
-    c->before_send_arg = arg;
-    r = exchange(c, "POST", url, json_body, CC_RP_NONE, &resp);
-    c->before_send = NULL;
+    c->order_send = send;
+    c->order_sends = send && send->max_sends ? send->max_sends : CC_ORDER_SENDS;
+    c->order_unjudged = false;
+    r = exchange(c, "POST", url, json_body, CC_RP_ORDER, &resp);
     if (r == PA_E_STOPPED_BEFORE_SEND) {
         r = c->before_send_rc;
         set_error(c, _("the order POST was stopped before it was sent (%s); %s"), _(pa_err_str(r)),
                   _(CC_HINT_NOT_PLACED));
-        goto out;
+    } else if (r < 0) {
+        r = order_exchange_failed(c, r);
+    } else {
+        r = order_answer(c, url, &resp, &res);
     }
-    if (r < 0) {
-        c->maybe_placed = r != PA_E_CA_AUTH && c->last_maybe_sent;
-        if (r == PA_E_CA_PROTOCOL) /* the answer was too large: it did arrive */
-            r = PA_E_CA_UNAVAILABLE;
-        append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
-        goto out;
-    }
-    if (resp.status != 200 && resp.status != 201) {
-        r = fail_status(c, &resp, url);
-        c->maybe_placed = r != PA_E_CA_REJECTED;
-        append_error(c, "; %s", c->maybe_placed ? _(CC_HINT_MAYBE) : _(CC_HINT_NOT_PLACED));
-        goto out;
-    }
-    r = expect_json(c, &resp, url);
-    if (r == 0) {
-        r = cc_parse_order_result_ex(resp.body, resp.body_len, &res, &pe);
-        if (r < 0)
-            set_error(c, _("unreadable answer to the order from %s: %s"), url, pe.msg);
-    }
-    if (r < 0) {
-        c->maybe_placed = true;
-        append_error(c, "; %s", _(CC_HINT_MAYBE));
-        goto out;
-    }
-    *ret = res;
-    r = 0;
-out:
+    if (r < 0 && !c->maybe_placed)
+        (void)order_not_sent(c, -1.0); /* the last send placed nothing, and none follows */
+    c->order_send = NULL;
+    c->order_unjudged = false;
+    if (r == 0)
+        *ret = res;
     http_response_clear(&resp);
     return r;
+}
+
+int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
+                   cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret)
+{
+    const struct cc_order_send once = {before_send, NULL, arg, 1};
+
+    return cc_place_order_ex(c, product, json_body, &once, ret);
 }
 
 int cc_order_info(struct cc_client *c, long order_id, struct cc_order_info *ret)

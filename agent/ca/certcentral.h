@@ -6,10 +6,14 @@
  * (explicit length, depth limit, every field type-checked) into our own structs. Errors come
  * back as PA_E_* codes; cc_last_error() holds one line for the user (never the API key).
  *
- * Retries: GETs are retried on 429, 5xx and network failures with bounded exponential backoff
- * (honouring a Retry-After that libcurl reads as a delay in the future); PUTs only when the
- * server cannot have acted on them (429, 503, or a failure before the request was sent); the
- * order POST is never retried. 401/403 are final.
+ * Retries, one policy for every call: GETs are retried on 429, 5xx and network failures with
+ * bounded exponential backoff (jitter from the kernel's CSPRNG, so processes sharing a key never
+ * retry in step; a Retry-After that libcurl reads as a delay in the future is honoured, capped);
+ * PUTs only when the server cannot have acted on them (429, 503, or a failure before the request
+ * was sent); the order POST only when it certainly placed nothing (429, or a network failure
+ * before the request was sent), at most CC_ORDER_SENDS times in all. 401/403 are final. Every
+ * wait (backoff, rate budget) is the sleep hook, by default one that a SIGTERM/SIGINT ends
+ * (agent/base/stop.h); after a stop nothing more is sent.
  * A client-side budget keeps us under DigiCert's rate limits (100 requests / 5 s and
  * 1000 requests / 3 min per key, rolling) by sleeping before a request that would exceed them:
  * the client's own, and with cc_client_set_station_budget the one every process of the station
@@ -88,7 +92,7 @@ unsigned long cc_client_connections(const struct cc_client *c);
 const char *cc_last_error(const struct cc_client *c);
 
 /*
- * After a failed cc_place_order: true when the POST may have reached CertCentral (answer lost,
+ * After a failed cc_place_order(_ex): true when the POST may have reached CertCentral (answer lost,
  * timeout, 5xx, unreadable answer), so the caller must look the order up before ordering again;
  * false when it certainly was not placed (DNS, connect or TLS failure, 4xx, 429).
  */
@@ -128,19 +132,46 @@ struct cc_order_result {
 };
 
 /*
- * Called once, right before the order POST leaves (after any rate-budget wait), so the caller can
+ * Called right before each send of the order POST (after any rate-budget wait), so the caller can
  * record the attempt durably at the moment it really happens. A negative return stops the POST
- * (nothing is sent; cc_place_order returns that value and cc_order_maybe_placed() is false).
+ * (nothing is sent; cc_place_order_ex returns that value and cc_order_maybe_placed() is false).
  */
 typedef int cc_before_send_fn(void *arg);
 
 /*
- * Place an order: ONE POST of json_body to /order/certificate/<product>, never retried. product
- * is [a-z0-9_]+. before_send (may be NULL) is called with arg as described above. Returns 0
- * (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has "code: message"), PA_E_CA_AUTH,
- * PA_E_CA_UNAVAILABLE (network, 429, 5xx), PA_E_CA_PROTOCOL (2xx with an unreadable answer),
- * PA_E_CONFIG, PA_E_NOMEM, or the negative value before_send returned. On failure see
- * cc_order_maybe_placed().
+ * Called after a send of the order POST (one that before_send let go) that certainly placed
+ * nothing (429, 4xx, 401/403, or no connection made), once per such send, so the caller can
+ * record "not placed". why is the reason (cc_last_error()). retry_in_s >= 0: the client will
+ * wait that long (stop-aware) and send again; a negative return refuses that, and
+ * cc_place_order_ex returns the failure of the send. retry_in_s < 0: no send follows (the
+ * return value is ignored).
+ */
+typedef int cc_not_sent_fn(void *arg, const char *why, double retry_in_s);
+
+/* Most sends of one order: the first and three more (fewer when the client's attempts are). */
+#define CC_ORDER_SENDS 4
+
+struct cc_order_send {
+    cc_before_send_fn *before_send; /* may be NULL */
+    cc_not_sent_fn *not_sent;       /* may be NULL */
+    void *arg;                      /* passed to both */
+    unsigned max_sends;             /* 0: CC_ORDER_SENDS; 1: never sent again */
+};
+
+/*
+ * Place an order: POST json_body to /order/certificate/<product> (product is [a-z0-9_]+), sent
+ * again only while it certainly was not placed and failed for now (see above). send may be NULL
+ * (no hooks, CC_ORDER_SENDS). Returns 0 (ret filled), PA_E_CA_REJECTED (4xx; cc_last_error has
+ * "code: message"), PA_E_CA_AUTH, PA_E_CA_UNAVAILABLE (network, 429, 5xx, or a stop before a
+ * send), PA_E_CA_PROTOCOL (2xx with an unreadable answer), PA_E_CONFIG, PA_E_NOMEM, or the
+ * negative value before_send returned. On failure see cc_order_maybe_placed().
+ */
+int cc_place_order_ex(struct cc_client *c, const char *product, const char *json_body,
+                      const struct cc_order_send *send, struct cc_order_result *ret);
+
+/*
+ * cc_place_order_ex with before_send and arg, no not_sent, and max_sends 1: ONE POST, never
+ * sent again (the `order` command: a person decides).
  */
 int cc_place_order(struct cc_client *c, const char *product, const char *json_body,
                    cc_before_send_fn *before_send, void *arg, struct cc_order_result *ret);

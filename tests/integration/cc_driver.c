@@ -8,7 +8,8 @@
  *             [--max-body N] [--timeout S] [--page-size N] [--debug]
  *             COMMAND ARGS... [+ COMMAND ARGS...]...
  *
- * Commands: place PRODUCT BODY_FILE | info ORDER_ID | info-repeat ORDER_ID N |
+ * Commands: place PRODUCT BODY_FILE (one POST) | order PRODUCT BODY_FILE (cc_place_order_ex:
+ *           sent again while certainly not placed) | info ORDER_ID | info-repeat ORDER_ID N |
  *           list PRODUCT|- SINCE|- | download CERT_ID FORMAT OUT_FILE |
  *           cancel ORDER_ID NOTE | revoke CERT_ID REASON|- COMMENTS|- |
  *           find-order CERT_ID [PRODUCT] | ping
@@ -220,13 +221,16 @@ static int run(struct cc_client *c, int argc, char **argv)
     long id = 0;
     int r;
 
-    if (strcmp(cmd, "place") == 0 && argc == 3) {
+    if ((strcmp(cmd, "place") == 0 || strcmp(cmd, "order") == 0) && argc == 3) {
         struct cc_order_result res = {0};
         char *body = slurp(argv[2]);
 
         if (!body)
             return PA_E_IO;
-        r = cc_place_order(c, argv[1], body, NULL, NULL, &res);
+        if (cmd[0] == 'p')
+            r = cc_place_order(c, argv[1], body, NULL, NULL, &res);
+        else
+            r = cc_place_order_ex(c, argv[1], body, NULL, &res);
         free(body);
         if (r == 0)
             printf("id=%ld certificate_id=%ld request_status=%s\n", res.id, res.certificate_id,

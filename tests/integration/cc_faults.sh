@@ -156,6 +156,27 @@ out_has "requests=1"
 [[ $(($(posts) - p0)) == 2 && $(orders) == "$o0" ]] || fail "429/503 on POST: retried or stored"
 pass "429 on the POST: not placed; 503: maybe placed; neither retried"
 
+# cc_place_order_ex (what enroll uses): a 429 is sent again, a 503 is not
+o0=$(orders) p0=$(posts)
+cc_fault POST "$POST_PATH" 429 2
+cc_drv 0 order $CC_PRODUCT "$work/order.json"
+out_has "requests=3"
+out_has "slept=2 "
+[[ $(($(posts) - p0)) == 3 && $(($(orders) - o0)) == 1 ]] ||
+    fail "429 twice on the order: not 3 POSTs and one order"
+o0=$(orders) p0=$(posts)
+cc_fault POST "$POST_PATH" 429 4
+cc_drv 20 order $CC_PRODUCT "$work/order.json"
+out_has "maybe_placed=0"
+out_has "(gave up after 4 attempts); the order was not placed"
+[[ $(($(posts) - p0)) == 4 && $(orders) == "$o0" ]] || fail "429 four times: not 4 POSTs"
+cc_fault POST "$POST_PATH" status:503 1
+cc_drv 20 order $CC_PRODUCT "$work/order.json"
+out_has "maybe_placed=1"
+out_has "requests=1"
+[[ $(($(posts) - p0)) == 5 && $(orders) == "$o0" ]] || fail "503 on the order: sent again"
+pass "order policy: 429 sent again (4 sends at most), 503 maybe placed and not sent again"
+
 o0=$(orders) p0=$(posts)
 cc_fault POST "$POST_PATH" slow:4 1
 cc_drv 20 --timeout 2 place $CC_PRODUCT "$work/order.json"

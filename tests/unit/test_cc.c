@@ -2,7 +2,8 @@
 /*
  * Unit tests for agent/certcentral.c: the pure parsers, status mapping, backoff,
  * PEM check, and the client's retry/budget/no-retry logic against a port that refuses
- * connections (a bound socket that never listens), with a fake clock and sleep.
+ * connections (a bound socket that never listens), with a fake clock and sleep; the order
+ * POST's retry policy also against scripted answers (cc_client_set_transport).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,12 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cc_internal.h"
 #include "certcentral.h"
 #include "http.h"
 #include "pa_err.h"
 #include "secret.h"
+#include "stop.h"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -1067,6 +1071,364 @@ static void test_client_ping_find(void **state)
     cc_client_free(c);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* the order POST's retry policy, against scripted answers */
+
+#define ORDER_OK "{\"id\":4711,\"requests\":[{\"id\":1,\"status\":\"pending\"}]}"
+#define PRODUCT  "pkio_organisation_person_prof"
+
+/* One scripted outcome of a send: an answer (status > 0) or a failure (r < 0). */
+struct scripted {
+    long status;
+    long retry_after_s;
+    const char *body; /* JSON */
+    int r;            /* failure: PA_E_CA_UNAVAILABLE, ... */
+    bool maybe_sent, transient;
+};
+
+struct script {
+    const struct scripted *steps;
+    int n_steps;
+    int sends;
+    struct fake_time ft;
+    char events[64]; /* B before_send, P sent, N not_sent, S slept */
+    int n_events;
+    int before, not_sent;
+    double retry_in[16];
+    int before_rc_at; /* before_send returns before_rc on this call (1-based); 0: never */
+    int before_rc;
+    int refuse_retry; /* not_sent returns this */
+    bool stop_in_sleep;
+};
+
+static void script_event(struct script *sc, char ev)
+{
+    if (sc->n_events < (int)sizeof(sc->events) - 1)
+        sc->events[sc->n_events++] = ev;
+}
+
+static int script_transport(void *arg, const char *method, const char *url, const char *body,
+                            struct http_response *resp)
+{
+    struct script *sc = arg;
+    const struct scripted *st;
+
+    (void)body;
+    memset(resp, 0, sizeof(*resp));
+    assert_string_equal(method, "POST");
+    assert_non_null(strstr(url, "/order/certificate/" PRODUCT));
+    assert_true(sc->sends < sc->n_steps);
+    st = &sc->steps[sc->sends++];
+    script_event(sc, 'P');
+    if (st->r < 0) {
+        (void)snprintf(resp->errmsg, sizeof(resp->errmsg), "scripted failure %d", sc->sends);
+        resp->maybe_sent = st->maybe_sent;
+        resp->transient = st->transient;
+        return st->r;
+    }
+    resp->status = st->status;
+    resp->retry_after_s = st->retry_after_s;
+    resp->content_type = strdup("application/json");
+    resp->body = strdup(st->body ? st->body : "");
+    assert_non_null(resp->content_type);
+    assert_non_null(resp->body);
+    resp->body_len = strlen(resp->body);
+    return 0;
+}
+
+static void script_sleep(double s, void *arg)
+{
+    struct script *sc = arg;
+
+    fake_sleep(s, &sc->ft);
+    script_event(sc, 'S');
+    if (sc->stop_in_sleep)
+        stop_request(); /* as a SIGTERM during the wait */
+}
+
+static double script_clock(void *arg)
+{
+    return ((struct script *)arg)->ft.now;
+}
+
+static int script_before(void *arg)
+{
+    struct script *sc = arg;
+
+    sc->before++;
+    script_event(sc, 'B');
+    return sc->before == sc->before_rc_at ? sc->before_rc : 0;
+}
+
+static int script_not_sent(void *arg, const char *why, double retry_in_s)
+{
+    struct script *sc = arg;
+
+    assert_non_null(why);
+    assert_true(why[0] != '\0');
+    if (sc->not_sent < 16)
+        sc->retry_in[sc->not_sent] = retry_in_s;
+    sc->not_sent++;
+    script_event(sc, 'N');
+    return retry_in_s >= 0 ? sc->refuse_retry : 0;
+}
+
+static struct cc_client *script_client(struct script *sc, const struct scripted *steps, int n)
+{
+    struct cc_client *c = new_client("https://127.0.0.1:9/services/v2", &sc->ft);
+
+    sc->steps = steps;
+    sc->n_steps = n;
+    cc_client_set_transport(c, script_transport, sc);
+    cc_client_set_sleep(c, script_sleep, sc);
+    cc_client_set_clock(c, script_clock, sc);
+    return c;
+}
+
+static int script_order(struct cc_client *c, struct script *sc, struct cc_order_result *res)
+{
+    const struct cc_order_send send = {script_before, script_not_sent, sc, 0};
+
+    return cc_place_order_ex(c, PRODUCT, "{}", &send, res);
+}
+
+/* 429 twice, then 201: three sends, the hooks around each, Retry-After honoured. */
+static void test_order_429_resent(void **state)
+{
+    static const struct scripted steps[] = {
+        {.status = 429, .retry_after_s = 7, .body = "{\"errors\":[{\"code\":\"limit\"}]}"},
+        {.status = 429, .body = "{\"errors\":[{\"code\":\"limit\"}]}"},
+        {.status = 201, .body = ORDER_OK},
+    };
+    struct script sc = {0};
+    struct cc_client *c = script_client(&sc, steps, 3);
+    struct cc_order_result res = {0};
+
+    (void)state;
+    assert_int_equal(script_order(c, &sc, &res), 0);
+    assert_int_equal(res.id, 4711);
+    assert_int_equal(sc.sends, 3);
+    assert_int_equal(cc_client_requests(c), 3);
+    assert_int_equal(sc.before, 3);
+    assert_int_equal(sc.not_sent, 2);
+    /* the hook before every send; "not placed" recorded before each wait */
+    assert_string_equal(sc.events, "BPNSBPNSBP");
+    assert_int_equal(sc.ft.n, 2);
+    assert_true(sc.ft.slept[0] == 7.0); /* Retry-After */
+    assert_true(sc.retry_in[0] == 7.0);
+    assert_true(sc.ft.slept[1] >= 5.0 && sc.ft.slept[1] <= 10.0); /* backoff, 2nd retry */
+    assert_true(sc.retry_in[1] == sc.ft.slept[1]);
+    assert_false(cc_order_maybe_placed(c));
+    cc_client_free(c);
+}
+
+/* 429 every time: CC_ORDER_SENDS sends, a Retry-After capped, "not placed" after each. */
+static void test_order_429_gives_up(void **state)
+{
+    static const struct scripted steps[] = {
+        {.status = 429, .retry_after_s = 3600}, {.status = 429}, {.status = 429}, {.status = 429},
+        {.status = 201, .body = ORDER_OK},
+    };
+    struct script sc = {0};
+    struct cc_client *c = script_client(&sc, steps, 5);
+    struct cc_order_result res = {.id = -1};
+
+    (void)state;
+    assert_int_equal(script_order(c, &sc, &res), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(res.id, -1);
+    assert_int_equal(sc.sends, CC_ORDER_SENDS);
+    assert_int_equal(sc.before, 4);
+    assert_int_equal(sc.not_sent, 4);
+    assert_true(sc.retry_in[2] >= 0);
+    assert_true(sc.retry_in[3] < 0); /* the last: nothing follows */
+    assert_string_equal(sc.events, "BPNSBPNSBPNSBPN");
+    assert_true(sc.ft.slept[0] == 60.0); /* Retry-After, capped at the client's cap */
+    assert_false(cc_order_maybe_placed(c));
+    assert_non_null(strstr(cc_last_error(c), "gave up after 4 attempts"));
+    assert_non_null(strstr(cc_last_error(c), "the order was not placed"));
+    cc_client_free(c);
+
+    /* the client's attempts, when lower, bound the sends too */
+    memset(&sc, 0, sizeof(sc));
+    c = script_client(&sc, steps, 5);
+    cc_client_set_retry(c, 2, 1.0, 4.0);
+    assert_int_equal(script_order(c, &sc, &res), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(sc.sends, 2);
+    assert_int_equal(sc.not_sent, 2);
+    cc_client_free(c);
+
+    /* cc_place_order: one send, never again */
+    memset(&sc, 0, sizeof(sc));
+    c = script_client(&sc, steps, 5);
+    assert_int_equal(cc_place_order(c, PRODUCT, "{}", script_before, &sc, &res),
+                     PA_E_CA_UNAVAILABLE);
+    assert_int_equal(sc.sends, 1);
+    assert_int_equal(sc.before, 1);
+    assert_int_equal(sc.ft.n, 0);
+    assert_false(cc_order_maybe_placed(c));
+    cc_client_free(c);
+}
+
+/* 503, 500, a timeout after the request left: maybe placed, exactly one send. */
+static void test_order_maybe_placed_once(void **state)
+{
+    static const struct scripted cases[] = {
+        {.status = 503, .retry_after_s = 1},
+        {.status = 500},
+        {.r = PA_E_CA_UNAVAILABLE, .maybe_sent = true, .transient = true},
+        {.r = PA_E_CA_PROTOCOL, .maybe_sent = true, .transient = true}, /* answer too large */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct scripted steps[] = {cases[i], {.status = 201, .body = ORDER_OK}};
+        struct script sc = {0};
+        struct cc_client *c = script_client(&sc, steps, 2);
+        struct cc_order_result res = {0};
+
+        assert_int_equal(script_order(c, &sc, &res), PA_E_CA_UNAVAILABLE);
+        assert_int_equal(sc.sends, 1);
+        assert_int_equal(sc.before, 1);
+        assert_int_equal(sc.not_sent, 0);
+        assert_int_equal(sc.ft.n, 0);
+        assert_true(cc_order_maybe_placed(c));
+        assert_non_null(strstr(cc_last_error(c), "the order may have been placed"));
+        cc_client_free(c);
+    }
+}
+
+/* Nothing reached the server: sent again; a refusal (4xx, 401) or an untrusted certificate: not. */
+static void test_order_not_sent_resent(void **state)
+{
+    static const struct scripted unsent[] = {
+        {.r = PA_E_CA_UNAVAILABLE, .transient = true},
+        {.status = 201, .body = ORDER_OK},
+    };
+    static const struct scripted final[][2] = {
+        {{.status = 400, .body = "{\"errors\":[{\"code\":\"invalid_csr\",\"message\":\"x\"}]}"}},
+        {{.status = 401, .body = "{\"errors\":[{\"code\":\"access_denied\"}]}"}},
+        {{.r = PA_E_CA_UNAVAILABLE, .transient = false}},
+    };
+    static const int final_rc[] = {PA_E_CA_REJECTED, PA_E_CA_AUTH, PA_E_CA_UNAVAILABLE};
+    struct script sc = {0};
+    struct cc_client *c = script_client(&sc, unsent, 2);
+    struct cc_order_result res = {0};
+
+    (void)state;
+    assert_int_equal(script_order(c, &sc, &res), 0);
+    assert_int_equal(res.id, 4711);
+    assert_string_equal(sc.events, "BPNSBP");
+    assert_true(sc.ft.slept[0] == 5.0); /* the first retry waits the base */
+    cc_client_free(c);
+
+    for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
+        memset(&sc, 0, sizeof(sc));
+        c = script_client(&sc, final[i], 1);
+        assert_int_equal(script_order(c, &sc, &res), final_rc[i]);
+        assert_int_equal(sc.sends, 1);
+        assert_string_equal(sc.events, "BPN"); /* not placed, nothing follows */
+        assert_true(sc.retry_in[0] < 0);
+        assert_false(cc_order_maybe_placed(c));
+        assert_non_null(strstr(cc_last_error(c), "the order was not placed"));
+        cc_client_free(c);
+    }
+}
+
+/* A refused connection, for real: sent again, CC_ORDER_SENDS times. */
+static void test_order_refused_resent(void **state)
+{
+    struct refusing *rf = *state;
+    struct script sc = {0};
+    struct cc_client *c = new_client(rf->url, &sc.ft);
+    const struct cc_order_send send = {script_before, script_not_sent, &sc, 0};
+    struct cc_order_result res = {0};
+
+    cc_client_set_sleep(c, script_sleep, &sc);
+    assert_int_equal(cc_place_order_ex(c, PRODUCT, "{}", &send, &res), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), CC_ORDER_SENDS);
+    assert_int_equal(sc.before, CC_ORDER_SENDS);
+    assert_int_equal(sc.not_sent, CC_ORDER_SENDS);
+    assert_string_equal(sc.events, "BNSBNSBNSBN");
+    assert_false(cc_order_maybe_placed(c));
+    assert_non_null(strstr(cc_last_error(c), "refused"));
+    cc_client_free(c);
+
+    /* send NULL: the same policy without hooks */
+    memset(&sc, 0, sizeof(sc));
+    c = new_client(rf->url, &sc.ft);
+    assert_int_equal(cc_place_order_ex(c, PRODUCT, "{}", NULL, &res), PA_E_CA_UNAVAILABLE);
+    assert_int_equal(cc_client_requests(c), CC_ORDER_SENDS);
+    assert_int_equal(sc.ft.n, CC_ORDER_SENDS - 1);
+    cc_client_free(c);
+}
+
+/* The caller's hooks stop it: not_sent refusing the next send; before_send on a later send. */
+static void test_order_hooks_stop(void **state)
+{
+    static const struct scripted steps[] = {
+        {.status = 429},
+        {.status = 201, .body = ORDER_OK},
+    };
+    struct script sc = {.refuse_retry = PA_E_PENDING};
+    struct cc_client *c = script_client(&sc, steps, 2);
+    struct cc_order_result res = {0};
+
+    (void)state;
+    assert_int_equal(script_order(c, &sc, &res), PA_E_CA_UNAVAILABLE);
+    assert_string_equal(sc.events, "BPN"); /* told once, no wait, nothing more */
+    assert_false(cc_order_maybe_placed(c));
+    cc_client_free(c);
+
+    memset(&sc, 0, sizeof(sc));
+    sc.before_rc_at = 2;
+    sc.before_rc = PA_E_IO;
+    c = script_client(&sc, steps, 2);
+    assert_int_equal(script_order(c, &sc, &res), PA_E_IO);
+    assert_string_equal(sc.events, "BPNSB");
+    assert_int_equal(sc.sends, 1);
+    assert_false(cc_order_maybe_placed(c));
+    assert_non_null(strstr(cc_last_error(c), "the order was not placed"));
+    cc_client_free(c);
+}
+
+/* The stop flag cannot be taken back: the child process gets it. 0 when all is as expected. */
+static int stop_child(void)
+{
+    static const struct scripted steps[] = {
+        {.status = 429},
+        {.status = 201, .body = ORDER_OK},
+    };
+    struct script sc = {.stop_in_sleep = true};
+    struct cc_client *c = script_client(&sc, steps, 2);
+    struct cc_order_result res = {0};
+    int bad = 0;
+
+    bad |= script_order(c, &sc, &res) != PA_E_CA_UNAVAILABLE;
+    bad |= (sc.sends != 1) << 1;
+    bad |= (strcmp(sc.events, "BPNS") != 0) << 2; /* no before_send, no send after the stop */
+    bad |= cc_order_maybe_placed(c) << 3;
+    bad |= (strstr(cc_last_error(c), "stopped (SIGTERM or SIGINT)") == NULL) << 4;
+    bad |= (cc_client_requests(c) != 1) << 5;
+    cc_client_free(c);
+    return bad;
+}
+
+/* A stop (SIGTERM) during the wait between sends: nothing more is sent. */
+static void test_order_stop_in_wait(void **state)
+{
+    int status = 0;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(stop_child());
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1096,6 +1458,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_before_send_reentrant, setup_refusing,
                                         teardown_refusing),
         cmocka_unit_test_setup_teardown(test_client_ping_find, setup_refusing, teardown_refusing),
+        cmocka_unit_test(test_order_429_resent),
+        cmocka_unit_test(test_order_429_gives_up),
+        cmocka_unit_test(test_order_maybe_placed_once),
+        cmocka_unit_test(test_order_not_sent_resent),
+        cmocka_unit_test_setup_teardown(test_order_refused_resent, setup_refusing,
+                                        teardown_refusing),
+        cmocka_unit_test(test_order_hooks_stop),
+        cmocka_unit_test(test_order_stop_in_wait),
     };
     int r;
 
