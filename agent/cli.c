@@ -5,8 +5,9 @@
 #include "certcentral.h"
 #include "config.h"
 #include "csr.h"
+#include "diag.h"
+#include "enroll.h"
 #include "fsutil.h"
-#include "http.h"
 #include "pa_err.h"
 #include "request.h"
 #include "secret.h"
@@ -24,42 +25,10 @@
 #define PIN_MAX 256
 #define CSR_MAX (64 * 1024)
 
-/* What the officer should do next, per error. */
+/* What the officer should do next, per error (diag.c keeps the table). */
 static const char *hint(int err)
 {
-    switch (err) {
-    case PA_E_USAGE:
-        return N_("see 'pkio-agent --help'");
-    case PA_E_MODULE:
-        return N_("install the token's PKCS#11 module or name it with --module PATH");
-    case PA_E_TOKEN_NOT_FOUND:
-        return N_("check that the token is inserted; 'pkio-agent tokens' lists what is present");
-    case PA_E_TOKEN_AMBIGUOUS:
-        return N_("name one token by serial=... in the URI");
-    case PA_E_TOKEN_GONE:
-        return N_("the token was removed; insert the same token and run the command again");
-    case PA_E_PIN_INCORRECT:
-        return N_(
-            "no further attempt was made; check the PIN before trying again, the token counts "
-            "failed attempts");
-    case PA_E_PIN_LOCKED:
-        return N_(
-            "pkio-agent will not try a PIN on this token; have the PIN reset (unblocked) first");
-    case PA_E_PIN_UNAVAILABLE:
-        return N_("give pin-source=FILE in the token URI or run on a terminal");
-    case PA_E_UNSUPPORTED:
-        return N_("choose another --key-type or another token");
-    case PA_E_CUSTODY:
-        return N_("use a key generated on the token by 'pkio-agent keygen'");
-    case PA_E_CONFIG:
-        return N_("fix the file named above (secret files must be mode 0600)");
-    case PA_E_REQUEST:
-        return N_("fix the request file; nothing was sent");
-    case PA_E_CA_UNAVAILABLE:
-        return N_("try again later; 'pkio-agent order-status' shows an order's state");
-    default:
-        return NULL;
-    }
+    return diag_usual_hint(err);
 }
 
 /* "pkio-agent: CONTEXT: DETAIL; HINT" on stderr. */
@@ -97,6 +66,18 @@ int cli_fail_hint(int err, const char *detail, const char *h, const char *fmt, .
     return err;
 }
 
+int cli_report(const struct cli *cli, const struct pa_diag *d)
+{
+    char line[sizeof(d->context) + sizeof(d->detail) + sizeof(d->hint) + 32];
+
+    (void)cli;
+    if (!d->error || !d->context[0]) /* nothing failed, or the front end has shown it */
+        return d->error;
+    diag_format(d, line, sizeof(line));
+    fprintf(stderr, "%s\n", line);
+    return d->error;
+}
+
 const char *cli_module(const struct cli *cli)
 {
     if (cli->module)
@@ -125,32 +106,13 @@ int cli_load_config(struct cli *cli)
 
 int cli_cc_client(const struct cli *cli, struct cc_client **ret)
 {
-    struct http_opts opts = {
-        .ca_bundle = cli->cfg->api_ca_bundle,
-        .proxy = cli->cfg->api_proxy,
-        .connect_timeout_s = cli->cfg->api_connect_timeout_s,
-        .timeout_s = cli->cfg->api_timeout_s,
-        .max_body = 4u << 20,
-        .user_agent = NULL,
-    };
-    struct secret *key = NULL;
-    char err[512] = "";
+    struct pa_diag d;
     int r;
 
-    r = cfg_api_key(cli->cfg, &key, err, sizeof(err));
+    diag_clear(&d);
+    r = enroll_cc_client(cli->cfg, cli_state_dir(cli), ret, &d);
     if (r < 0)
-        return cli_fail(r, err, "CertCentral API key");
-    r = cc_client_new(cli->cfg->api_url, key, &opts, ret);
-    secret_free(key);
-    if (r < 0)
-        return cli_fail(r, NULL, "CertCentral client for %s", cli->cfg->api_url);
-    /* One rate budget for every process of the station: STATE_DIR/ratebudget. */
-    r = cc_client_set_station_budget(*ret, cli_state_dir(cli), cli->cfg->api_rate_share);
-    if (r < 0) {
-        cc_client_free(*ret);
-        *ret = NULL;
-        return cli_fail(r, NULL, "CertCentral rate budget");
-    }
+        return cli_report(cli, &d);
     return 0;
 }
 

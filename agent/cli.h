@@ -20,6 +20,7 @@ struct tok_ctx;
 struct tok_token;
 struct tok_uri;
 struct secret;
+struct pa_diag;
 
 /* Global options (before the command, as git does). */
 struct cli {
@@ -93,6 +94,13 @@ int cli_fail(int err, const char *detail, const char *fmt, ...)
 /* cli_fail with a hint of its own (NULL: none) instead of the error's usual one. */
 int cli_fail_hint(int err, const char *detail, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Report a library call's diagnostic exactly as cli_fail would have: one line on stderr,
+ * "pkio-agent: CONTEXT: DETAIL; HINT" (the error's usual hint unless the diag has its own).
+ * Nothing when nothing failed or the diag was already shown (context ""). Returns d->error.
+ */
+int cli_report(const struct cli *cli, const struct pa_diag *d);
 
 /* The module to use: --module, else config token.module, else the built-in default. */
 const char *cli_module(const struct cli *cli);
@@ -172,6 +180,18 @@ int cli_key_type(const char *s, enum tok_key_type *ret);
 
 /* Print a JSON object (with "version": 1 added) on stdout and release it. */
 void cli_print_json(json_object *obj);
+
+/* ---- the front end of the enrollment core (cmd_enroll_front.c) ---- */
+
+struct enroll_opts;
+struct revoke_opts;
+
+/* enroll (job_id NULL) or resume JOB: run the core, then print what came of it (or the diag). */
+int cli_run_enroll(const struct cli *cli, const char *job_id, const struct enroll_opts *o);
+/* cancel JOB, and say so. */
+int cli_run_cancel(const struct cli *cli, const char *job_id, const struct enroll_opts *o);
+/* revoke, and say what was settled. */
+int cli_run_revoke(const struct cli *cli, const struct revoke_opts *ro);
 
 /* The command implementations. */
 int cmd_tokens(struct cli *cli, int argc, char **argv);

@@ -136,7 +136,7 @@ int cmd_enroll(struct cli *cli, int argc, char **argv)
     if (r != 0)
         return r < 0 ? r : 0;
     enroll_handle_stop_signals();
-    return enroll_start(cli, &o, NULL);
+    return cli_run_enroll(cli, NULL, &o);
 }
 
 /* Is the job's token the one the URI names? */
@@ -229,7 +229,7 @@ int cmd_renew(struct cli *cli, int argc, char **argv)
         if (!o.request)
             o.request = request;
         enroll_handle_stop_signals();
-        r = enroll_start(cli, &o, NULL);
+        r = cli_run_enroll(cli, NULL, &o);
     }
     free(request);
     return r;
@@ -297,7 +297,7 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
                         N_("--reason key_compromise, superseded, cessation_of_operation, "
                            "affiliation_changed or unspecified"),
                         "revoke");
-    return revoke_run(cli, &a.o);
+    return cli_run_revoke(cli, &a.o);
 }
 
 struct job_args {
@@ -341,7 +341,7 @@ static int resume_all(struct cli *cli, const struct enroll_opts *o)
     for (size_t i = 0; i < n; i++) {
         if (job_state_is_terminal(list[i]->state))
             continue;
-        r = enroll_resume(cli, list[i]->id, o);
+        r = cli_run_enroll(cli, list[i]->id, o);
         if (r < 0 && (worst == 0 || worst == PA_E_PENDING))
             worst = r;
     }
@@ -368,7 +368,7 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
         return cli_fail(PA_E_USAGE, N_("name one JOB, or --all"), "resume");
     enroll_handle_stop_signals();
     if (!a.all)
-        return enroll_resume(cli, argv[optind], &a.o);
+        return cli_run_enroll(cli, argv[optind], &a.o);
     return resume_all(cli, &a.o);
 }
 
@@ -387,7 +387,7 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
         return r < 0 ? r : 0;
     if (optind != argc - 1)
         return cli_fail(PA_E_USAGE, N_("name one JOB"), "cancel");
-    return enroll_cancel(cli, argv[optind], &a.o);
+    return cli_run_cancel(cli, argv[optind], &a.o);
 }
 
 static json_object *job_json(const struct job *j)

@@ -356,13 +356,11 @@ static int csr_option(void *arg, int c, const char *val)
     }
 }
 
-/* The key the URI names, with its custody checked: its public half and a signing handle. */
+/* The key the URI names (id: TOK_ID_MAX bytes), with its custody checked. */
 static int csr_keys(struct tok_token *tok, const struct tok_uri *u, const char *key,
-                    struct tok_custody *cust, EVP_PKEY **pub, EVP_PKEY **sign)
+                    struct tok_custody *cust, unsigned char *id, size_t *id_len)
 {
-    unsigned char id[TOK_ID_MAX];
-    size_t id_len = 0;
-    int r = key_id_of(tok, u, id, &id_len);
+    int r = key_id_of(tok, u, id, id_len);
 
     if (r < 0)
         return cli_fail(r,
@@ -371,13 +369,9 @@ static int csr_keys(struct tok_token *tok, const struct tok_uri *u, const char *
                             ? N_("no private key with that id or object on the token")
                             : tok_detail(),
                         "key %s", key);
-    r = tok_key_custody(tok, id, id_len, cust);
+    r = tok_key_custody(tok, id, *id_len, cust);
     if (r == 0)
         r = tok_custody_ok(cust);
-    if (r == 0)
-        r = tok_public_key(tok, id, id_len, pub);
-    if (r == 0)
-        r = tok_signing_key(tok, id, id_len, sign);
     if (r < 0)
         cli_fail(r, tok_detail(), "key %s", key);
     return r;
@@ -428,8 +422,11 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
     struct tok_token *tok = NULL;
     struct tok_custody cust;
     struct tok_uri u;
-    EVP_PKEY *pub = NULL, *sign = NULL;
+    unsigned char id[TOK_ID_MAX];
+    enum csr_step step = CSR_STEP_KEY;
+    EVP_PKEY *pub = NULL;
     char err[256] = "", *pem = NULL;
+    size_t id_len = 0;
     int r;
 
     memset(&u, 0, sizeof(u));
@@ -445,12 +442,16 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
         return r;
     r = cli_open_token(cli, a.key, true, &ctx, &tok, &u);
     if (r == 0)
-        r = csr_keys(tok, &u, a.key, &cust, &pub, &sign);
+        r = csr_keys(tok, &u, a.key, &cust, id, &id_len);
     if (r < 0)
         goto out;
-    r = csr_build(sign, pub, &subj, a.pss, &pem, err, sizeof(err));
+    r = csr_from_token_key(tok, id, id_len, NULL, &subj, a.pss, &pem, &pub, &step, err,
+                           sizeof(err));
     if (r < 0) {
-        cli_fail(r, err, "CSR");
+        if (step == CSR_STEP_KEY)
+            cli_fail(r, err, "key %s", a.key);
+        else
+            cli_fail(r, err, "CSR");
         goto out;
     }
     if (a.output) {
@@ -463,7 +464,6 @@ int cmd_csr(struct cli *cli, int argc, char **argv)
     csr_print(cli, &a, pem, &subj, pub, &cust);
 out:
     free(pem);
-    EVP_PKEY_free(sign);
     EVP_PKEY_free(pub);
     csr_subject_clear(&subj);
     tok_uri_clear(&u);

@@ -7,6 +7,7 @@
 
 #include "i18n.h"
 #include "pa_err.h"
+#include "tok.h"
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -586,5 +587,52 @@ int csr_check_pem(const char *pem, EVP_PKEY *expect_pub, char *errbuf, size_t er
     ERR_clear_error();
     X509_REQ_free(req);
     BIO_free(bio);
+    return r;
+}
+
+/* The key's two halves from the token, the public one checked against expect_spki. */
+static int token_key_halves(struct tok_token *tok, const unsigned char *id, size_t id_len,
+                            const char *expect_spki, EVP_PKEY **pub, EVP_PKEY **sign,
+                            enum csr_step *step)
+{
+    char spki[65];
+    int r = tok_public_key(tok, id, id_len, pub);
+
+    if (r == 0 && expect_spki) {
+        r = csr_spki_sha256(*pub, spki);
+        if (r == 0 && strcmp(spki, expect_spki) != 0) {
+            *step = CSR_STEP_SPKI;
+            return PA_E_CUSTODY;
+        }
+    }
+    if (r == 0)
+        r = tok_signing_key(tok, id, id_len, sign);
+    return r;
+}
+
+int csr_from_token_key(struct tok_token *tok, const unsigned char *id, size_t id_len,
+                       const char *expect_spki, const struct csr_subject *subj, bool pss,
+                       char **ret_pem, EVP_PKEY **ret_pub, enum csr_step *ret_step, char *errbuf,
+                       size_t errlen)
+{
+    EVP_PKEY *pub = NULL, *sign = NULL;
+    enum csr_step step = CSR_STEP_KEY;
+    int r;
+
+    errbuf[0] = '\0';
+    r = token_key_halves(tok, id, id_len, expect_spki, &pub, &sign, &step);
+    if (r < 0 && step == CSR_STEP_KEY)
+        snprintf(errbuf, errlen, "%s", tok_detail());
+    if (r == 0) {
+        step = CSR_STEP_BUILD;
+        r = csr_build(sign, pub, subj, pss, ret_pem, errbuf, errlen);
+    }
+    if (r == 0 && ret_pub) {
+        *ret_pub = pub;
+        pub = NULL;
+    }
+    *ret_step = step;
+    EVP_PKEY_free(sign);
+    EVP_PKEY_free(pub);
     return r;
 }

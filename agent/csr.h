@@ -48,6 +48,28 @@ void csr_subject_clear(struct csr_subject *s);
 int csr_build(EVP_PKEY *sign_key, EVP_PKEY *token_pub, const struct csr_subject *subj, bool pss,
               char **ret_pem, char *errbuf, size_t errlen);
 
+struct tok_token;
+
+/* Which part of csr_from_token_key failed. */
+enum csr_step {
+    CSR_STEP_KEY,   /* reading the key's public half or its signing handle (the token's words) */
+    CSR_STEP_SPKI,  /* the public key is not the one expected */
+    CSR_STEP_BUILD, /* building, signing or checking the CSR */
+};
+
+/*
+ * The one way from a token key to a CSR (`csr` and the enrollment's CSR step): the key's
+ * public half from the token, compared with expect_spki (csr_spki_sha256 hex; NULL: any), its
+ * signing handle, then csr_build. The key's custody is the caller's check, made before. On
+ * success *ret_pem (malloc'd PEM) and, when ret_pub is not NULL, *ret_pub (the public key, for
+ * the caller to free). On failure *ret_step says which part failed and errbuf has the detail
+ * (the token layer's for CSR_STEP_KEY, empty for CSR_STEP_SPKI).
+ */
+int csr_from_token_key(struct tok_token *tok, const unsigned char *id, size_t id_len,
+                       const char *expect_spki, const struct csr_subject *subj, bool pss,
+                       char **ret_pem, EVP_PKEY **ret_pub, enum csr_step *ret_step, char *errbuf,
+                       size_t errlen);
+
 /*
  * Check a PEM CSR: parses, signature verifies, SHA-256, and (when expect_pub is not NULL) its
  * public key equals expect_pub. Used again before ordering.

@@ -18,7 +18,7 @@
 #include "audit.h"
 #include "certcentral.h"
 #include "certs.h"
-#include "cli.h"
+#include "diag.h"
 #include "config.h"
 #include "csr.h"
 #include "fsutil.h"
@@ -56,25 +56,36 @@ void enroll_crash_point(const char *name)
         (void)raise(SIGKILL);
 }
 
-static double elapsed(const struct ectx *e)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - e->t0.tv_sec) + (double)(now.tv_nsec - e->t0.tv_nsec) / 1e9;
-}
-
 void enroll_progress(const struct ectx *e, const char *fmt, ...)
 {
+    const struct enroll_ui *ui = e->env->ui;
+    char line[1024];
     va_list ap;
 
-    if (!e->tty || e->cli->json)
+    if (!ui || !ui->progress)
         return;
-    fprintf(stderr, _("[%7.1fs] job %.8s: "), elapsed(e), e->job ? e->job->id : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    ui->progress(ui->arg, e->job ? e->job->id : "", line);
+}
+
+void enroll_warn(const struct ectx *e, const char *fmt, ...)
+{
+    const struct enroll_ui *ui = e->env->ui;
+    char line[1024];
+    size_t n;
+    va_list ap;
+
+    if (!ui || !ui->warn)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    n = strlen(line);
+    if (n && line[n - 1] == '\n')
+        line[n - 1] = '\0';
+    ui->warn(ui->arg, line);
 }
 
 void enroll_hex_encode(char *out, const unsigned char *p, size_t n)
@@ -109,12 +120,32 @@ void enroll_sha256_hex(const void *p, size_t n, char out[65])
     enroll_hex_encode(out, md, sizeof(md));
 }
 
+struct pa_diag *enroll_aside(struct ectx *e, struct pa_diag *scratch)
+{
+    struct pa_diag *keep = e->d;
+
+    diag_clear(scratch);
+    e->d = scratch;
+    return keep;
+}
+
+void enroll_aside_end(struct ectx *e, struct pa_diag *keep)
+{
+    char line[sizeof(e->d->context) + sizeof(e->d->detail) + sizeof(e->d->hint) + 32];
+
+    if (e->d->error && e->d->context[0]) {
+        diag_format(e->d, line, sizeof(line));
+        enroll_warn(e, "%s", line);
+    }
+    e->d = keep;
+}
+
 int enroll_save(struct ectx *e)
 {
     int r = job_save(e->state_dir, e->job);
 
     if (r < 0)
-        return cli_fail(r, strerror(errno), "saving job %s in %s", e->job->id, e->state_dir);
+        return diag_fail(e->d, r, strerror(errno), "saving job %s in %s", e->job->id, e->state_dir);
     return 0;
 }
 
@@ -144,12 +175,13 @@ int enroll_audit(struct ectx *e, const char *event, const char *outcome, const c
     int s = enroll_save(e); /* the state and the event in one write: a kill now loses neither */
 
     if (r < 0)
-        return cli_fail(r, NULL, "recording audit event %s of job %s", event, e->job->id);
+        return diag_fail(e->d, r, NULL, "recording audit event %s of job %s", event, e->job->id);
     if (s < 0)
         return s;
     r = audit_commit_pending(e->state_dir, e->job);
     if (r < 0)
-        return cli_fail(r, strerror(errno), "appending to the audit log in %s", e->state_dir);
+        return diag_fail(e->d, r, strerror(errno), "appending to the audit log in %s",
+                         e->state_dir);
     return 0;
 }
 
@@ -157,10 +189,14 @@ int enroll_audit(struct ectx *e, const char *event, const char *outcome, const c
  * (NULL: msg, translated when it is a message of the catalog) for the officer. */
 int enroll_fail_job(struct ectx *e, int err, const char *event, const char *msg, const char *shown)
 {
+    struct pa_diag aside, *keep;
+
     (void)job_set_error(e->job, msg);
     (void)job_transition(e->job, JOB_FAILED, "%s", msg);
+    keep = enroll_aside(e, &aside);
     (void)enroll_audit(e, event, "failed", msg);
-    return cli_fail(err, shown ? shown : msg, "job %s", e->job->id);
+    enroll_aside_end(e, keep);
+    return diag_fail(e->d, err, shown ? shown : msg, "job %s", e->job->id);
 }
 
 int enroll_cc(struct ectx *e, struct cc_client **ret)
@@ -168,7 +204,7 @@ int enroll_cc(struct ectx *e, struct cc_client **ret)
     int r = 0;
 
     if (!e->cc)
-        r = cli_cc_client(e->cli, &e->cc);
+        r = enroll_cc_client(e->env->cfg, e->state_dir, &e->cc, e->d);
     *ret = e->cc;
     return r;
 }
@@ -178,6 +214,7 @@ static int drive(struct ectx *e)
 {
     int r = 0;
 
+    e->driven = true;
     while (r == 0) {
         if (stop_requested() && !job_state_is_terminal(e->job->state)) {
             (void)job_note(e->job, "stopped on request; resume continues here");
@@ -209,68 +246,15 @@ static int drive(struct ectx *e)
         case JOB_DONE:
             return 0;
         case JOB_FAILED:
-            return cli_fail(PA_E_JOB, e->job->last_error, "job %s failed", e->job->id);
+            return diag_fail(e->d, PA_E_JOB, e->job->last_error, "job %s failed", e->job->id);
         case JOB_CANCELED:
-            return cli_fail(PA_E_JOB, N_("it was canceled"), "job %s", e->job->id);
+            return diag_fail(e->d, PA_E_JOB, N_("it was canceled"), "job %s", e->job->id);
         case JOB_STATE__MAX:
         default:
-            return cli_fail(PA_E_INTERNAL, NULL, "job %s: bad state", e->job->id);
+            return diag_fail(e->d, PA_E_INTERNAL, NULL, "job %s: bad state", e->job->id);
         }
     }
     return r;
-}
-
-/* A re-key whose old certificate is not revoked (yet) says so: it is not "revoked". */
-static void report_revoke(const struct job *j)
-{
-    if (strcmp(j->revoke_status, "pending") == 0)
-        printf(_("job %s: replaced certificate %ld is NOT revoked yet: revocation request %ld "
-                 "awaits approval in CertCentral\n"),
-               j->id, j->replaces_certificate_id, j->revoke_request_id);
-    else if (strcmp(j->revoke_status, "rejected") == 0)
-        printf(_("job %s: replaced certificate %ld is NOT revoked: an approver rejected "
-                 "revocation request %ld; revoke it in CertCentral\n"),
-               j->id, j->replaces_certificate_id, j->revoke_request_id);
-}
-
-static void report(struct ectx *e, int r)
-{
-    const struct job *j = e->job;
-
-    if (e->cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "job", json_object_new_string(j->id));
-        json_object_object_add(o, "state", json_object_new_string(job_state_name(j->state)));
-        json_object_object_add(o, "token_serial", json_object_new_string(j->token_serial));
-        json_object_object_add(o, "token_label", json_object_new_string(j->token_label));
-        json_object_object_add(o, "key_id", json_object_new_string(j->key_id_hex));
-        json_object_object_add(o, "order_id",
-                               j->order_id ? json_object_new_int64(j->order_id) : NULL);
-        json_object_object_add(o, "order_status", json_object_new_string(j->order_status));
-        json_object_object_add(o, "certificate_id",
-                               j->certificate_id ? json_object_new_int64(j->certificate_id) : NULL);
-        json_object_object_add(o, "certificate_serial", json_object_new_string(j->cert_serial));
-        json_object_object_add(o, "pending", json_object_new_boolean(r == PA_E_PENDING));
-        if (j->replaces_certificate_id || j->replaces_order_id) {
-            json_object_object_add(o, "replaces_certificate_id",
-                                   json_object_new_int64(j->replaces_certificate_id));
-            json_object_object_add(o, "replaced_revocation",
-                                   json_object_new_string(j->revoke_status));
-        }
-        cli_print_json(o);
-        return;
-    }
-    if (r == 0 && j->state == JOB_DONE) {
-        printf(_("job %s: done; certificate %s is on token '%s' (serial %s) with key %s\n"), j->id,
-               j->cert_serial, j->token_label, j->token_serial, j->key_label);
-        report_revoke(j);
-    } else if (r == PA_E_PENDING && j->state == JOB_ORDERED)
-        printf(_("job %s: order %ld placed, waiting (%s); 'pkio-agent resume %s' continues\n"),
-               j->id, j->order_id, j->order_status[0] ? j->order_status : "pending", j->id);
-    else if (r == PA_E_PENDING)
-        printf(_("job %s: stopped at '%s'; 'pkio-agent resume %s' continues\n"), j->id,
-               job_state_name(j->state), j->id);
 }
 
 static int sha256_file(const char *path, char out[65])
@@ -287,40 +271,50 @@ static int sha256_file(const char *path, char out[65])
     return 0;
 }
 
-/* Drive the job (its record and lock are held) and report. */
-static int run_job(struct ectx *e)
+void enroll_result_clear(struct enroll_result *res)
 {
-    int r = drive(e);
-
-    report(e, r);
-    return r;
+    if (!res)
+        return;
+    job_free(res->job);
+    memset(res, 0, sizeof(*res));
 }
 
-static void ectx_clear(struct ectx *e)
+/* The run ends: the job record goes to the result (when asked for), everything else is freed. */
+static void ectx_clear(struct ectx *e, struct enroll_result *res)
 {
     enroll_token_close(e);
     cc_client_free(e->cc);
+    if (res && e->job) {
+        enroll_result_clear(res);
+        memcpy(res->job_id, e->job->id, sizeof(res->job_id));
+        res->already_done = e->already_done;
+        res->driven = e->driven;
+        res->job = e->job;
+        e->job = NULL;
+    }
     job_free(e->job);
     job_unlock(e->lock_fd);
     job_unlock(e->token_lock_fd);
 }
 
-static int ectx_init(struct ectx *e, struct cli *cli, const struct enroll_opts *o)
+static int ectx_init(struct ectx *e, const struct enroll_env *env, const struct enroll_opts *o,
+                     struct enroll_result *res, struct pa_diag *d)
 {
     char err[512] = "";
     int r;
 
     memset(e, 0, sizeof(*e));
-    e->cli = cli;
+    if (res)
+        memset(res, 0, sizeof(*res));
+    e->env = env;
+    e->d = d;
     e->o = o;
     e->lock_fd = -1;
     e->token_lock_fd = -1;
-    e->state_dir = cli_state_dir(cli);
-    e->tty = isatty(STDERR_FILENO) || getenv("PKIO_PROGRESS"); /* PKIO_PROGRESS: logs, demos */
-    clock_gettime(CLOCK_MONOTONIC, &e->t0);
+    e->state_dir = env->state_dir;
     r = job_dir_prepare(e->state_dir, err, sizeof(err));
     if (r < 0)
-        return cli_fail(r, err, "state directory %s", e->state_dir);
+        return diag_fail(e->d, r, err, "state directory %s", e->state_dir);
     return 0;
 }
 
@@ -331,13 +325,13 @@ static int lock_token(struct ectx *e, const char *serial, const char *label)
     int r = job_token_lock(e->state_dir, serial, label, TOKEN_LOCK_WAIT_S, &e->token_lock_fd);
 
     if (r == PA_E_BUSY)
-        return cli_fail(r,
-                        N_("another pkio-agent process is working on it; try again when it has "
-                           "finished"),
-                        "token '%s' (serial %s)", label, serial);
+        return diag_fail(e->d, r,
+                         N_("another pkio-agent process is working on it; try again when it has "
+                            "finished"),
+                         "token '%s' (serial %s)", label, serial);
     if (r < 0)
-        return cli_fail(r, strerror(errno), "locking token '%s' (serial %s) in %s", label, serial,
-                        e->state_dir);
+        return diag_fail(e->d, r, strerror(errno), "locking token '%s' (serial %s) in %s", label,
+                         serial, e->state_dir);
     return 0;
 }
 
@@ -351,18 +345,19 @@ int enroll_lock_and_load(struct ectx *e, const char *id)
     snprintf(jid, sizeof(jid), "%s", id);
     r = job_lock(e->state_dir, jid, &e->lock_fd);
     if (r < 0)
-        return cli_fail(r,
-                        r == PA_E_BUSY ? N_("another pkio-agent process is working on it") : NULL,
-                        "job %s", jid);
+        return diag_fail(e->d, r,
+                         r == PA_E_BUSY ? N_("another pkio-agent process is working on it") : NULL,
+                         "job %s", jid);
     r = job_load(e->state_dir, jid, &j, err, sizeof(err));
     if (r < 0)
-        return cli_fail(r, err, "job %s", jid);
+        return diag_fail(e->d, r, err, "job %s", jid);
     job_free(e->job);
     e->job = j;
     /* events a kill left in the record (saved, not yet in the audit log): append them now */
     r = audit_commit_pending(e->state_dir, e->job);
     if (r < 0)
-        return cli_fail(r, strerror(errno), "appending the pending audit events of job %s", jid);
+        return diag_fail(e->d, r, strerror(errno), "appending the pending audit events of job %s",
+                         jid);
     return 0;
 }
 
@@ -373,9 +368,9 @@ int enroll_list_jobs(struct ectx *e, struct job ***list, size_t *n)
     int r = job_list(e->state_dir, list, n, err, sizeof(err));
 
     if (r < 0)
-        return cli_fail(r, err, "jobs in %s", e->state_dir);
+        return diag_fail(e->d, r, err, "jobs in %s", e->state_dir);
     if (err[0])
-        fprintf(stderr, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
+        enroll_warn(e, _("pkio-agent: warning: %s; tell the officer in charge\n"), err);
     return 0;
 }
 
@@ -387,7 +382,7 @@ static int lock_existing(struct ectx *e, const char *job_id)
     int r = job_load(e->state_dir, job_id, &j, err, sizeof(err));
 
     if (r < 0)
-        return cli_fail(r, err, "job %s", job_id);
+        return diag_fail(e->d, r, err, "job %s", job_id);
     snprintf(serial, sizeof(serial), "%s", j->token_serial);
     snprintf(label, sizeof(label), "%s", j->token_label);
     snprintf(id, sizeof(id), "%s", j->id);
@@ -409,10 +404,11 @@ static int preflight(struct ectx *e, bool will_order)
 {
     struct cc_client *c = NULL;
     char err[512] = "";
-    int r = certs_check_anchors(e->cli->cfg->trust_anchors, err, sizeof(err));
+    int r = certs_check_anchors(e->env->cfg->trust_anchors, err, sizeof(err));
 
     if (r < 0)
-        return cli_fail(r, err, "configuration (checked before anything is generated or ordered)");
+        return diag_fail(e->d, r, err,
+                         "configuration (checked before anything is generated or ordered)");
     if (!will_order)
         return 0;
     r = enroll_cc(e, &c);
@@ -420,22 +416,23 @@ static int preflight(struct ectx *e, bool will_order)
         return r;
     r = cc_ping(c);
     if (r < 0)
-        return cli_fail(r, cc_last_error(c),
-                        "CertCentral check before anything is generated or ordered");
+        return diag_fail(e->d, r, cc_last_error(c),
+                         "CertCentral check before anything is generated or ordered");
     return 0;
 }
 
 /* Validate the request (without the CSR) before anything touches the token or the network. */
-static int precheck_request(struct cli *cli, const char *path)
+static int precheck_request(struct ectx *e, const char *path)
 {
     struct req *req = NULL;
-    int r = cli_prepare_request(cli, path, NULL, &req);
+    int r = enroll_prepare_request(e, path, &req);
 
     req_free(req);
     return r;
 }
 
-int enroll_start(struct cli *cli, const struct enroll_opts *o, char *ret_job)
+int enroll_start(const struct enroll_env *env, const struct enroll_opts *o,
+                 struct enroll_result *res, struct pa_diag *d)
 {
     struct tok_info info;
     struct ectx e;
@@ -443,15 +440,15 @@ int enroll_start(struct cli *cli, const struct enroll_opts *o, char *ret_job)
     bool done = false;
     int r;
 
-    r = ectx_init(&e, cli, o);
+    r = ectx_init(&e, env, o, res, d);
     if (r < 0)
         return r;
-    r = precheck_request(cli, o->request);
+    r = precheck_request(&e, o->request);
     if (r < 0)
         goto out;
     abs = realpath(o->request, NULL);
     if (!abs || sha256_file(abs, sha) < 0) {
-        r = cli_fail(PA_E_REQUEST, strerror(errno), "request %s", o->request);
+        r = diag_fail(d, PA_E_REQUEST, strerror(errno), "request %s", o->request);
         goto out;
     }
     r = preflight(&e, true);
@@ -466,33 +463,32 @@ int enroll_start(struct cli *cli, const struct enroll_opts *o, char *ret_job)
     r = lock_token(&e, info.serial, info.label);
     if (r == 0)
         r = enroll_choose_and_lock(&e, &info, abs, sha, &done);
+    e.already_done = done;
     if (r < 0 || done)
         goto out;
-    if (ret_job)
-        memcpy(ret_job, e.job->id, sizeof(e.job->id));
-    r = run_job(&e);
+    r = drive(&e);
 out:
     free(abs);
-    ectx_clear(&e);
+    ectx_clear(&e, res);
     return r;
 }
 
-int enroll_resume(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+int enroll_resume(const struct enroll_env *env, const char *job_id, const struct enroll_opts *o,
+                  struct enroll_result *res, struct pa_diag *d)
 {
     struct ectx e;
     bool failed;
     int r;
 
-    r = ectx_init(&e, cli, o);
+    r = ectx_init(&e, env, o, res, d);
     if (r < 0)
         return r;
     r = lock_existing(&e, job_id);
     if (r < 0)
         goto out;
-    if (e.job->state == JOB_DONE) {
-        report(&e, 0);
+    e.driven = e.job->state == JOB_DONE; /* nothing to drive: its state is the answer */
+    if (e.driven)
         goto out;
-    }
     failed = e.job->state == JOB_FAILED;
     if (failed)
         r = enroll_unfail(e.job); /* saved only once the checks pass */
@@ -503,9 +499,9 @@ int enroll_resume(struct cli *cli, const char *job_id, const struct enroll_opts 
     if (r == 0 && failed)
         r = enroll_save(&e);
     if (r == 0)
-        r = run_job(&e);
+        r = drive(&e);
 out:
-    ectx_clear(&e);
+    ectx_clear(&e, res);
     return r;
 }
 
@@ -516,17 +512,17 @@ static int cancel_order(struct ectx *e)
     int r;
 
     if (e->job->state == JOB_ORDERING && e->job->order_attempt_at)
-        return cli_fail(PA_E_JOB,
-                        N_("its order may have been placed; 'pkio-agent resume' finds it "
-                           "first"),
-                        "job %s", e->job->id);
+        return diag_fail(e->d, PA_E_JOB,
+                         N_("its order may have been placed; 'pkio-agent resume' finds it "
+                            "first"),
+                         "job %s", e->job->id);
     if (!e->job->order_id || cc_map_status(e->job->order_status, NULL, 0) == CC_ST_FAILED)
         return 0;
     r = enroll_cc(e, &c);
     if (r == 0)
         r = cc_cancel_order(c, e->job->order_id, "canceled by the registration officer");
     if (r < 0)
-        return cli_fail(r, cc_last_error(c), "canceling order %ld", e->job->order_id);
+        return diag_fail(e->d, r, cc_last_error(c), "canceling order %ld", e->job->order_id);
     (void)enroll_audit(e, "cancel-order", "ok", NULL);
     return 0;
 }
@@ -547,35 +543,38 @@ static int cancel_key(struct ectx *e)
             r = 0;
     }
     if (r < 0)
-        return cli_fail(r, tok_detail(), "removing key %s of job %s", e->job->key_id_hex,
-                        e->job->id);
+        return diag_fail(e->d, r, tok_detail(), "removing key %s of job %s", e->job->key_id_hex,
+                         e->job->id);
     return 0;
 }
 
 /* A job whose certificate exists is revoked, not canceled. */
-static int cancelable(const struct job *j)
+static int cancelable(struct ectx *e)
 {
+    const struct job *j = e->job;
+
     if (!job_state_is_cancelable(j->state))
-        return cli_fail(PA_E_JOB,
-                        j->state == JOB_CANCELED
-                            ? N_("nothing to cancel")
-                            : N_("its certificate is issued; revoke it in CertCentral instead"),
-                        "job %s (%s)", j->id, job_state_name(j->state));
+        return diag_fail(e->d, PA_E_JOB,
+                         j->state == JOB_CANCELED
+                             ? N_("nothing to cancel")
+                             : N_("its certificate is issued; revoke it in CertCentral instead"),
+                         "job %s (%s)", j->id, job_state_name(j->state));
     return 0;
 }
 
-int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts *o)
+int enroll_cancel(const struct enroll_env *env, const char *job_id, const struct enroll_opts *o,
+                  struct enroll_result *res, struct pa_diag *d)
 {
     struct ectx e;
     int r;
 
-    r = ectx_init(&e, cli, o);
+    r = ectx_init(&e, env, o, res, d);
     if (r < 0)
         return r;
     r = lock_existing(&e, job_id);
     if (r < 0)
         goto out;
-    r = cancelable(e.job);
+    r = cancelable(&e);
     if (r == 0)
         r = cancel_order(&e);
     if (r == 0)
@@ -583,15 +582,12 @@ int enroll_cancel(struct cli *cli, const char *job_id, const struct enroll_opts 
     if (r == 0) {
         r = job_transition(e.job, JOB_CANCELED, "canceled by the officer");
         if (r < 0)
-            cli_fail(r, NULL, "job %s (%s) cannot be canceled", e.job->id,
-                     job_state_name(e.job->state));
+            diag_fail(d, r, NULL, "job %s (%s) cannot be canceled", e.job->id,
+                      job_state_name(e.job->state));
     }
     if (r == 0)
         r = enroll_audit(&e, "cancel", "ok", NULL);
-    if (r == 0 && !cli->json)
-        printf(_("job %s canceled%s%s\n"), e.job->id, e.job->order_id ? _("; order canceled") : "",
-               e.job->key_id_hex[0] ? _("; key removed from the token") : "");
 out:
-    ectx_clear(&e);
+    ectx_clear(&e, res);
     return r;
 }

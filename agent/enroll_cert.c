@@ -8,7 +8,7 @@
 
 #include "certcentral.h"
 #include "certs.h"
-#include "cli.h"
+#include "diag.h"
 #include "config.h"
 #include "i18n.h"
 #include "job.h"
@@ -28,13 +28,17 @@
  */
 static int hold_job(struct ectx *e, int err, const char *event, const char *msg)
 {
+    struct pa_diag aside, *keep;
+
     (void)job_set_error(e->job, msg);
     (void)job_note(e->job, "stopped: %s", msg);
+    keep = enroll_aside(e, &aside);
     (void)enroll_audit(e, event, "failed", msg);
-    return cli_fail(err, msg,
-                    "job %s (order %ld kept; after fixing the cause, run the same enroll again or "
-                    "'pkio-agent resume %s': nothing is ordered twice)",
-                    e->job->id, e->job->order_id, e->job->id);
+    enroll_aside_end(e, keep);
+    return diag_fail(e->d, err, msg,
+                     "job %s (order %ld kept; after fixing the cause, run the same enroll again or "
+                     "'pkio-agent resume %s': nothing is ordered twice)",
+                     e->job->id, e->job->order_id, e->job->id);
 }
 
 static int download_and_verify(struct ectx *e)
@@ -47,16 +51,17 @@ static int download_and_verify(struct ectx *e)
     size_t len = 0;
     int r;
 
-    if (!e->cli->cfg->trust_anchors)
-        return cli_fail(PA_E_CONFIG,
-                        N_("set trust.anchors to the PEM file of the PKIoverheid roots"),
-                        "configuration");
+    if (!e->env->cfg->trust_anchors)
+        return diag_fail(e->d, PA_E_CONFIG,
+                         N_("set trust.anchors to the PEM file of the PKIoverheid roots"),
+                         "configuration");
     r = enroll_cc(e, &c);
     if (r < 0)
         return r;
     r = cc_download(c, e->job->certificate_id, "pem_noroot", &pem, &len);
     if (r < 0)
-        return cli_fail(r, cc_last_error(c), "downloading certificate %ld", e->job->certificate_id);
+        return diag_fail(e->d, r, cc_last_error(c), "downloading certificate %ld",
+                         e->job->certificate_id);
     r = certs_parse_pem(pem, len, &all);
     if (r == 0)
         r = enroll_job_pubkey(e, &pub);
@@ -67,7 +72,7 @@ static int download_and_verify(struct ectx *e)
                      N_("the issued certificate does not carry the token key"));
         goto out;
     }
-    r = certs_verify_path(leaf, chain, e->cli->cfg->trust_anchors, &path, err, sizeof(err));
+    r = certs_verify_path(leaf, chain, e->env->cfg->trust_anchors, &path, err, sizeof(err));
     if (r == 0)
         r = certs_check_usage(leaf, e->job->profile, err, sizeof(err));
     if (r < 0) {
@@ -122,8 +127,8 @@ static int poll_outcome(struct ectx *e, struct cc_order_info *info)
     case CC_ST_ISSUED:
         cc_order_info_clear(info);
         if (!e->job->certificate_id)
-            return cli_fail(PA_E_CA_PROTOCOL, N_("issued without a certificate id"), "order %ld",
-                            e->job->order_id);
+            return diag_fail(e->d, PA_E_CA_PROTOCOL, N_("issued without a certificate id"),
+                             "order %ld", e->job->order_id);
         return download_and_verify(e);
     case CC_ST_FAILED: {
         char msg[256], shown[256];
@@ -134,8 +139,8 @@ static int poll_outcome(struct ectx *e, struct cc_order_info *info)
         return enroll_fail_job(e, PA_E_CA_REJECTED, "order", msg, shown);
     }
     case CC_ST_UNKNOWN:
-        r = cli_fail(PA_E_CA_PROTOCOL, info->reason, "order %ld of job %s", e->job->order_id,
-                     e->job->id);
+        r = diag_fail(e->d, PA_E_CA_PROTOCOL, info->reason, "order %ld of job %s", e->job->order_id,
+                      e->job->id);
         cc_order_info_clear(info);
         (void)enroll_save(e);
         return r;
@@ -151,7 +156,7 @@ static int poll_outcome(struct ectx *e, struct cc_order_info *info)
  * poll again, else the step's result. */
 static int poll_backoff(struct ectx *e)
 {
-    const struct cfg *cfg = e->cli->cfg;
+    const struct cfg *cfg = e->env->cfg;
     int r;
 
     e->job->next_poll = time(NULL) + (time_t)(e->job->poll_interval_s + 0.999);
@@ -166,10 +171,10 @@ static int poll_backoff(struct ectx *e)
     if (e->o->no_wait)
         return PA_E_PENDING;
     if (difftime(time(NULL), e->job->order_attempt_at) > cfg->poll_timeout_s)
-        return cli_fail(PA_E_PENDING, e->job->order_status,
-                        "order %ld of job %s is still waiting; 'pkio-agent resume %s' "
-                        "continues later",
-                        e->job->order_id, e->job->id, e->job->id);
+        return diag_fail(e->d, PA_E_PENDING, e->job->order_status,
+                         "order %ld of job %s is still waiting; 'pkio-agent resume %s' "
+                         "continues later",
+                         e->job->order_id, e->job->id, e->job->id);
     return 1;
 }
 
@@ -189,14 +194,14 @@ int enroll_step_poll(struct ectx *e)
         if (!waited && e->job->next_poll > now) {
             if (e->o->no_wait)
                 return PA_E_PENDING;
-            struct timespec ts = {e->job->next_poll - now, 0};
-
-            nanosleep(&ts, NULL);
+            if (!stop_sleep(difftime(e->job->next_poll, now)))
+                return PA_E_PENDING; /* stopped while waiting: nothing more is asked */
         }
         memset(&info, 0, sizeof(info));
         r = cc_order_info(c, e->job->order_id, &info);
         if (r < 0) {
-            cli_fail(r, cc_last_error(c), "order %ld of job %s", e->job->order_id, e->job->id);
+            diag_fail(e->d, r, cc_last_error(c), "order %ld of job %s", e->job->order_id,
+                      e->job->id);
             cc_order_info_clear(&info);
             return r;
         }
@@ -205,13 +210,10 @@ int enroll_step_poll(struct ectx *e)
             r = poll_backoff(e);
         if (r != 1)
             return r;
-        {
-            /* Sleep the (possibly fractional) interval itself; next_poll is for restarts. */
-            double s = e->job->poll_interval_s / 2; /* the interval before doubling */
-            struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-            nanosleep(&ts, NULL);
-        }
+        /* Sleep the (possibly fractional) interval before doubling; next_poll is for restarts.
+         * A stop ends the wait and the run: the job is saved, resume continues it. */
+        if (!stop_sleep(e->job->poll_interval_s / 2))
+            return PA_E_PENDING;
     }
 }
 
@@ -235,14 +237,14 @@ int enroll_step_install(struct ectx *e)
     if (r == 0)
         r = certs_pick_leaf(all, pub, &leaf, &chain);
     if (r < 0) {
-        cli_fail(r, NULL, "certificate of job %s", e->job->id);
+        diag_fail(e->d, r, NULL, "certificate of job %s", e->job->id);
         goto out;
     }
     enroll_progress(e, "%s", _("writing the certificate and its chain to the token…"));
     r = wb_install(e->tok, id, id_len, leaf, chain, &res, err, sizeof(err));
     if (r < 0) {
-        cli_fail(r, err, "writing the certificate of job %s to token '%s'", e->job->id,
-                 e->job->token_label);
+        diag_fail(e->d, r, err, "writing the certificate of job %s to token '%s'", e->job->id,
+                  e->job->token_label);
         goto out;
     }
     enroll_crash_point("after-install");

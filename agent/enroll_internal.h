@@ -26,11 +26,12 @@
 #define ENROLL_REQ_FILE_MAX (256 * 1024)
 
 struct cc_client;
-struct cli;
+struct pa_diag;
 struct req;
 
 struct ectx {
-    struct cli *cli;
+    const struct enroll_env *env;
+    struct pa_diag *d; /* the run's one diagnostic */
     const struct enroll_opts *o;
     const char *state_dir;
     struct job *job;
@@ -40,30 +41,47 @@ struct ectx {
     struct cc_client *cc; /* created on first use */
     struct tok_ctx *tctx; /* the token stays open for the whole run once opened */
     struct tok_token *tok;
-    struct timespec t0;
-    bool tty;
+    bool already_done; /* enroll: a finished job for this request exists */
+    bool driven;       /* the driver loop ran (or resume found the job done) */
 };
 
 /* ---- enroll.c: shared plumbing ---- */
 
-/* One line per step for a person at a terminal. */
+/* One line per step, through the front end (env->ui->progress). */
 void enroll_progress(const struct ectx *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A warning that does not stop the run, through the front end (env->ui->warn). */
+void enroll_warn(const struct ectx *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void enroll_hex_encode(char *out, const unsigned char *p, size_t n);
 int enroll_hex_decode(const char *s, unsigned char *out, size_t max, size_t *ret_len);
 void enroll_sha256_hex(const void *p, size_t n, char out[65]);
+/*
+ * A call whose failure is not the run's (a failure while another is being recorded, a save
+ * before a retry): between enroll_aside and enroll_aside_end it records into scratch, and its
+ * line goes to the front end at once (env->ui->warn, the line the command line would print), as
+ * today's two-line reports did; e->d stays free for the failure that matters.
+ */
+struct pa_diag *enroll_aside(struct ectx *e, struct pa_diag *scratch);
+void enroll_aside_end(struct ectx *e, struct pa_diag *keep);
 /* Save the job record (reported). */
 int enroll_save(struct ectx *e);
 /* Save the job with the event as an intent, then append it to the audit log (reported). */
 int enroll_audit(struct ectx *e, const char *event, const char *outcome, const char *detail);
-/* Record a terminal failure in the job and report it (shown: NULL = msg). */
+/* Record a terminal failure in the job and in the diag (shown: NULL = msg). */
 int enroll_fail_job(struct ectx *e, int err, const char *event, const char *msg, const char *shown);
 /* The run's CertCentral client, created on first use. */
 int enroll_cc(struct ectx *e, struct cc_client **ret);
 /* Lock the job, then load its record under the lock (replaces e->job). */
 int enroll_lock_and_load(struct ectx *e, const char *id);
-/* The job list, with a warning for records set aside as corrupt. */
+/* The job list, with a warning (env->ui->warn) for records set aside as corrupt. */
 int enroll_list_jobs(struct ectx *e, struct job ***list, size_t *n);
+
+/* ---- enroll_setup.c ---- */
+
+/* Open the token uri names and log in (env->ui->open_token, else a PIN file or the PIN pad). */
+int enroll_open_token(struct ectx *e, const char *uri);
+/* The request file, loaded, with defaults, validated (env->ui->prepare_request, else the core). */
+int enroll_prepare_request(struct ectx *e, const char *file, struct req **ret);
 
 /* ---- enroll_token.c ---- */
 
@@ -103,7 +121,8 @@ int enroll_step_finish(struct ectx *e); /* JOB_INSTALLED -> JOB_DONE (revoking t
 
 /* Back to the state a failed job failed in. */
 int enroll_unfail(struct job *j);
-/* Under the token lock: continue, report done (*ret_done), or start a job for this token. */
+/* Under the token lock: continue, find done (*ret_done; e->job is that job), or start a job for
+ * this token. */
 int enroll_choose_and_lock(struct ectx *e, const struct tok_info *info, const char *abs,
                            const char *sha, bool *ret_done);
 

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * enroll_order.c - placing the order exactly once: the order body, the before-send stamp, the
- * bounded retry of an order certainly not placed, and, for a job left in ORDERING, recovery of
- * the order by its public key within the settle window.
+ * enroll_order.c - placing the order exactly once: the order body, the before-send stamp of
+ * every send, the record of a send that certainly placed nothing (the client's retry policy
+ * decides whether to send again), and, for a job left in ORDERING, recovery of the order by its
+ * public key within the settle window.
  */
 #include "enroll_internal.h"
 
 #include "certcentral.h"
-#include "cli.h"
+#include "diag.h"
 #include "config.h"
 #include "csr.h"
 #include "i18n.h"
@@ -18,8 +19,6 @@
 #include "request.h"
 #include "secret.h"
 #include "stop.h"
-
-#include <openssl/rand.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,25 +35,26 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
     r = enroll_load_request(e, &req);
     if (r < 0)
         return r;
-    r = req_merge_defaults(req, e->cli->cfg);
+    r = req_merge_defaults(req, e->env->cfg);
     if (r == 0)
-        r = req_set_csr(req, e->cli->cfg, e->job->csr_pem);
+        r = req_set_csr(req, e->env->cfg, e->job->csr_pem);
     if (r == 0)
-        r = req_validate(req, e->cli->cfg, true, &errs);
+        r = req_validate(req, e->env->cfg, true, &errs);
     if (r == PA_E_REQUEST) {
         char line[1024];
 
         req_errors_format(&errs, line, sizeof(line));
-        cli_fail(r, line, ngettext("request %s: %zu problem", "request %s: %zu problems", errs.n),
-                 e->job->request_path, errs.n);
+        diag_fail(e->d, r, line,
+                  ngettext("request %s: %zu problem", "request %s: %zu problems", errs.n),
+                  e->job->request_path, errs.n);
     } else if (r < 0) {
-        cli_fail(r, NULL, "preparing the order of job %s", e->job->id);
+        diag_fail(e->d, r, NULL, "preparing the order of job %s", e->job->id);
     }
     if (r == 0) {
         *ret_card = req_has_card(req);
         *ret_body = req_to_json(req);
         if (!*ret_body)
-            r = cli_fail(PA_E_NOMEM, NULL, "order body");
+            r = diag_fail(e->d, PA_E_NOMEM, NULL, "order body");
     }
     req_errors_clear(&errs);
     req_free(req);
@@ -65,7 +65,7 @@ static int order_body(struct ectx *e, char **ret_body, bool *ret_card)
  * makes recovery look in the wrong place. */
 static const char *job_product(const struct ectx *e)
 {
-    return e->job->product ? e->job->product : e->cli->cfg->api_product;
+    return e->job->product ? e->job->product : e->env->cfg->api_product;
 }
 
 /*
@@ -103,10 +103,10 @@ static void forget_request(const struct ectx *e)
     int r = e->job->request_path ? queue_forget_request(e->state_dir, e->job->request_path) : 1;
 
     if (r < 0)
-        fprintf(stderr,
-                _("pkio-agent: warning: job %s: request copy %s could not be wiped (%s); the "
-                  "daemon tries again\n"),
-                e->job->id, e->job->request_path, _(pa_err_str(r)));
+        enroll_warn(e,
+                    _("pkio-agent: warning: job %s: request copy %s could not be wiped (%s); the "
+                      "daemon tries again\n"),
+                    e->job->id, e->job->request_path, _(pa_err_str(r)));
 }
 
 static int order_placed(struct ectx *e, const struct cc_order_result *res)
@@ -117,7 +117,7 @@ static int order_placed(struct ectx *e, const struct cc_order_result *res)
     e->job->certificate_id = res->certificate_id;
     snprintf(e->job->order_status, sizeof(e->job->order_status), "%s",
              res->request_status[0] ? res->request_status : "pending");
-    e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
+    e->job->poll_interval_s = e->env->cfg->poll_initial_s;
     e->job->next_poll = time(NULL);
     r = job_transition(e->job, JOB_ORDERED, "order %ld placed", res->id);
     if (r == 0)
@@ -128,65 +128,75 @@ static int order_placed(struct ectx *e, const struct cc_order_result *res)
     return r;
 }
 
-/* The POST failed: say whether it may have been placed. 1 = try again after a wait. */
-static int order_failed(struct ectx *e, struct cc_client *c, int r, unsigned attempt)
+/*
+ * cc_place_order_ex's not_sent hook: a send certainly placed nothing. Record that (ordering
+ * again is safe) before the client waits for the next send; refuse the next send when the
+ * officer asked not to wait or a stop is requested.
+ */
+static int order_not_sent(void *arg, const char *why, double retry_in_s)
 {
+    struct ectx *e = arg;
+    struct pa_diag aside, *keep;
+
+    e->job->order_attempt_at = 0;
+    (void)job_note(e->job, "order not placed: %s", why);
+    keep = enroll_aside(e, &aside);
+    (void)enroll_save(e);
+    enroll_aside_end(e, keep);
+    if (retry_in_s < 0)
+        return 0;
+    if (e->o->no_wait || stop_requested())
+        return PA_E_PENDING; /* no next send: the client returns this send's failure */
+    enroll_progress(e, _("CertCentral busy (%s); trying again in %.0fs"), why, retry_in_s);
+    return 0;
+}
+
+/* The POST failed for good (the client's retry policy is spent): was it maybe placed? */
+static int order_failed(struct ectx *e, struct cc_client *c, int r)
+{
+    struct pa_diag aside, *keep;
+
     if (cc_order_maybe_placed(c)) {
         (void)job_note(e->job, "order may have been placed: %s", cc_last_error(c));
+        keep = enroll_aside(e, &aside);
         (void)enroll_audit(e, "order", "failed", cc_last_error(c));
-        cli_fail(r, cc_last_error(c),
-                 "the order of job %s may have been placed; 'pkio-agent resume %s' looks it up "
-                 "before anything else",
-                 e->job->id, e->job->id);
+        enroll_aside_end(e, keep);
+        diag_fail(e->d, r, cc_last_error(c),
+                  "the order of job %s may have been placed; 'pkio-agent resume %s' looks it up "
+                  "before anything else",
+                  e->job->id, e->job->id);
         return r;
     }
-    e->job->order_attempt_at = 0; /* certainly not placed: ordering again is safe */
-    (void)job_note(e->job, "order not placed: %s", cc_last_error(c));
-    (void)enroll_save(e);
-    /* Not placed, and only for now (429, 503, no connection): wait and send it again, a few
-     * times. A refusal (4xx) or a maybe-placed order is never sent again here. */
-    if (r == PA_E_CA_UNAVAILABLE && attempt < 3 && !stop_requested() && !e->o->no_wait) {
-        unsigned short rnd = 0;
-        double d;
-
-        /* Jitter from the CSPRNG: processes sharing a key must not retry in step. */
-        (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
-        d = cc_backoff_delay(attempt + 1, 5.0, 60.0, (double)rnd / 65536.0);
-        enroll_progress(e, _("CertCentral busy (%s); trying again in %.0fs"), cc_last_error(c), d);
-        nap(d);
-        return 1;
-    }
-    cli_fail(r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
-    (void)enroll_audit(e, "order", "failed", cc_last_error(c));
+    diag_fail(e->d, r, cc_last_error(c), "order of job %s (not placed)", e->job->id);
+    (void)enroll_audit(e, "order", "failed", cc_last_error(c)); /* first failure wins */
     return r;
 }
 
+/*
+ * Place the order. The client's one retry policy (CC_RP_ORDER) sends the POST again only when
+ * it certainly placed nothing and the failure is for now (429, nothing reached the server);
+ * stamp_attempt records every send before it leaves, order_not_sent every send that placed
+ * nothing.
+ */
 int enroll_step_order(struct ectx *e)
 {
+    const struct cc_order_send send = {stamp_attempt, order_not_sent, e, 0};
     struct cc_order_result res;
     struct cc_client *c = NULL;
     char *body = NULL;
     bool card = false;
-    int r;
+    int r = order_body(e, &body, &card);
 
-    r = order_body(e, &body, &card);
     if (r == 0)
         r = enroll_cc(e, &c);
-    for (unsigned attempt = 0; r == 0; attempt++) {
+    if (r == 0) {
         enroll_progress(e, "%s", _("placing the order at CertCentral…"));
-        r = cc_place_order(c, job_product(e), body, stamp_attempt, e, &res);
+        r = cc_place_order_ex(c, job_product(e), body, &send, &res);
         enroll_crash_point("after-post");
-        if (r == 0) {
+        if (r == 0)
             r = order_placed(e, &res);
-            break;
-        }
-        if (e->stamp_failed)
-            break; /* nothing was sent; enroll_save() said why */
-        r = order_failed(e, c, r, attempt);
-        if (r == 1)
-            r = 0; /* go round again */
-        else
-            break;
+        else if (!e->stamp_failed) /* stamp failed: nothing was sent; enroll_save() said why */
+            r = order_failed(e, c, r);
     }
     if (body && card)
         secret_wipe(body, strlen(body));
@@ -246,7 +256,7 @@ static int recover_scan(struct ectx *e, struct cc_client *c, const struct cc_ord
 
         r = cc_order_info(c, list[i].id, &info);
         if (r < 0) {
-            cli_fail(r, cc_last_error(c), "order %ld", list[i].id);
+            diag_fail(e->d, r, cc_last_error(c), "order %ld", list[i].id);
             break;
         }
         has = order_has_key(&info, e->job->spki_sha256);
@@ -271,7 +281,7 @@ static int recover_found(struct ectx *e, long found, long found_cert)
 
     e->job->order_id = found;
     e->job->certificate_id = found_cert;
-    e->job->poll_interval_s = e->cli->cfg->poll_initial_s;
+    e->job->poll_interval_s = e->env->cfg->poll_initial_s;
     e->job->next_poll = time(NULL);
     r = job_transition(e->job, JOB_ORDERED, "order %ld found after the interruption", found);
     if (r == 0)
@@ -297,25 +307,25 @@ static int recover_once(struct ectx *e, struct cc_client *c)
     strftime(since, sizeof(since), "%Y-%m-%d", &tm);
     r = cc_list_orders(c, job_product(e), since, &list, &n);
     if (r < 0)
-        return cli_fail(r, cc_last_error(c), "looking up the order of job %s", e->job->id);
+        return diag_fail(e->d, r, cc_last_error(c), "looking up the order of job %s", e->job->id);
     r = recover_scan(e, c, list, n, &sc);
     cc_order_list_free(list, n);
     if (r < 0)
         return r;
     if (sc.matches > 1)
-        return cli_fail(PA_E_JOB,
-                        N_("more than one order carries this job's key; cancel the extra ones in "
-                           "CertCentral, then record the one to keep"),
-                        "job %s", e->job->id);
+        return diag_fail(e->d, PA_E_JOB,
+                         N_("more than one order carries this job's key; cancel the extra ones in "
+                            "CertCentral, then record the one to keep"),
+                         "job %s", e->job->id);
     if (sc.matches == 1)
         return recover_found(e, sc.found, sc.found_cert);
     if (sc.unknown > 0)
-        return cli_fail(PA_E_JOB,
-                        N_("CertCentral shows no readable CSR for recent orders that may be this "
-                           "job's, so pkio-agent cannot tell whether the interrupted order was "
-                           "placed; it will not order again. Check CertCentral, then cancel this "
-                           "job or record the order"),
-                        "job %s", e->job->id);
+        return diag_fail(e->d, PA_E_JOB,
+                         N_("CertCentral shows no readable CSR for recent orders that may be this "
+                            "job's, so pkio-agent cannot tell whether the interrupted order was "
+                            "placed; it will not order again. Check CertCentral, then cancel this "
+                            "job or record the order"),
+                         "job %s", e->job->id);
     return 1;
 }
 
@@ -327,7 +337,7 @@ static int recover_once(struct ectx *e, struct cc_client *c)
  */
 int enroll_step_recover(struct ectx *e)
 {
-    const struct cfg *cfg = e->cli->cfg;
+    const struct cfg *cfg = e->env->cfg;
     double window = cfg->api_order_settle_s;
     struct cc_client *c = NULL;
     int r;

@@ -6,7 +6,7 @@
 #include "enroll_internal.h"
 
 #include "certcentral.h"
-#include "cli.h"
+#include "diag.h"
 #include "config.h"
 #include "i18n.h"
 #include "job.h"
@@ -30,11 +30,11 @@ static int check_mechanisms(struct ectx *e, const struct tok_info *info)
     if (r == 0)
         r = tok_check_sign(e->tok, e->o->key_type, e->o->pss);
     if (r < 0)
-        return cli_fail_hint(r, tok_detail(),
-                             tok_is_piv(info) ? N_("nothing was generated or ordered")
-                                              : N_("nothing was generated or ordered; choose "
-                                                   "another --key-type or another token"),
-                             "token '%s' (serial %s)", info->label, info->serial);
+        return diag_fail_hint(e->d, r, tok_detail(),
+                              tok_is_piv(info) ? N_("nothing was generated or ordered")
+                                               : N_("nothing was generated or ordered; choose "
+                                                    "another --key-type or another token"),
+                              "token '%s' (serial %s)", info->label, info->serial);
     return 0;
 }
 
@@ -42,11 +42,11 @@ static int check_mechanisms(struct ectx *e, const struct tok_info *info)
 static int check_policy(struct ectx *e, const struct tok_info *info)
 {
     char why[400];
-    int r = policy_check_token(e->cli->cfg, cli_module(e->cli), info, why, sizeof(why));
+    int r = policy_check_token(e->env->cfg, e->env->module, info, why, sizeof(why));
 
     if (r < 0)
-        return cli_fail(r, why, "token '%s' (serial %s): refused by the token policy", info->label,
-                        info->serial);
+        return diag_fail(e->d, r, why, "token '%s' (serial %s): refused by the token policy",
+                         info->label, info->serial);
     return 0;
 }
 
@@ -57,15 +57,15 @@ static int check_blank(struct ectx *e, const struct tok_info *info)
     int r = tok_token_contents(e->tok, &c);
 
     if (r < 0)
-        return cli_fail(r, tok_detail(), "reading what token '%s' holds", info->label);
+        return diag_fail(e->d, r, tok_detail(), "reading what token '%s' holds", info->label);
     if (!c.logged_in) /* private keys would be invisible: never call such a token blank */
-        return cli_fail(PA_E_REFUSED, N_("its private objects cannot be seen without a login"),
-                        "token '%s' (serial %s) is not known to be blank", info->label,
-                        info->serial);
+        return diag_fail(
+            e->d, PA_E_REFUSED, N_("its private objects cannot be seen without a login"),
+            "token '%s' (serial %s) is not known to be blank", info->label, info->serial);
     if (tok_contents_blank(&c))
         return 0;
-    return cli_fail(
-        PA_E_REFUSED, N_("it is not blank; an unbound request never goes to a token in use"),
+    return diag_fail(
+        e->d, PA_E_REFUSED, N_("it is not blank; an unbound request never goes to a token in use"),
         "token '%s' (serial %s) holds %u private, %u public and %u secret key(s) and "
         "%u certificate(s)",
         info->label, info->serial, c.private_keys, c.public_keys, c.secret_keys, c.user_certs);
@@ -84,7 +84,8 @@ static void person_of_request(const struct req *req, struct person *p)
 }
 
 /* A renewal replaces only a certificate that is due, unless --early. */
-static int check_due(const struct enroll_opts *o, const struct cc_order_info *old, long cert)
+static int check_due(struct pa_diag *d, const struct enroll_opts *o,
+                     const struct cc_order_info *old, long cert)
 {
     char due[11];
     time_t t = time(NULL) + (time_t)o->warn_days * 86400;
@@ -96,14 +97,14 @@ static int check_due(const struct enroll_opts *o, const struct cc_order_info *ol
     strftime(due, sizeof(due), "%Y-%m-%d", &tm);
     if (strcmp(old->valid_till, due) <= 0)
         return 0;
-    return cli_fail(PA_E_REFUSED,
-                    N_("it is not due for renewal yet; add --early to renew it now anyway"),
-                    "certificate %ld is valid until %s (renewal within %d days)", cert,
-                    old->valid_till, o->warn_days);
+    return diag_fail(d, PA_E_REFUSED,
+                     N_("it is not due for renewal yet; add --early to renew it now anyway"),
+                     "certificate %ld is valid until %s (renewal within %d days)", cert,
+                     old->valid_till, o->warn_days);
 }
 
 /* Is the replaced certificate still in force? 0, or the refusal (reported). */
-static int check_old_state(const struct cc_order_info *old, long cert)
+static int check_old_state(struct pa_diag *d, const struct cc_order_info *old, long cert)
 {
     char today[11];
     time_t now = time(NULL);
@@ -112,19 +113,19 @@ static int check_old_state(const struct cc_order_info *old, long cert)
     gmtime_r(&now, &tm);
     strftime(today, sizeof(today), "%Y-%m-%d", &tm);
     if (strcmp(old->status, "revoked") == 0 || strcmp(old->revoke_request_status, "approved") == 0)
-        return cli_fail(PA_E_REFUSED, N_("it is already revoked"), "certificate %ld", cert);
+        return diag_fail(d, PA_E_REFUSED, N_("it is already revoked"), "certificate %ld", cert);
     if (strcmp(old->status, "expired") == 0 ||
         (old->valid_till[0] && strcmp(old->valid_till, today) < 0))
-        return cli_fail(PA_E_REFUSED, N_("it has expired; enroll without --replaces"),
-                        "certificate %ld (valid till %s)", cert,
-                        old->valid_till[0] ? old->valid_till : "?");
+        return diag_fail(d, PA_E_REFUSED, N_("it has expired; enroll without --replaces"),
+                         "certificate %ld (valid till %s)", cert,
+                         old->valid_till[0] ? old->valid_till : "?");
     if (old->st != CC_ST_ISSUED)
-        return cli_fail(PA_E_REFUSED, N_("it is not an issued certificate"), "certificate %ld (%s)",
-                        cert, old->status);
+        return diag_fail(d, PA_E_REFUSED, N_("it is not an issued certificate"),
+                         "certificate %ld (%s)", cert, old->status);
     if (strcmp(old->revoke_request_status, "pending") == 0 ||
         strcmp(old->revoke_request_status, "submitted") == 0)
-        return cli_fail(PA_E_REFUSED, N_("a revocation request for it is already pending"),
-                        "certificate %ld", cert);
+        return diag_fail(d, PA_E_REFUSED, N_("a revocation request for it is already pending"),
+                         "certificate %ld", cert);
     return 0;
 }
 
@@ -132,15 +133,15 @@ static int check_old_state(const struct cc_order_info *old, long cert)
 static int check_old_holder(struct ectx *e, const struct cc_order_info *old, long cert,
                             const struct req *req)
 {
-    const char *product = e->cli->cfg->api_product;
+    const char *product = e->env->cfg->api_product;
     struct person now, then;
     char a[300], b[300];
 
     if (!old->product ||
         strcmp(person_product_family(old->product), person_product_family(product)) != 0)
-        return cli_fail(PA_E_REFUSED, N_("a re-key stays within one product family"),
-                        "certificate %ld is a %s certificate, the request is for %s", cert,
-                        old->product ? old->product : _("(unknown product)"), product);
+        return diag_fail(e->d, PA_E_REFUSED, N_("a re-key stays within one product family"),
+                         "certificate %ld is a %s certificate, the request is for %s", cert,
+                         old->product ? old->product : _("(unknown product)"), product);
     person_of_request(req, &now);
     then = (struct person){old->individual.id, old->individual.first_name,
                            old->individual.last_name, old->individual.email};
@@ -150,17 +151,17 @@ static int check_old_holder(struct ectx *e, const struct cc_order_info *old, lon
     case PERSON_SAME:
         return 0;
     case PERSON_DIFFERENT:
-        return cli_fail(PA_E_REFUSED,
-                        N_("a re-key replaces only the same person's certificate; check the "
-                           "certificate id. Nothing was generated, ordered or revoked"),
-                        "certificate %ld belongs to %s, the request is for %s", cert, b, a);
+        return diag_fail(e->d, PA_E_REFUSED,
+                         N_("a re-key replaces only the same person's certificate; check the "
+                            "certificate id. Nothing was generated, ordered or revoked"),
+                         "certificate %ld belongs to %s, the request is for %s", cert, b, a);
     case PERSON_UNKNOWN:
     default:
-        return cli_fail(PA_E_REFUSED,
-                        N_("CertCentral's order does not show enough to confirm it is the same "
-                           "person (individual id, or names and e-mail). Nothing was generated, "
-                           "ordered or revoked"),
-                        "certificate %ld (%s) against the request for %s", cert, b, a);
+        return diag_fail(e->d, PA_E_REFUSED,
+                         N_("CertCentral's order does not show enough to confirm it is the same "
+                            "person (individual id, or names and e-mail). Nothing was generated, "
+                            "ordered or revoked"),
+                         "certificate %ld (%s) against the request for %s", cert, b, a);
     }
 }
 
@@ -187,22 +188,22 @@ static int check_replaces(struct ectx *e, long *order, long *cert)
         return r;
     r = cc_order_info(c, *order, &old);
     if (r < 0) {
-        cli_fail(r, cc_last_error(c), "order %ld of the certificate to replace", *order);
+        diag_fail(e->d, r, cc_last_error(c), "order %ld of the certificate to replace", *order);
         goto out;
     }
     if (*cert && old.certificate_id != *cert) {
-        r = cli_fail(PA_E_REFUSED, N_("it is not the certificate of that order"),
-                     "certificate %ld (order %ld holds %ld)", *cert, *order, old.certificate_id);
+        r = diag_fail(e->d, PA_E_REFUSED, N_("it is not the certificate of that order"),
+                      "certificate %ld (order %ld holds %ld)", *cert, *order, old.certificate_id);
         goto out;
     }
     *cert = old.certificate_id;
-    r = check_old_state(&old, *cert);
+    r = check_old_state(e->d, &old, *cert);
     if (r == 0)
-        r = check_due(e->o, &old, *cert);
+        r = check_due(e->d, e->o, &old, *cert);
     if (r == 0) {
         r = req_load_file(e->o->request, &req, err, sizeof(err));
         if (r < 0)
-            cli_fail(r, err, "request %s", e->o->request);
+            diag_fail(e->d, r, err, "request %s", e->o->request);
     }
     if (r == 0)
         r = check_old_holder(e, &old, *cert, req);
@@ -213,7 +214,8 @@ out:
 }
 
 /* A rerun must not change what the job replaces: say so, never keep the old value silently. */
-static int check_replaces_unchanged(const struct job *j, const struct enroll_opts *o)
+static int check_replaces_unchanged(struct pa_diag *d, const struct job *j,
+                                    const struct enroll_opts *o)
 {
     bool same_cert = o->replaces_certificate_id == j->replaces_certificate_id;
     bool same_order = o->replaces_order_id == j->replaces_order_id;
@@ -236,10 +238,10 @@ static int check_replaces_unchanged(const struct job *j, const struct enroll_opt
                  o->replaces_certificate_id ? o->replaces_certificate_id : o->replaces_order_id);
     else
         snprintf(now, sizeof(now), "%s", _("no --replaces"));
-    return cli_fail(PA_E_REFUSED,
-                    N_("a rerun must name the same certificate to replace; cancel the job to "
-                       "start over with another one"),
-                    "job %s was started %s, this run says %s", j->id, was, now);
+    return diag_fail(d, PA_E_REFUSED,
+                     N_("a rerun must name the same certificate to replace; cancel the job to "
+                        "start over with another one"),
+                     "job %s was started %s, this run says %s", j->id, was, now);
 }
 
 /* ---- choosing the job for a token --------------------------------------------------------- */
@@ -263,8 +265,8 @@ static bool money_at_stake(const struct job *j)
  * The job an `enroll` on this token continues (*cont), or the finished job for the same request
  * (*done); both NULL: start a new one. A job at stake for another request file is refused.
  */
-static int pick_job(struct job **list, size_t n, const struct tok_info *info, const char *sha,
-                    struct job **cont, struct job **done)
+static int pick_job(struct pa_diag *d, struct job **list, size_t n, const struct tok_info *info,
+                    const char *sha, struct job **cont, struct job **done)
 {
     *cont = *done = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -274,11 +276,11 @@ static int pick_job(struct job **list, size_t n, const struct tok_info *info, co
             continue;
         if (money_at_stake(j) && !*cont) {
             if (strcmp(j->request_sha256, sha) != 0)
-                return cli_fail(PA_E_JOB, N_("it was started for another request file"),
-                                "token '%s' (serial %s) has unfinished job %s (%s); 'pkio-agent "
-                                "resume %s' or 'pkio-agent cancel %s' first",
-                                info->label, info->serial, j->id, job_state_name(j->state), j->id,
-                                j->id);
+                return diag_fail(d, PA_E_JOB, N_("it was started for another request file"),
+                                 "token '%s' (serial %s) has unfinished job %s (%s); 'pkio-agent "
+                                 "resume %s' or 'pkio-agent cancel %s' first",
+                                 info->label, info->serial, j->id, job_state_name(j->state), j->id,
+                                 j->id);
             *cont = j;
         } else if (j->state == JOB_DONE && strcmp(j->request_sha256, sha) == 0) {
             *done = j; /* the caller checks that its key is still on the token */
@@ -322,7 +324,7 @@ static int new_job(struct ectx *e, const struct tok_info *info, const char *abs,
     int r = job_new(&j);
 
     if (r < 0)
-        return cli_fail(r, NULL, "new job");
+        return diag_fail(e->d, r, NULL, "new job");
     e->job = j;
     snprintf(j->token_serial, sizeof(j->token_serial), "%s", info->serial);
     snprintf(j->token_label, sizeof(j->token_label), "%s", info->label);
@@ -333,10 +335,10 @@ static int new_job(struct ectx *e, const struct tok_info *info, const char *abs,
     j->pss = e->o->pss;
     r = job_profile_from(j, abs);
     if (r < 0)
-        return cli_fail(r, NULL, "request %s", abs);
+        return diag_fail(e->d, r, NULL, "request %s", abs);
     j->replaces_certificate_id = replaces_cert;
     j->replaces_order_id = replaces_order;
-    r = job_set_str(&j->product, e->cli->cfg->api_product);
+    r = job_set_str(&j->product, e->env->cfg->api_product);
     if (r == 0)
         r = job_set_str(&j->request_path, abs);
     if (r == 0)
@@ -370,28 +372,23 @@ static bool still_there(struct ectx *e, const struct job *d)
     return false;
 }
 
-static int say_done(struct ectx *e, const struct job *d)
+/* The finished job becomes the run's job (taken out of the list, never saved or driven): the
+ * front end says "already done" from it. */
+static void take_done(struct ectx *e, struct job **list, size_t n, const struct job *d)
 {
-    if (e->cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "job", json_object_new_string(d->id));
-        json_object_object_add(o, "state", json_object_new_string(job_state_name(d->state)));
-        json_object_object_add(o, "already_done", json_object_new_boolean(1));
-        json_object_object_add(o, "certificate_serial", json_object_new_string(d->cert_serial));
-        cli_print_json(o);
-    } else {
-        printf(_("job %s: already done for this request; certificate %s is on token '%s' "
-                 "(serial %s); nothing ordered\n"),
-               d->id, d->cert_serial, d->token_label, d->token_serial);
+    for (size_t i = 0; i < n; i++) {
+        if (list[i] == d) {
+            job_free(e->job);
+            e->job = list[i];
+            list[i] = NULL;
+        }
     }
-    return 0;
 }
 
 /* Continue the job for this token: same request, same --replaces, then under its own lock. */
 static int continue_job(struct ectx *e, const struct job *cont)
 {
-    int r = check_replaces_unchanged(cont, e->o);
+    int r = check_replaces_unchanged(e->d, cont, e->o);
 
     if (r == 0)
         r = enroll_lock_and_load(e, cont->id);
@@ -406,7 +403,7 @@ static int continue_job(struct ectx *e, const struct job *cont)
     return r;
 }
 
-/* Under the token lock: continue, report done, or start a job for this token. */
+/* Under the token lock: continue, find done (e->job), or start a job for this token. */
 int enroll_choose_and_lock(struct ectx *e, const struct tok_info *info, const char *abs,
                            const char *sha, bool *ret_done)
 {
@@ -417,12 +414,12 @@ int enroll_choose_and_lock(struct ectx *e, const struct tok_info *info, const ch
 
     *ret_done = false;
     if (r == 0)
-        r = pick_job(list, n, info, sha, &cont, &done);
+        r = pick_job(e->d, list, n, info, sha, &cont, &done);
     if (r == 0 && cont) {
         r = continue_job(e, cont);
     } else if (r == 0 && done && !e->o->renew && still_there(e, done)) {
         *ret_done = true;
-        r = say_done(e, done);
+        take_done(e, list, n, done);
     } else if (r == 0) {
         r = check_policy(e, info);
         if (r == 0)

@@ -7,7 +7,7 @@
 #include "enroll_internal.h"
 
 #include "certcentral.h"
-#include "cli.h"
+#include "diag.h"
 #include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
@@ -64,7 +64,7 @@ int enroll_order_of_certificate(struct ectx *e, struct cc_client *c, long cert, 
         return 0;
     r = cc_find_order_by_certificate(c, NULL, cert, ret);
     if (r < 0)
-        return cli_fail(r, cc_last_error(c), "finding the order of certificate %ld", cert);
+        return diag_fail(e->d, r, cc_last_error(c), "finding the order of certificate %ld", cert);
     return 0;
 }
 
@@ -82,8 +82,8 @@ static int revoke_settled(struct ectx *e, struct cc_client *c)
 
     if (r < 0) {
         cc_order_info_clear(&info);
-        return cli_fail(r, cc_last_error(c), "reading order %ld of the replaced certificate",
-                        e->job->replaces_order_id);
+        return diag_fail(e->d, r, cc_last_error(c), "reading order %ld of the replaced certificate",
+                         e->job->replaces_order_id);
     }
     st = revoke_state_of(&info, e->job->revoke_attempt_at != 0);
     if (st != RV_NONE) {
@@ -139,8 +139,9 @@ static int revoke_target(struct ectx *e, struct cc_client *c)
     e->job->replaces_certificate_id = info.certificate_id;
     cc_order_info_clear(&info);
     if (r < 0 || !e->job->replaces_certificate_id)
-        return cli_fail(r < 0 ? r : PA_E_CA_PROTOCOL, cc_last_error(c),
-                        "finding the certificate of replaced order %ld", e->job->replaces_order_id);
+        return diag_fail(e->d, r < 0 ? r : PA_E_CA_PROTOCOL, cc_last_error(c),
+                         "finding the certificate of replaced order %ld",
+                         e->job->replaces_order_id);
     return 0;
 }
 
@@ -175,16 +176,22 @@ static int revoke_old(struct ectx *e)
         return revoke_record(e);
     }
     {
+        struct pa_diag aside, *keep;
         char why[512];
+        int settled;
 
         snprintf(why, sizeof(why), "%s", cc_last_error(c));
-        if (revoke_settled(e, c) == 1) /* e.g. "already revoked", or the answer was lost */
+        keep = enroll_aside(e, &aside);
+        settled = revoke_settled(e, c); /* e.g. "already revoked", or the answer was lost */
+        if (settled != 1)
+            (void)enroll_audit(e, "revoke", "failed", why);
+        enroll_aside_end(e, keep);
+        if (settled == 1)
             return revoke_record(e);
-        (void)enroll_audit(e, "revoke", "failed", why);
-        return cli_fail(r, why,
-                        "revoking replaced certificate %ld (the new certificate is on the token; "
-                        "'pkio-agent resume %s' checks CertCentral before trying again)",
-                        e->job->replaces_certificate_id, e->job->id);
+        return diag_fail(e->d, r, why,
+                         "revoking replaced certificate %ld (the new certificate is on the token; "
+                         "'pkio-agent resume %s' checks CertCentral before trying again)",
+                         e->job->replaces_certificate_id, e->job->id);
     }
 }
 

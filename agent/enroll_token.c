@@ -5,7 +5,7 @@
  */
 #include "enroll_internal.h"
 
-#include "cli.h"
+#include "diag.h"
 #include "csr.h"
 #include "fsutil.h"
 #include "i18n.h"
@@ -65,22 +65,22 @@ int enroll_token_open(struct ectx *e)
         uri = tok_uri_format(&u);
     }
     if (!uri)
-        return cli_fail(PA_E_NOMEM, NULL, "token URI");
-    r = cli_open_token(e->cli, uri, true, &e->tctx, &e->tok, NULL);
+        return diag_fail(e->d, PA_E_NOMEM, NULL, "token URI");
+    r = enroll_open_token(e, uri);
     free(uri);
     if (r < 0)
         return r;
     r = tok_token_info(e->tok, &now);
     if (r < 0) {
-        cli_fail(r, tok_detail(), "token");
+        diag_fail(e->d, r, tok_detail(), "token");
         enroll_token_close(e);
         return r;
     }
     /* A job is bound to its token: never touch another one. */
     if (e->job && e->job->token_serial[0] && !enroll_job_on_token(e->job, &now)) {
-        cli_fail(PA_E_TOKEN_GONE, NULL,
-                 "job %s belongs to token '%s' (serial %s), not to '%s' (serial %s)", e->job->id,
-                 e->job->token_label, e->job->token_serial, now.label, now.serial);
+        diag_fail(e->d, PA_E_TOKEN_GONE, NULL,
+                  "job %s belongs to token '%s' (serial %s), not to '%s' (serial %s)", e->job->id,
+                  e->job->token_label, e->job->token_serial, now.label, now.serial);
         enroll_token_close(e);
         return PA_E_TOKEN_GONE;
     }
@@ -96,8 +96,8 @@ int enroll_token_check(struct ectx *e)
     if (r == 0 && !enroll_job_on_token(e->job, &now))
         r = PA_E_TOKEN_GONE;
     if (r < 0)
-        cli_fail(r, tok_detail(), "token '%s' (serial %s) for job %s", e->job->token_label,
-                 e->job->token_serial, e->job->id);
+        diag_fail(e->d, r, tok_detail(), "token '%s' (serial %s) for job %s", e->job->token_label,
+                  e->job->token_serial, e->job->id);
     return r;
 }
 
@@ -182,7 +182,7 @@ static int keygen_or_adopt(struct ectx *e, const char *label, unsigned char *id,
         return r;
     /* Evidence first: this job is about to call C_GenerateKeyPair on this token. */
     e->job->keygen_at = time(NULL);
-    r = job_set_str(&e->job->module_path, cli_module(e->cli));
+    r = job_set_str(&e->job->module_path, e->env->module);
     if (r == 0)
         r = enroll_save(e);
     if (r < 0)
@@ -217,11 +217,12 @@ int enroll_step_keygen(struct ectx *e)
      * a kill inside keygen may leave half a pair or mismatched ids: repair that first. */
     r = tok_reconcile_label(e->tok, label);
     if (r < 0)
-        return cli_fail(r, tok_detail(), "keys labelled %s on token '%s'", label,
-                        e->job->token_label);
+        return diag_fail(e->d, r, tok_detail(), "keys labelled %s on token '%s'", label,
+                         e->job->token_label);
     r = keygen_or_adopt(e, label, id, &id_len, &adopted);
     if (r < 0)
-        return cli_fail(r, tok_detail(), "key generation on token '%s'", e->job->token_label);
+        return diag_fail(e->d, r, tok_detail(), "key generation on token '%s'",
+                         e->job->token_label);
     enroll_crash_point("after-keygen");
     r = custody_check(e, id, id_len);
     if (r < 0) {
@@ -241,7 +242,7 @@ int enroll_step_keygen(struct ectx *e)
         r = csr_spki_sha256(pub, e->job->spki_sha256);
     EVP_PKEY_free(pub);
     if (r < 0)
-        return cli_fail(r, tok_detail(), "reading the new public key");
+        return diag_fail(e->d, r, tok_detail(), "reading the new public key");
     enroll_hex_encode(e->job->key_id_hex, id, id_len);
     snprintf(e->job->key_label, sizeof(e->job->key_label), "%s", label);
     e->job->custody_ok = true;
@@ -262,16 +263,16 @@ int enroll_load_request(struct ectx *e, struct req **ret)
 
     r = fs_read_file(e->job->request_path, ENROLL_REQ_FILE_MAX, &buf, &len);
     if (r < 0)
-        return cli_fail(PA_E_REQUEST, strerror(errno), "request %s", e->job->request_path);
+        return diag_fail(e->d, PA_E_REQUEST, strerror(errno), "request %s", e->job->request_path);
     enroll_sha256_hex(buf, len, sha);
     secret_wipe(buf, len);
     free(buf);
     if (strcmp(sha, e->job->request_sha256) != 0)
-        return cli_fail(PA_E_REQUEST, N_("the file changed since the job started"),
-                        "request %s of job %s", e->job->request_path, e->job->id);
+        return diag_fail(e->d, PA_E_REQUEST, N_("the file changed since the job started"),
+                         "request %s of job %s", e->job->request_path, e->job->id);
     r = req_load_file(e->job->request_path, ret, err, sizeof(err));
     if (r < 0)
-        return cli_fail(r, err, "request %s", e->job->request_path);
+        return diag_fail(e->d, r, err, "request %s", e->job->request_path);
     return 0;
 }
 
@@ -297,17 +298,18 @@ static int csr_subject_of(struct ectx *e, struct csr_subject *subj)
     if (r == 0)
         r = csr_subject_person(first, last, country, subj, err, sizeof(err));
     if (r < 0)
-        cli_fail(r, err, "request %s", e->job->request_path);
+        diag_fail(e->d, r, err, "request %s", e->job->request_path);
     req_free(req);
     return r;
 }
 
 /* The job's key on the token, checked again (custody, and the public key recorded at
- * generation): its public key and its signing handle, both for the caller to free. */
-static int csr_keys(struct ectx *e, EVP_PKEY **pub, EVP_PKEY **sign)
+ * generation), signs the CSR (csr_from_token_key). *ret_pem for the caller to free. */
+static int csr_signed(struct ectx *e, const struct csr_subject *subj, char **ret_pem)
 {
     unsigned char id[TOK_ID_MAX];
-    char spki[65];
+    char err[512] = "";
+    enum csr_step step = CSR_STEP_KEY;
     size_t id_len = 0;
     int r;
 
@@ -315,18 +317,19 @@ static int csr_keys(struct ectx *e, EVP_PKEY **pub, EVP_PKEY **sign)
     if (r < 0)
         return r;
     r = custody_check(e, id, id_len);
-    if (r == 0)
-        r = tok_public_key(e->tok, id, id_len, pub);
-    if (r == 0)
-        r = csr_spki_sha256(*pub, spki);
-    if (r == 0 && strcmp(spki, e->job->spki_sha256) != 0)
-        return cli_fail(PA_E_CUSTODY, N_("its public key is not the one recorded at generation"),
-                        "key %s of job %s", e->job->key_id_hex, e->job->id);
-    if (r == 0)
-        r = tok_signing_key(e->tok, id, id_len, sign);
     if (r < 0)
-        cli_fail(r, tok_detail(), "key %s of job %s", e->job->key_id_hex, e->job->id);
-    return r;
+        return diag_fail(e->d, r, tok_detail(), "key %s of job %s", e->job->key_id_hex, e->job->id);
+    r = csr_from_token_key(e->tok, id, id_len, e->job->spki_sha256, subj, e->job->pss, ret_pem,
+                           NULL, &step, err, sizeof(err));
+    if (r < 0 && step == CSR_STEP_SPKI)
+        return diag_fail(e->d, PA_E_CUSTODY,
+                         N_("its public key is not the one recorded at generation"),
+                         "key %s of job %s", e->job->key_id_hex, e->job->id);
+    if (r < 0 && step == CSR_STEP_KEY)
+        return diag_fail(e->d, r, err, "key %s of job %s", e->job->key_id_hex, e->job->id);
+    if (r < 0)
+        return diag_fail(e->d, r, err, "CSR of job %s", e->job->id);
+    return 0;
 }
 
 /* The SHA-256 of the CSR's DER, for the records (out is left alone if it does not parse). */
@@ -347,20 +350,14 @@ static void csr_digest(const char *pem, char out[65])
 int enroll_step_csr(struct ectx *e)
 {
     struct csr_subject subj = {0};
-    EVP_PKEY *pub = NULL, *sign = NULL;
-    char err[512] = "", *pem = NULL;
+    char *pem = NULL;
     int r;
 
     r = csr_subject_of(e, &subj);
     if (r == 0)
-        r = csr_keys(e, &pub, &sign);
+        r = csr_signed(e, &subj, &pem);
     if (r < 0)
         goto out;
-    r = csr_build(sign, pub, &subj, e->job->pss, &pem, err, sizeof(err));
-    if (r < 0) {
-        cli_fail(r, err, "CSR of job %s", e->job->id);
-        goto out;
-    }
     csr_digest(pem, e->job->csr_sha256);
     r = job_set_str(&e->job->csr_pem, pem);
     if (r == 0)
@@ -370,8 +367,6 @@ int enroll_step_csr(struct ectx *e)
     enroll_progress(e, "%s", _("SHA-256 CSR signed on the token and verified"));
 out:
     free(pem);
-    EVP_PKEY_free(sign);
-    EVP_PKEY_free(pub);
     csr_subject_clear(&subj);
     return r;
 }

@@ -3,13 +3,12 @@
 
 #include "audit.h"
 #include "certcentral.h"
-#include "cli.h"
+#include "diag.h"
+#include "enroll.h"
 #include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
 #include "person.h"
-
-#include <json-c/json.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +51,9 @@ bool revoke_reason_valid(const char *reason)
 
 /* The run: the target, the job (locked) if it is ours, the client. */
 struct rv {
-    struct cli *cli;
+    const struct enroll_env *env;
+    struct pa_diag *d;
+    struct revoke_result *res;
     const struct revoke_opts *o;
     const char *state_dir;
     struct job *job; /* NULL: a certificate without a job of ours (--cert) */
@@ -70,20 +71,22 @@ static int lock_job(struct rv *v, const char *id)
     int r = job_load(v->state_dir, id, &j, err, sizeof(err));
 
     if (r < 0)
-        return cli_fail(r, err, "job %s", id);
+        return diag_fail(v->d, r, err, "job %s", id);
     snprintf(jid, sizeof(jid), "%s", j->id);
     job_free(j);
     r = job_lock(v->state_dir, jid, &v->lock_fd);
     if (r < 0)
-        return cli_fail(r, N_("another pkio-agent process is working on it"), "job %s", jid);
+        return diag_fail(v->d, r, N_("another pkio-agent process is working on it"), "job %s", jid);
     r = job_load(v->state_dir, jid, &v->job, err, sizeof(err));
     if (r < 0)
-        return cli_fail(r, err, "job %s", jid);
+        return diag_fail(v->d, r, err, "job %s", jid);
     r = audit_commit_pending(v->state_dir, v->job); /* what a kill left in the record */
     if (r < 0)
-        return cli_fail(r, strerror(errno), "appending the pending audit events of job %s", jid);
+        return diag_fail(v->d, r, strerror(errno), "appending the pending audit events of job %s",
+                         jid);
     if (!v->job->certificate_id)
-        return cli_fail(PA_E_JOB, N_("it has no certificate (cancel it instead)"), "job %s", jid);
+        return diag_fail(v->d, PA_E_JOB, N_("it has no certificate (cancel it instead)"), "job %s",
+                         jid);
     v->cert = v->job->certificate_id;
     v->order = v->job->order_id;
     return 0;
@@ -99,7 +102,7 @@ static int find_job(struct rv *v, long cert, const char *serial, char ret_id[33]
     int r = job_list(v->state_dir, &list, &n, err, sizeof(err));
 
     if (r < 0)
-        return cli_fail(r, err, "jobs in %s", v->state_dir);
+        return diag_fail(v->d, r, err, "jobs in %s", v->state_dir);
     ret_id[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         const struct job *j = list[i];
@@ -114,10 +117,10 @@ static int find_job(struct rv *v, long cert, const char *serial, char ret_id[33]
     }
     job_list_free(list, n);
     if (hits > 1 && !cert)
-        return cli_fail(PA_E_USAGE,
-                        N_("more than one certificate was enrolled on that token serial; name one "
-                           "with --job or --cert (see 'pkio-agent status')"),
-                        "token serial %s", serial);
+        return diag_fail(v->d, PA_E_USAGE,
+                         N_("more than one certificate was enrolled on that token serial; name one "
+                            "with --job or --cert (see 'pkio-agent status')"),
+                         "token serial %s", serial);
     return 0;
 }
 
@@ -135,15 +138,15 @@ static int resolve(struct rv *v)
     if (r < 0)
         return r;
     if (!o->cert) /* by serial: only certificates this station enrolled */
-        return cli_fail(PA_E_JOB, N_("no certificate of ours was enrolled on it"),
-                        "token serial %s", o->serial);
+        return diag_fail(v->d, PA_E_JOB, N_("no certificate of ours was enrolled on it"),
+                         "token serial %s", o->serial);
     v->cert = o->cert; /* named explicitly: not ours, but the officer says so */
     return 0;
 }
 
 static int read_order(struct rv *v)
 {
-    int r = cli_cc_client(v->cli, &v->cc);
+    int r = enroll_cc_client(v->env->cfg, v->state_dir, &v->cc, v->d);
 
     if (r < 0)
         return r; /* reported */
@@ -152,10 +155,11 @@ static int read_order(struct rv *v)
     if (r == 0)
         r = cc_order_info(v->cc, v->order, &v->info);
     if (r < 0)
-        return cli_fail(r, cc_last_error(v->cc), "certificate %ld", v->cert);
+        return diag_fail(v->d, r, cc_last_error(v->cc), "certificate %ld", v->cert);
     if (v->info.certificate_id != v->cert)
-        return cli_fail(PA_E_CA_PROTOCOL, N_("CertCentral shows another certificate for its order"),
-                        "certificate %ld (order %ld)", v->cert, v->order);
+        return diag_fail(v->d, PA_E_CA_PROTOCOL,
+                         N_("CertCentral shows another certificate for its order"),
+                         "certificate %ld (order %ld)", v->cert, v->order);
     return 0;
 }
 
@@ -193,8 +197,8 @@ static int confirm(const struct rv *v, const char *what)
         return 0;
     tty = fopen("/dev/tty", "r+");
     if (!tty)
-        return cli_fail(PA_E_USAGE, N_("no terminal to confirm on; add --yes to revoke unattended"),
-                        "revoke");
+        return diag_fail(v->d, PA_E_USAGE,
+                         N_("no terminal to confirm on; add --yes to revoke unattended"), "revoke");
     fprintf(tty, _("Revoke %s\nreason %s. This cannot be undone. Type '%s' to revoke: "), what,
             v->o->reason, yes);
     fflush(tty);
@@ -203,7 +207,7 @@ static int confirm(const struct rv *v, const char *what)
     fclose(tty);
     line[strcspn(line, "\n")] = '\0';
     if (strcmp(line, "yes") != 0 && strcmp(line, yes) != 0)
-        return cli_fail(PA_E_REFUSED, N_("not confirmed; nothing was revoked"), "revoke");
+        return diag_fail(v->d, PA_E_REFUSED, N_("not confirmed; nothing was revoked"), "revoke");
     return 0;
 }
 
@@ -239,12 +243,11 @@ static int save_job(struct rv *v)
     int r = v->job ? job_save(v->state_dir, v->job) : 0;
 
     if (r < 0)
-        return cli_fail(r, strerror(errno), "saving job %s", v->job->id);
+        return diag_fail(v->d, r, strerror(errno), "saving job %s", v->job->id);
     return 0;
 }
 
-/* What a settled revocation is: in English for the records, translated (tr) for the officer. */
-static void settled_text(enum revoke_state st, long request_id, bool tr, char *out, size_t len)
+void revoke_settled_text(enum revoke_state st, long request_id, bool tr, char *out, size_t len)
 {
     if (st == RV_REVOKED)
         snprintf(out, len, "%s", tr ? _("revoked") : "revoked");
@@ -263,13 +266,13 @@ static void settled_text(enum revoke_state st, long request_id, bool tr, char *o
                  request_id);
 }
 
-/* Record a settled revocation (in the job if ours, always in the audit log) and say it. */
+/* Record a settled revocation (in the job if ours, always in the audit log) and in the result. */
 static int settled(struct rv *v, enum revoke_state st, long request_id)
 {
     char what[160];
     int r;
 
-    settled_text(st, request_id, false, what, sizeof(what));
+    revoke_settled_text(st, request_id, false, what, sizeof(what));
     if (v->job) {
         snprintf(v->job->cert_revoke_status, sizeof(v->job->cert_revoke_status), "%s",
                  revoke_state_name(st));
@@ -278,23 +281,15 @@ static int settled(struct rv *v, enum revoke_state st, long request_id)
     }
     r = 0;
     if (audit_it(v, st == RV_REVOKED ? "ok" : "pending", what) < 0)
-        r = cli_fail(PA_E_IO, strerror(errno), "appending to the audit log");
+        r = diag_fail(v->d, PA_E_IO, strerror(errno), "appending to the audit log");
     if (r < 0)
         return r;
-    if (v->cli->json) {
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "certificate_id", json_object_new_int64(v->cert));
-        json_object_object_add(o, "order_id", json_object_new_int64(v->order));
-        json_object_object_add(o, "job", v->job ? json_object_new_string(v->job->id) : NULL);
-        json_object_object_add(o, "revocation", json_object_new_string(revoke_state_name(st)));
-        json_object_object_add(o, "request_id",
-                               request_id ? json_object_new_int64(request_id) : NULL);
-        cli_print_json(o);
-    } else {
-        settled_text(st, request_id, true, what, sizeof(what));
-        printf(_("certificate %ld: %s\n"), v->cert, what);
-    }
+    v->res->settled = true;
+    v->res->certificate_id = v->cert;
+    v->res->order_id = v->order;
+    snprintf(v->res->job_id, sizeof(v->res->job_id), "%s", v->job ? v->job->id : "");
+    v->res->state = st;
+    v->res->request_id = request_id;
     return st == RV_REJECTED ? PA_E_CA_REJECTED : 0;
 }
 
@@ -327,19 +322,22 @@ static int send_revoke(struct rv *v)
             return settled(v, st, v->info.revoke_request_id);
     }
     (void)audit_it(v, "failed", why);
-    return cli_fail(r, why,
-                    "revoking certificate %ld (run the same command again: it checks CertCentral "
-                    "before sending anything)",
-                    v->cert);
+    return diag_fail(v->d, r, why,
+                     "revoking certificate %ld (run the same command again: it checks CertCentral "
+                     "before sending anything)",
+                     v->cert);
 }
 
-int revoke_run(struct cli *cli, const struct revoke_opts *o)
+int revoke_run(const struct enroll_env *env, const struct revoke_opts *o, struct revoke_result *res,
+               struct pa_diag *d)
 {
-    struct rv v = {.cli = cli, .o = o, .lock_fd = -1, .state_dir = cli_state_dir(cli)};
+    struct rv v = {
+        .env = env, .d = d, .res = res, .o = o, .lock_fd = -1, .state_dir = env->state_dir};
     enum revoke_state st;
     char what[600];
     int r;
 
+    memset(res, 0, sizeof(*res));
     r = resolve(&v);
     if (r == 0)
         r = read_order(&v);

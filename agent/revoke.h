@@ -10,9 +10,11 @@
 #define PKIO_REVOKE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cc_order_info;
-struct cli;
+struct enroll_env;
+struct pa_diag;
 
 enum revoke_state {
     RV_NONE,     /* nothing there yet: (re)send */
@@ -41,12 +43,28 @@ struct revoke_opts {
 /* True for the revocation reasons CertCentral takes. */
 bool revoke_reason_valid(const char *reason);
 
+/* What revoke_run settled: the front end says it ("certificate N: revoked", or JSON). */
+struct revoke_result {
+    bool settled; /* false: nothing settled (the diag says why) */
+    long certificate_id;
+    long order_id;
+    char job_id[33];         /* "" : a certificate without a job of ours */
+    enum revoke_state state; /* RV_REVOKED, RV_PENDING or RV_REJECTED */
+    long request_id;         /* the revocation request, 0 when none is known */
+};
+
+/* What a settled revocation is: in English for the records, translated (tr) for the officer. */
+void revoke_settled_text(enum revoke_state st, long request_id, bool tr, char *out, size_t len);
+
 /*
  * `pkio-agent revoke`: find the certificate (a job of ours; a certificate without a job only
- * with --cert), show whose it is, ask unless --yes, record the attempt in the job, revoke, and
- * record the outcome (revoked, or the pending request) in the job and the audit log. Returns 0
- * when revoked or pending (the latter said clearly), else the error (reported).
+ * with --cert), show whose it is on the terminal (/dev/tty) and ask unless --yes, record the
+ * attempt in the job, revoke, and record the outcome (revoked, or the pending request) in the
+ * job, the audit log and *res. Returns 0 when revoked or pending (res->settled),
+ * PA_E_CA_REJECTED when an approver rejected our request (res->settled too), else the error
+ * (in d). Nothing is printed on stdout or stderr.
  */
-int revoke_run(struct cli *cli, const struct revoke_opts *o);
+int revoke_run(const struct enroll_env *env, const struct revoke_opts *o, struct revoke_result *res,
+               struct pa_diag *d);
 
 #endif
