@@ -16,13 +16,13 @@
 /* The synopses are shown to people but not translated: they are the command line itself. */
 static const struct cli_command commands[] = {
     {"enroll", cmd_enroll,
-     "enroll --token URI --request FILE [--key-type T] [--pss] [--no-wait] [--replaces "
+     "enroll --token URI --request FILE [--key-type TYPE] [--pss] [--no-wait] [--replaces "
      "CERT_ID|order:ORDER_ID] [--only-blank] [--json]"},
     {"renew", cmd_renew,
-     "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type T] [--pss] "
+     "renew --token URI [--replaces CERT_ID] [--request FILE] [--early] [--key-type TYPE] [--pss] "
      "[--no-wait] [--json]"},
     {"revoke", cmd_revoke,
-     "revoke (--job ID | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON "
+     "revoke (--job JOB | --cert CERT_ID | --serial TOKEN_SERIAL) --reason REASON "
      "[--comment TEXT] [--yes] [--json]"},
     {"resume", cmd_resume, "resume (JOB | --all) [--pin-source FILE] [--no-wait] [--json]"},
     {"status", cmd_status, "status [JOB] [--json]"},
@@ -34,7 +34,7 @@ static const struct cli_command commands[] = {
      "[--pin-source FILE] [--ignore SERIAL]... [--idle-timeout S] [--retry S] "
      "[--confirm-timeout S] [--pin-timeout S] [--officers GROUP]"},
     {"queue", cmd_queue,
-     "queue add --request FILE [--serial S] [--token URI] | queue list [--json]"},
+     "queue add --request FILE [--serial S] [--token URI] [--json] | queue list [--json]"},
     {"expiring", cmd_expiring, "expiring [--within DAYS] [--json]"},
     {"certs", cmd_certs, "certs [--token URI] [--json]"},
     {"tokens", cmd_tokens, "tokens [--json]"},
@@ -97,7 +97,7 @@ int cli_getopt(struct cli *cli, const struct cli_getopt *how, void *arg, int arg
         }
         if (c == CLI_OPT_JSON)
             cli->json = true;
-        else if (c == '?' || c == ':' || !how->option)
+        else if (c == '?' || c == ':' || c == 'h' || !how->option) /* 'h': help_refused */
             r = CLI_OPT_UNKNOWN;
         else
             r = how->option(arg, c, optarg);

@@ -459,8 +459,7 @@ static void show_keypair(struct certs_tok *ct, const struct tok_object *priv,
                          const struct tok_object *pub)
 {
     const struct tok_object *k = priv ? priv : pub;
-    struct lc_match m =
-        lc_match_key(&ct->run->jobs, ct->info.serial, ct->info.label, k->id, k->id_len);
+    struct lc_match m = lc_match_key(&ct->run->jobs, &ct->info, k->id, k->id_len);
     char id[2 * TOK_ID_MAX + 1], label[256], line[640];
     json_object *o, *cust;
 
@@ -628,7 +627,7 @@ static void show_cert(struct certs_tok *ct, const struct tok_object *c)
     lc_cert_serial(c->cert, f.serial, sizeof(f.serial));
     (void)lc_asn1_time(X509_get0_notBefore(c->cert), &f.not_before);
     (void)lc_asn1_time(X509_get0_notAfter(c->cert), &f.not_after);
-    f.m = lc_match_cert(&ct->run->jobs, ct->info.serial, ct->info.label, c->cert, c->id, c->id_len);
+    f.m = lc_match_cert(&ct->run->jobs, &ct->info, c->cert, c->id, c->id_len);
     f.revocation = records_revocation(ct, &f.m, &f.by);
     f.verifies = chain_check(ct, c->cert, f.err, sizeof(f.err));
     ct->foreign += f.m.role == LC_FOREIGN || f.m.role == LC_UNDER_KEY;

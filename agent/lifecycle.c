@@ -8,6 +8,8 @@
 #include "certs.h"
 #include "job.h"
 #include "pa_err.h"
+#include "queue.h"
+#include "tok.h"
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -152,9 +154,10 @@ void lc_jobs_clear(struct lc_jobs *j)
     j->certs = NULL;
 }
 
-bool lc_job_on_token(const struct job *j, const char *serial, const char *label)
+/* Is job j bound to this token? The one token-binding predicate: serial and label. */
+static bool on_token(const struct job *j, const struct tok_info *tok)
 {
-    return strcmp(j->token_serial, serial) == 0 && strcmp(j->token_label, label) == 0;
+    return queue_token_bound(j->token_serial, j->token_label, NULL, NULL, tok);
 }
 
 bool lc_id_is_hex(const unsigned char *id, size_t id_len, const char *hex)
@@ -212,13 +215,13 @@ const char *lc_role_name(enum lc_role r)
     return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "foreign";
 }
 
-struct lc_match lc_match_key(const struct lc_jobs *jobs, const char *tok_serial,
-                             const char *tok_label, const unsigned char *id, size_t id_len)
+struct lc_match lc_match_key(const struct lc_jobs *jobs, const struct tok_info *tok,
+                             const unsigned char *id, size_t id_len)
 {
     for (size_t i = jobs->n; i-- > 0;) {
         const struct job *j = jobs->v[i];
 
-        if (lc_job_on_token(j, tok_serial, tok_label) && lc_id_is_hex(id, id_len, j->key_id_hex))
+        if (on_token(j, tok) && lc_id_is_hex(id, id_len, j->key_id_hex))
             return (struct lc_match){LC_KEY, i};
     }
     return (struct lc_match){LC_FOREIGN, 0};
@@ -243,9 +246,8 @@ static bool same_issuer(const struct lc_jobs *jobs, size_t i, X509 *cert)
     return !leaf || X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_issuer_name(cert)) == 0;
 }
 
-struct lc_match lc_match_cert(const struct lc_jobs *jobs, const char *tok_serial,
-                              const char *tok_label, X509 *cert, const unsigned char *id,
-                              size_t id_len)
+struct lc_match lc_match_cert(const struct lc_jobs *jobs, const struct tok_info *tok, X509 *cert,
+                              const unsigned char *id, size_t id_len)
 {
     char serial[80] = "";
     size_t i;
@@ -253,15 +255,14 @@ struct lc_match lc_match_cert(const struct lc_jobs *jobs, const char *tok_serial
     if (cert)
         lc_cert_serial(cert, serial, sizeof(serial));
     for (i = jobs->n; i-- > 0;)
-        if (lc_job_on_token(jobs->v[i], tok_serial, tok_label) &&
-            lc_serial_eq(serial, jobs->v[i]->cert_serial) && same_issuer(jobs, i, cert))
+        if (on_token(jobs->v[i], tok) && lc_serial_eq(serial, jobs->v[i]->cert_serial) &&
+            same_issuer(jobs, i, cert))
             return (struct lc_match){LC_LEAF, i};
     for (i = jobs->n; cert && i-- > 0;)
-        if (lc_job_on_token(jobs->v[i], tok_serial, tok_label) && in_job_certs(jobs, i, cert))
+        if (on_token(jobs->v[i], tok) && in_job_certs(jobs, i, cert))
             return (struct lc_match){LC_CHAIN, i};
     for (i = jobs->n; i-- > 0;)
-        if (lc_job_on_token(jobs->v[i], tok_serial, tok_label) &&
-            lc_id_is_hex(id, id_len, jobs->v[i]->key_id_hex))
+        if (on_token(jobs->v[i], tok) && lc_id_is_hex(id, id_len, jobs->v[i]->key_id_hex))
             return (struct lc_match){LC_UNDER_KEY, i};
     return (struct lc_match){LC_FOREIGN, 0};
 }

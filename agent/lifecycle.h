@@ -16,6 +16,7 @@
 
 struct cli;
 struct job;
+struct tok_info;
 
 /* ---- dates ---------------------------------------------------------------------------------- */
 
@@ -73,8 +74,6 @@ struct lc_jobs {
 int lc_jobs_index(struct job *const *v, size_t n, struct lc_jobs *ret);
 void lc_jobs_clear(struct lc_jobs *j);
 
-/* Is job j bound to the token with this serial and label? */
-bool lc_job_on_token(const struct job *j, const char *serial, const char *label);
 /* Is id (id_len bytes) the key id hex (any case) names? An empty id matches nothing. */
 bool lc_id_is_hex(const unsigned char *id, size_t id_len, const char *hex);
 /* The same certificate serial in hex: case and leading zeros do not count. "" matches nothing. */
@@ -100,16 +99,16 @@ struct lc_match {
     size_t job; /* index into lc_jobs.v; meaningful unless role is LC_FOREIGN */
 };
 
-/* The newest job bound to this token whose key has this CKA_ID. Pure. */
-struct lc_match lc_match_key(const struct lc_jobs *jobs, const char *tok_serial,
-                             const char *tok_label, const unsigned char *id, size_t id_len);
+/* The newest job bound to tok (queue_token_bound: serial and label) whose key has this CKA_ID.
+ * Pure. */
+struct lc_match lc_match_key(const struct lc_jobs *jobs, const struct tok_info *tok,
+                             const unsigned char *id, size_t id_len);
 /*
  * The newest job bound to this token that explains this certificate: by serial (its leaf), else
  * byte for byte in its chain, else by CKA_ID (under its key, but not its certificate). Pure.
  */
-struct lc_match lc_match_cert(const struct lc_jobs *jobs, const char *tok_serial,
-                              const char *tok_label, X509 *cert, const unsigned char *id,
-                              size_t id_len);
+struct lc_match lc_match_cert(const struct lc_jobs *jobs, const struct tok_info *tok, X509 *cert,
+                              const unsigned char *id, size_t id_len);
 
 /*
  * What our records say about the revocation of job i's certificate: its own revoke (`pkio-agent

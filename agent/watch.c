@@ -53,7 +53,7 @@
 #include <unistd.h>
 
 enum {
-    OPT_KIOSK = 0x100,
+    OPT_KIOSK = CLI_OPT_FIRST,
     OPT_LANG,
     OPT_RESCAN,
     OPT_DETECT,
@@ -537,40 +537,46 @@ static int seconds_opt(struct watch *w, int c, const char *arg)
     return 0;
 }
 
-/* One of watch's options; 1 for --help, 0, or PA_E_USAGE (reported). */
-static int watch_option(struct watch *w, int c, const char **lang)
+/* What watch's options fill in: the daemon, and --lang until the configuration is known. */
+struct watch_args {
+    struct watch *w;
+    const char *lang;
+};
+
+/* One of watch's options (cli_getopt): 0, or PA_E_USAGE (reported). */
+static int watch_option(void *arg, int c, const char *val)
 {
+    struct watch_args *a = arg;
+    struct watch *w = a->w;
+
     switch (c) {
     case OPT_KIOSK:
         w->kiosk = true;
         return 0;
     case OPT_LANG:
-        *lang = optarg;
+        a->lang = val;
         return 0;
     case OPT_DETECT:
-        w->detect_list = optarg;
+        w->detect_list = val;
         return 0;
     case OPT_PIN_SOURCE:
-        w->pin_source = optarg;
+        w->pin_source = val;
         return 0;
     case OPT_OFFICERS:
-        w->officers_name = optarg;
+        w->officers_name = val;
         return 0;
     case OPT_IGNORE:
         if (w->nignore < WATCH_MAX_IGNORE)
-            w->ignore[w->nignore++] = optarg;
+            w->ignore[w->nignore++] = val;
         return 0;
-    case 'h':
-        cli_usage("watch"); /* the synopsis is in the command table (cli_commands.c) */
-        return 1;
     case OPT_RESCAN:
     case OPT_IDLE:
     case OPT_RETRY:
     case OPT_CONFIRM:
     case OPT_PIN_TIMEOUT:
-        return seconds_opt(w, c, optarg);
+        return seconds_opt(w, c, val);
     default:
-        return cli_fail(PA_E_USAGE, NULL, "watch");
+        return CLI_OPT_UNKNOWN;
     }
 }
 
@@ -590,7 +596,8 @@ static const char *watch_lang(const struct watch *w, const char *opt)
     return w->kiosk ? "nl" : "en";
 }
 
-/* watch's options into w; 1 when --help was shown, 0, or PA_E_USAGE (reported). */
+/* watch's options into w (the shared loop; watch has no --json); 1 when --help was shown, 0, or
+ * PA_E_USAGE (reported). */
 static int watch_options(struct watch *w, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -608,15 +615,15 @@ static int watch_options(struct watch *w, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *lang = NULL;
-    int c, r = 0;
+    static const struct cli_getopt how = {
+        .command = "watch", .longopts = opts, .option = watch_option};
+    struct watch_args a = {.w = w};
+    int r = cli_getopt(w->cli, &how, &a, argc, argv);
 
-    while (r == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-        r = watch_option(w, c, &lang);
-    if (r == 0 && (optind != argc || (lang && !i18n_lang_valid(lang))))
+    if (r == 0 && (optind != argc || (a.lang && !i18n_lang_valid(a.lang))))
         r = cli_fail(PA_E_USAGE, N_("--lang nl or en"), "watch");
     if (r == 0) /* for the kiosk, the daemon's messages and its children (--lang) */
-        (void)i18n_set_lang(watch_lang(w, lang));
+        (void)i18n_set_lang(watch_lang(w, a.lang));
     return r;
 }
 

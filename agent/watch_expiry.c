@@ -8,65 +8,42 @@
 
 #include "i18n.h"
 #include "job.h"
+#include "lifecycle.h"
 
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define EXPIRY_WARN_DAYS 60 /* a certificate expiring this soon is announced on insertion */
 
-/* The leaf of a job's certificates (its cert_serial, else the first) and its notAfter. */
-static int leaf_not_after(const struct job *j, time_t *ret)
+/* The notAfter of job i's leaf (lc_job_leaf: its cert_serial, else the first). 0 or -1. */
+static int leaf_not_after(const struct lc_jobs *jobs, size_t i, time_t *ret)
 {
-    BIO *b = BIO_new_mem_buf(j->cert_pem, -1);
-    X509 *x, *leaf = NULL;
-    struct tm tm;
-    int r = -1;
+    X509 *leaf = lc_job_leaf(jobs, i);
 
-    while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-        char *hex = bn ? BN_bn2hex(bn) : NULL;
-        bool match = hex && j->cert_serial[0] && strcasecmp(hex, j->cert_serial) == 0;
-
-        OPENSSL_free(hex);
-        BN_free(bn);
-        if (!leaf || match) {
-            X509_free(leaf);
-            leaf = x;
-        } else {
-            X509_free(x);
-        }
-        if (match)
-            break;
-    }
-    if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
-        *ret = timegm(&tm);
-        r = 0;
-    }
-    X509_free(leaf);
-    BIO_free(b);
-    return r;
+    return leaf ? lc_asn1_time(X509_get0_notAfter(leaf), ret) : -1;
 }
 
-/* The job whose certificate the token carries now: its newest finished job, unless replaced. */
-static const struct job *current_cert_job(struct job *const *list, size_t n, const struct wtoken *t)
+/*
+ * The job whose certificate the token carries now: its newest finished job, unless revoked or
+ * replaced by a later job of ours (lc_revocation: also renewed onto another token). Its index,
+ * or -1 when none.
+ */
+static long current_cert_job(const struct lc_jobs *jobs, const struct wtoken *t)
 {
     bool unfinished = false;
-    const struct job *j = watch_job_pick(list, n, t, &unfinished);
+    const struct job *j = watch_job_pick(jobs->v, jobs->n, t, &unfinished);
+    size_t i = 0, by = 0;
 
     if (!j || unfinished || !j->cert_pem || j->state != JOB_DONE ||
         strcmp(j->cert_revoke_status, "revoked") == 0)
-        return NULL;
-    for (size_t i = 0; i < n; i++) /* renewed onto another token: that one counts */
-        if (list[i]->replaces_certificate_id &&
-            list[i]->replaces_certificate_id == j->certificate_id &&
-            (list[i]->state == JOB_DONE || list[i]->state == JOB_INSTALLED))
-            return NULL;
-    return j;
+        return -1;
+    while (jobs->v[i] != j)
+        i++;
+    (void)lc_revocation(jobs, i, &by);
+    return by == (size_t)-1 ? (long)i : -1;
 }
 
 /* On insertion: a certificate of ours on this token that expires within 60 days is announced. */
@@ -74,11 +51,14 @@ void watch_expiry_check(struct watch *w, struct wtoken *t)
 {
     size_t n = 0;
     struct job **list = watch_jobs(w, &n);
-    const struct job *j = current_cert_job(list, n, t);
+    struct lc_jobs jobs = {0};
+    long i = list && lc_jobs_index(list, n, &jobs) == 0 ? current_cert_job(&jobs, t) : -1;
     time_t end = 0, now = time(NULL);
 
     t->expiry[0] = '\0';
-    if (j && leaf_not_after(j, &end) == 0 && end - now <= (time_t)EXPIRY_WARN_DAYS * 86400) {
+    if (i >= 0 && leaf_not_after(&jobs, (size_t)i, &end) == 0 &&
+        end - now <= (time_t)EXPIRY_WARN_DAYS * 86400) {
+        const struct job *j = jobs.v[i];
         char date[32], iso[32];
         struct tm tm;
 
@@ -98,5 +78,6 @@ void watch_expiry_check(struct watch *w, struct wtoken *t)
                 t->label_safe, t->serial_safe, j->id, end > now ? "expires" : "expired", iso,
                 (long long)((end - now) / 86400));
     }
+    lc_jobs_clear(&jobs);
     job_list_free(list, n);
 }

@@ -646,6 +646,15 @@ int tok_key_custody(struct tok_token *t, const unsigned char *id, size_t id_len,
     return value_readable(t, h, &ret->value_readable);
 }
 
+/* 0 when there is no reason (why is NULL), else PA_E_CUSTODY with the reason as the detail. */
+static int custody_refused(const char *why)
+{
+    if (!why)
+        return 0;
+    p11_set_detail(_("the key %s; it cannot be used for a PKIo certificate"), _(why));
+    return PA_E_CUSTODY;
+}
+
 int tok_custody_ok(const struct tok_custody *c)
 {
     const char *why = NULL;
@@ -666,11 +675,7 @@ int tok_custody_ok(const struct tok_custody *c)
         why = N_("is a session object");
     else if (!c->is_private)
         why = N_("is not a private object");
-    if (why) {
-        p11_set_detail(_("the key %s; it cannot be used for a PKIo certificate"), _(why));
-        return PA_E_CUSTODY;
-    }
-    return 0;
+    return custody_refused(why);
 }
 
 int tok_custody_ok_generated(const struct tok_custody *c)
@@ -683,11 +688,7 @@ int tok_custody_ok_generated(const struct tok_custody *c)
         why = N_("is extractable");
     else if (!c->is_token)
         why = N_("is a session object");
-    if (why) {
-        p11_set_detail(_("the key %s; it cannot be used for a PKIo certificate"), _(why));
-        return PA_E_CUSTODY;
-    }
-    return 0;
+    return custody_refused(why);
 }
 
 void tok_custody_describe(const struct tok_custody *c, char *out, size_t outlen)

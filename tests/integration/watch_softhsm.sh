@@ -31,6 +31,16 @@ job_state_of() { # serial -> state of its job ("" if none)
     pa status --json | python3 -c 'import json,sys; s=[j["state"] for j in json.load(sys.stdin)["jobs"] if j["token_serial"]==sys.argv[1]]; print(s[-1] if s else "")' "$1"
 }
 
+# --- watch's options (the shared option loop): --help, and usage errors before anything starts ---
+out=$("$PKIO_AGENT" --config "$CFG" watch --help) || fail "watch --help exits $?"
+[[ $out == "usage: pkio-agent [global options] watch [--kiosk] "* ]] || fail "watch --help: $out"
+for bad in "--json" "--bogus" "--rescan 0" "--retry x" "--lang xx" "extra"; do
+    # shellcheck disable=SC2086 # each case is several words
+    "$PKIO_AGENT" --config "$CFG" watch $bad >/dev/null 2>&1 && fail "watch $bad was accepted"
+    rc=$?
+    [[ $rc -eq 2 ]] || fail "watch $bad exits $rc, not 2 (usage error)"
+done
+
 pa queue add --request "$req" >/dev/null
 pa queue add --request "$req" >/dev/null
 pa queue add --request "$req" >/dev/null

@@ -13,6 +13,8 @@ test_pkgs=(libcmocka-dev clang swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-t
            dpkg-dev strace man-db adduser jq pcscd vsmartcard-vpcd vsmartcard-vpicc
            python3-virtualsmartcard python3-pycryptodome libumockdev-dev util-linux
            opencryptoki libopencryptoki0
+           # the shape test (tests/scripts/check_shape.sh)
+           pmccabe cppcheck clang-format groff-base
            # simulated smart cards (tests/lib/cardsim.sh): ../shared/cardsim/build.sh compiles
            # jcardsim and the applets with these; pcscd runs in a private netns (ip)
            default-jdk-headless libbcprov-java libkryo-java libasm-java libobjenesis-java

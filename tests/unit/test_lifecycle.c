@@ -24,6 +24,7 @@
 #include "job.h"
 #include "lifecycle.h"
 #include "pa_err.h"
+#include "tok.h"
 
 #define DAY 86400
 /* 2026-12-03T10:00:00Z */
@@ -207,8 +208,21 @@ static void test_ids_and_serials(void **state)
     X509_free(x);
 }
 
+/* A token as tok_list reports it: only serial and label bind a job. */
+static struct tok_info tok_of(const char *serial, const char *label)
+{
+    struct tok_info t = {.token_initialized = true};
+
+    snprintf(t.serial, sizeof(t.serial), "%s", serial);
+    snprintf(t.label, sizeof(t.label), "%s", label);
+    snprintf(t.model, sizeof(t.model), "%s", "any model");
+    return t;
+}
+
 static void test_match(void **state)
 {
+    const struct tok_info t1a = tok_of("S1", "tok-a"), t1b = tok_of("S1", "tok-b"),
+                          t2a = tok_of("S2", "tok-a"), t2b = tok_of("S2", "tok-b");
     X509 *leaf_a = make_cert("Jan Jansen", 0x1001);
     X509 *ca = make_cert("Test CA", 0x77);
     X509 *leaf_b = make_cert("Piet Bakker", 0x2002);
@@ -232,40 +246,38 @@ static void test_match(void **state)
     assert_null(lc_job_leaf(&jobs, 2));
 
     /* keys: by CKA_ID, only on the job's own token (serial and label) */
-    m = lc_match_key(&jobs, "S1", "tok-a", id_a, sizeof(id_a));
+    m = lc_match_key(&jobs, &t1a, id_a, sizeof(id_a));
     assert_int_equal(m.role, LC_KEY);
     assert_int_equal(m.job, 0);
-    assert_int_equal(lc_match_key(&jobs, "S1", "tok-b", id_a, sizeof(id_a)).role, LC_FOREIGN);
-    assert_int_equal(lc_match_key(&jobs, "S2", "tok-a", id_a, sizeof(id_a)).role, LC_FOREIGN);
-    assert_int_equal(lc_match_key(&jobs, "S1", "tok-a", id_b, sizeof(id_b)).role, LC_FOREIGN);
-    assert_int_equal(lc_match_key(&jobs, "S1", "tok-a", id_x, 0).role, LC_FOREIGN);
+    assert_int_equal(lc_match_key(&jobs, &t1b, id_a, sizeof(id_a)).role, LC_FOREIGN);
+    assert_int_equal(lc_match_key(&jobs, &t2a, id_a, sizeof(id_a)).role, LC_FOREIGN);
+    assert_int_equal(lc_match_key(&jobs, &t1a, id_b, sizeof(id_b)).role, LC_FOREIGN);
+    assert_int_equal(lc_match_key(&jobs, &t1a, id_x, 0).role, LC_FOREIGN);
 
     /* certificates: the leaf by serial, the chain byte for byte, else under the key's id */
-    m = lc_match_cert(&jobs, "S1", "tok-a", leaf_a, id_a, sizeof(id_a));
+    m = lc_match_cert(&jobs, &t1a, leaf_a, id_a, sizeof(id_a));
     assert_int_equal(m.role, LC_LEAF);
     assert_int_equal(m.job, 0);
-    m = lc_match_cert(&jobs, "S1", "tok-a", ca, NULL, 0);
+    m = lc_match_cert(&jobs, &t1a, ca, NULL, 0);
     assert_int_equal(m.role, LC_CHAIN);
     assert_int_equal(m.job, 0);
-    m = lc_match_cert(&jobs, "S2", "tok-b", ca, NULL, 0);
+    m = lc_match_cert(&jobs, &t2b, ca, NULL, 0);
     assert_int_equal(m.role, LC_CHAIN);
     assert_int_equal(m.job, 1);
-    m = lc_match_cert(&jobs, "S1", "tok-a", other, id_a, sizeof(id_a));
+    m = lc_match_cert(&jobs, &t1a, other, id_a, sizeof(id_a));
     assert_int_equal(m.role, LC_UNDER_KEY);
     assert_int_equal(m.job, 0);
-    assert_int_equal(lc_match_cert(&jobs, "S1", "tok-a", other, id_x, sizeof(id_x)).role,
-                     LC_FOREIGN);
+    assert_int_equal(lc_match_cert(&jobs, &t1a, other, id_x, sizeof(id_x)).role, LC_FOREIGN);
     /* on another token nothing of job a counts */
-    assert_int_equal(lc_match_cert(&jobs, "S2", "tok-b", leaf_a, id_a, sizeof(id_a)).role,
-                     LC_FOREIGN);
+    assert_int_equal(lc_match_cert(&jobs, &t2b, leaf_a, id_a, sizeof(id_a)).role, LC_FOREIGN);
     /* the serial with the issuer of the job's leaf decides: another issuer's is not ours */
-    assert_int_equal(lc_match_cert(&jobs, "S1", "tok-a", alien, NULL, 0).role, LC_FOREIGN);
+    assert_int_equal(lc_match_cert(&jobs, &t1a, alien, NULL, 0).role, LC_FOREIGN);
     /* a job whose bundle cannot be read is matched by serial alone */
     free(v[0]->cert_pem);
     v[0]->cert_pem = NULL;
     lc_jobs_clear(&jobs);
     assert_int_equal(lc_jobs_index(v, 3, &jobs), 0);
-    assert_int_equal(lc_match_cert(&jobs, "S1", "tok-a", alien, NULL, 0).role, LC_LEAF);
+    assert_int_equal(lc_match_cert(&jobs, &t1a, alien, NULL, 0).role, LC_LEAF);
     assert_string_equal(lc_role_name(LC_UNDER_KEY), "under_key");
     assert_string_equal(lc_role_name(LC_FOREIGN), "foreign");
 
