@@ -4,8 +4,8 @@
  * policy: GET, PUT, and the order POST only when it certainly placed nothing), how long to wait
  * before the next attempt (bounded exponential backoff with jitter from the kernel, or the
  * server's Retry-After capped), the rate budgets a request waits for (this client's own ring, and
- * the station's shared file through agent/ratebudget.h), the sleep and clock hooks, and the mapping
- * of order statuses.
+ * the station's shared file through agent/ca/ratebudget.h), the sleep and clock hooks, and the
+ * mapping of order statuses.
  */
 #include "cc_internal.h"
 

@@ -17,8 +17,8 @@
  * A client-side budget keeps us under DigiCert's rate limits (100 requests / 5 s and
  * 1000 requests / 3 min per key, rolling) by sleeping before a request that would exceed them:
  * the client's own, and with cc_client_set_station_budget the one every process of the station
- * shares (agent/ratebudget.h).
- * The client keeps one HTTPS connection open between its requests (agent/http.h): one TLS
+ * shares (agent/ca/ratebudget.h).
+ * The client keeps one HTTPS connection open between its requests (agent/ca/http.h): one TLS
  * handshake per process rather than per request; the order POST and PUTs open a new one.
  */
 #ifndef PKIO_CERTCENTRAL_H
@@ -68,7 +68,7 @@ int cc_client_set_budget(struct cc_client *c, unsigned burst_n, double burst_s, 
                          double long_s);
 /*
  * Share the rate budget with every process of the station: before each request the client also
- * reserves a place in STATE_DIR/ratebudget (agent/ratebudget.h; created 0600, flock), waiting
+ * reserves a place in STATE_DIR/ratebudget (agent/ca/ratebudget.h; created 0600, flock), waiting
  * (with the sleep hook) until one more request fits the station's windows. share, in (0,1], is
  * this station's part of the key's limits when several stations use one key (api.rate_share):
  * it scales both counts of the budget (rounded down, at least 1), the client's own too.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# idle_cpu.sh - on-demand benchmark (not part of ctest): what an idle detect_driver (agent/detect.c)
+# idle_cpu.sh - on-demand benchmark (not part of ctest): what an idle detect_driver (agent/core/detect.c)
 # costs. PC/SC watches a private pcscd (socket activation, one vpcd entry = two readers) and udev
 # a netlink monitor; nothing happens during the measured windows.
 # Usage: tests/bench/idle_cpu.sh [-t "30 60"] [-a DRIVER] [-r] [-S]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fuzz_audit.c - the audit log's line check, verifier and tail reader (agent/audit.c, included
+ * fuzz_audit.c - the audit log's line check, verifier and tail reader (agent/core/audit.c, included
  * so syslog stays off).
  *
  * Each input is (1) checked as one line by audit_check_line, (2) written as audit.log in a

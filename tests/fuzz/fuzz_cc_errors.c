@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target: CertCentral error-array parser (agent/certcentral.c). Corpus:
+/* Fuzz target: CertCentral error-array parser (agent/ca/certcentral.c). Corpus:
  * tests/fuzz/corpus/cc_errors/. */
 #include "fuzz.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target: order info and order POST answer parsers (agent/certcentral.c). Corpus:
+/* Fuzz target: order info and order POST answer parsers (agent/ca/certcentral.c). Corpus:
  * tests/fuzz/corpus/cc_order/. */
 #include "fuzz.h"
 

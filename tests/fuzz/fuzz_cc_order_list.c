@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target: order list parser (agent/certcentral.c). Corpus: tests/fuzz/corpus/cc_order_list/.
+/* Fuzz target: order list parser (agent/ca/certcentral.c). Corpus:
+ * tests/fuzz/corpus/cc_order_list/.
  */
 #include "fuzz.h"
 

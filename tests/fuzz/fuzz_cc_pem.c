@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target: check of a downloaded PEM bundle (agent/certcentral.c). Corpus:
+/* Fuzz target: check of a downloaded PEM bundle (agent/ca/certcentral.c). Corpus:
  * tests/fuzz/corpus/cc_pem/. */
 #include "fuzz.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fuzz_job.c - job_parse, job_to_json and the state machine (agent/job.c).
+ * fuzz_job.c - job_parse, job_to_json and the state machine (agent/core/job.c).
  *
  * Invariants beyond "no crash, no leak": only PA_E_JOB on bad input, with a NUL-terminated
  * message; an accepted job serialises, and the result parses again to the same JSON (what we

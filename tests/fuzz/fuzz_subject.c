@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * fuzz_subject.c - fuzz target for the CSR subject (agent/csr.c): csr_subject_parse on the whole
- * input (RFC 4514 "CN=..,C=.." or, with a leading '/', OpenSSL's "/C=../CN=.."), and behind
+ * fuzz_subject.c - fuzz target for the CSR subject (agent/core/csr.c): csr_subject_parse on the
+ * whole input (RFC 4514 "CN=..,C=.." or, with a leading '/', OpenSSL's "/C=../CN=.."), and behind
  * "CN=" (RFC 4514 value parsing), csr_subject_person on the input split at '\n' (first, last,
  * country), and csr_build with one EC key on every subject that was accepted.
  *

@@ -1,5 +1,5 @@
 # Fuzz targets of the token layer's URI parser (pkcs11/uri.c) and the CSR subject
-# (agent/csr.c); seed corpora in corpus/uri/ and corpus/subject/. Included from
+# (agent/core/csr.c); seed corpora in corpus/uri/ and corpus/subject/. Included from
 # tests/fuzz/CMakeLists.txt.
 pkio_add_fuzz_target(fuzz_uri ${CMAKE_CURRENT_LIST_DIR}/fuzz_uri.c
                      ${CMAKE_CURRENT_LIST_DIR}/corpus/uri)

@@ -71,7 +71,7 @@ job_a=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["s
 n=$(wc -l <"$LOG")
 [[ $n -ge 7 ]] || fail "only $n audit lines for a whole enrollment"
 [[ $(job_field "$job_a" audit_seq) == "$n" ]] ||
-    fail "job record does not keep its last audit line (audit_seq '$(job_field "$job_a" audit_seq)', the log has $n lines): is agent/enroll.c wired to audit_job_intent/audit_commit_pending (agent/audit.h)?"
+    fail "job record does not keep its last audit line (audit_seq '$(job_field "$job_a" audit_seq)', the log has $n lines): is agent/core/enroll.c wired to audit_job_intent/audit_commit_pending (agent/core/audit.h)?"
 [[ -z $(job_field "$job_a" audit_pending) ]] || fail "job a still holds pending audit events"
 syslog_sync
 [[ $(grep -c "pkio-agent\[[0-9]*\]: audit anchor seq=[0-9]* sha256=" "$JOURNAL") -eq $n ]] ||

@@ -1,4 +1,4 @@
-# CertCentral client (agent/http.c, agent/certcentral.c) against the sandbox in tests/sandbox.
+# CertCentral client (agent/ca/http.c, agent/ca/certcentral.c) against the sandbox in tests/sandbox.
 # Included from tests/integration/CMakeLists.txt. cc_driver calls one cc_* function per run.
 add_executable(cc_driver ${CMAKE_CURRENT_LIST_DIR}/cc_driver.c)
 target_link_libraries(cc_driver PRIVATE pkio_core)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * cc_driver - call one agent/certcentral.c function against a CertCentral (sandbox) URL and
+ * cc_driver - call one agent/ca/certcentral.c function against a CertCentral (sandbox) URL and
  * print the outcome as key=value lines, for tests/integration/cc_*.sh.
  *
  *   cc_driver --url URL --key-file FILE [--ca FILE] [--attempts N] [--base S] [--cap S]

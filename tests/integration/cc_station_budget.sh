@@ -1,5 +1,5 @@
 #!/bin/bash
-# One CertCentral rate budget per station (agent/ratebudget.c, STATE_DIR/ratebudget): eight
+# One CertCentral rate budget per station (agent/ca/ratebudget.c, STATE_DIR/ratebudget): eight
 # processes at once against a sandbox whose limit is exactly the budget cause no 429, and each
 # process uses one TLS connection for all its GETs.
 #   1. 8 cc_driver processes, budget 10 / 2 s each, sharing a state directory, against a sandbox

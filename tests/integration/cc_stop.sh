@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SIGTERM during a rate-budget wait (agent/stop.c, certcentral.c budget_wait): a stop ends the
+# SIGTERM during a rate-budget wait (agent/base/stop.c, certcentral.c budget_wait): a stop ends the
 # wait at once and nothing is sent afterwards.
 #   A station budget file (STATE_DIR/ratebudget) is filled with the last three minutes' worth
 #   of requests for api.rate_share 0.01 (10 / 3 min of DigiCert's 1000 / 3 min), so the first
@@ -26,7 +26,7 @@ c = json.load(open(sys.argv[1])); c["api"]["rate_share"] = 0.01
 json.dump(c, open(sys.argv[1], "w"))
 EOF
 
-# The budget file (agent/ratebudget.c): header "PKIORB01", slots, entry size; then RB_SLOTS
+# The budget file (agent/ca/ratebudget.c): header "PKIORB01", slots, entry size; then RB_SLOTS
 # entries {double t (CLOCK_REALTIME), uint32 pid, uint32 state (2 = completed)}. Ten requests
 # completed just now fill the long window (10 / 180 s at this share) for three minutes.
 fill_budget()

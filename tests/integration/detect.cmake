@@ -1,4 +1,4 @@
-# Token detection (agent/detect.c): PC/SC against a private pcscd with vpcd/vicc and a fake
+# Token detection (agent/core/detect.c): PC/SC against a private pcscd with vpcd/vicc and a fake
 # USB reader, udev against a umockdev testbed. Included from tests/integration/CMakeLists.txt.
 #
 #   detect_driver   runs detect_open/poll/close and prints "sources: ..." and "event: ..." lines

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * detect_driver.c - runs agent/detect.c the way the agent's loop will, for the detect_* tests
+ * detect_driver.c - runs agent/core/detect.c the way the agent's loop will, for the detect_* tests
  * and the idle-CPU benchmark.
  *
  *   detect_driver [--no-pcsc] [--no-udev] [--rescan SECONDS] [--force-rescan] [--debug]

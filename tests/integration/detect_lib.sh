@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# detect_lib.sh - shared by detect_pcsc.sh and detect_udev.sh (agent/detect.c).
+# detect_lib.sh - shared by detect_pcsc.sh and detect_udev.sh (agent/core/detect.c).
 #
 # Source it FIRST, call detect_enter_ns "$@", then source common.sh:
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# detect_pcsc.sh - agent/detect.c's PC/SC source against a private pcscd (socket activation on
+# detect_pcsc.sh - agent/core/detect.c's PC/SC source against a private pcscd (socket activation on
 # a socket in the test's directory, PCSCLITE_CSOCK_NAME), with detect_driver as a child process.
 #
 # Part 1, reader hotplug (the "\\?PnP?\Notification" path): pcscd starts with no reader at all.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# detect_udev.sh - agent/detect.c's udev source: a umockdev testbed plugs fake USB devices in
+# detect_udev.sh - agent/core/detect.c's udev source: a umockdev testbed plugs fake USB devices in
 # and out; detect_driver (a child process, as the agent will be) must report the smart-card
 # reader (interface class 0x0b) and the known token id, on add and on remove, and must ignore
 # an ordinary USB device. PC/SC points at a socket that does not exist, so udev is the only

@@ -72,7 +72,7 @@ check_cppcheck() {
     local out
     out=$(cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr -q \
         --std=c11 --language=c -j "$(nproc 2>/dev/null || echo 2)" \
-        -I agent -I agent/base -I agent/ca -I pkcs11 \
+        -I agent/base -I agent/ca -I pkcs11 -I agent/core -I agent/cli \
         --template='{file}:{line}: {severity}: {message} [{id}]' agent pkcs11 2>&1)
     local rc=$?
     [ -n "$out" ] && while IFS= read -r line; do problem "cppcheck: $line"; done <<<"$out"

@@ -1,4 +1,4 @@
-# Unit tests of the CertCentral client (agent/http.c, agent/certcentral.c); cmocka.
+# Unit tests of the CertCentral client (agent/ca/http.c, agent/ca/certcentral.c); cmocka.
 # tests/unit/CMakeLists.txt already turns every test_*.c into test_<name> / ctest unit_<name>;
 # this file only registers test_cc and test_http when that glob did not (e.g. if it is removed).
 foreach(t cc http)

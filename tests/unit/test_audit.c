@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_audit.c - the hash-chained audit log (agent/audit.c, included to reach its static
+ * test_audit.c - the hash-chained audit log (agent/core/audit.c, included to reach its static
  * helpers and to keep these tests out of the machine's syslog).
  *
  * Tampering rules asserted here (see audit_verify):

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for agent/certcentral.c: the pure parsers, status mapping, backoff,
+ * Unit tests for agent/ca/certcentral.c: the pure parsers, status mapping, backoff,
  * PEM check, and the client's retry/budget/no-retry logic against a port that refuses
  * connections (a bound socket that never listens), with a fake clock and sleep; the order
  * POST's retry policy also against scripted answers (cc_client_set_transport).

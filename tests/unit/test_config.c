@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_config.c - agent/config.c: defaults, every key, dotted keys, unknown keys, wrong types,
+ * test_config.c - agent/core/config.c: defaults, every key, dotted keys, unknown keys, wrong types,
  * https only, poll and timeout values, order_defaults, JSON errors with line:column, and the
  * API key: key-file permission refusal (0644 refused, 0600 accepted), environment precedence.
  *
- * Built with agent/config.c compiled in and PKIO_DEFAULT_CONFIG pointing at a path that never
+ * Built with agent/core/config.c compiled in and PKIO_DEFAULT_CONFIG pointing at a path that never
  * exists (tests/unit/CMakeLists.txt), so cfg_load(NULL) is tested without touching /etc.
  */
 #include <setjmp.h>

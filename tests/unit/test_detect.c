@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_detect.c - agent/detect.c without event sources: no pcscd (PCSCLITE_CSOCK_NAME points to
- * a socket that does not exist), no udev (use_udev off). Checks the periodic-rescan contract of
+ * test_detect.c - agent/core/detect.c without event sources: no pcscd (PCSCLITE_CSOCK_NAME points
+ * to a socket that does not exist), no udev (use_udev off). Checks the periodic-rescan contract of
  * detect_timeout_ms/detect_poll, the sources string and option checking. The event sources
  * themselves are covered by tests/integration/detect_pcsc.sh and detect_udev.sh.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_fsutil.c - atomic durable writes and bounded reads (agent/fsutil.c).
+ * test_fsutil.c - atomic durable writes and bounded reads (agent/base/fsutil.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for agent/http.c that need no server: URL policy, header checks, error mapping of
+ * Unit tests for agent/ca/http.c that need no server: URL policy, header checks, error mapping of
  * a refused connection, one http_conn across failures. TLS, connection reuse, Retry-After, body
  * caps and faults are covered by tests/integration/cc_*.sh against the CertCentral sandbox.
  */

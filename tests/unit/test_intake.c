@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_intake.c - officers and the daemon (agent/intake.c): an entry handed to the daemon's
+ * test_intake.c - officers and the daemon (agent/core/intake.c): an entry handed to the daemon's
  * socket is validated and queued with the sender's login name and uid (SO_PEERCRED), or refused
  * with a reason (not JSON, unknown members, an invalid request, a token URI with pin-value or a
  * slot-id); a second daemon on the same state directory is refused; state_share gives a group

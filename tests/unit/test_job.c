@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_job.c - job records (agent/job.c): states and transitions, the JSON format, files,
+ * test_job.c - job records (agent/core/job.c): states and transitions, the JSON format, files,
  * prefix lookup, listing and locks.
  */
 #include <setjmp.h>

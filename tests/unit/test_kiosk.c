@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_kiosk.c - the kiosk's terminal helpers (agent/kiosk.c): text made safe to print (C0, DEL,
+ * test_kiosk.c - the kiosk's terminal helpers: text made safe to print (agent/base/text.c: C0, DEL,
  * C1 as code points and as raw bytes, invalid and overlong UTF-8, surrogates, bidirectional
  * overrides; valid UTF-8 kept; never a split character) and the line editor fed one keystroke at
  * a time (Backspace over UTF-8, Ctrl-U, escape sequences ignored, overflow refused, Enter).
@@ -16,13 +16,14 @@
 
 #include "kiosk.h"
 #include "pa_err.h"
+#include "text.h"
 #include "secret.h"
 
 static const char *clean(const char *in, size_t outlen)
 {
     static char out[256];
 
-    kiosk_clean(in, out, outlen);
+    text_clean(in, out, outlen);
     return out;
 }
 

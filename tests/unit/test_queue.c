@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_queue.c - queue binding (agent/queue.c): which entry may go to which token. An entry bound
- * by --serial or by the token attributes of --token goes only to a token matching every attribute
- * it names; an unbound entry only to a blank token; entries of the older format (serial only,
- * token URI beside it) are bound by that URI too; a binding that cannot be read binds to nothing.
+ * test_queue.c - queue binding (agent/core/queue.c): which entry may go to which token. An entry
+ * bound by --serial or by the token attributes of --token goes only to a token matching every
+ * attribute it names; an unbound entry only to a blank token; entries of the older format (serial
+ * only, token URI beside it) are bound by that URI too; a binding that cannot be read binds to
+ * nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>

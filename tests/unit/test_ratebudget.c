@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for agent/ratebudget.c (the station-wide CertCentral rate budget) and its use by the
- * client: scaling by api.rate_share, one process, two processes (fork) sharing the file never
+ * Unit tests for agent/ca/ratebudget.c (the station-wide CertCentral rate budget) and its use by
+ * the client: scaling by api.rate_share, one process, two processes (fork) sharing the file never
  * exceeding a window, share 0.5 halving it, requests in flight, damaged files reset without
  * blocking, a lock held too long, files that cannot be used; and the api.rate_share key.
  * Real time with windows of a fraction of a second.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_request.c - agent/request.c: loading, every validation rule (valid and invalid, exact
+ * test_request.c - agent/core/request.c: loading, every validation rule (valid and invalid, exact
  * error paths and messages), all errors at once, defaults merge precedence, CSR placement,
  * card data never in messages, permission check of card-carrying request files.
  *

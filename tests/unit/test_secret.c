@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_secret.c - secrets in memory and secret files (agent/secret.c): permissions, line
+ * test_secret.c - secrets in memory and secret files (agent/base/secret.c): permissions, line
  * endings, length limits, wiping.
  */
 #include <setjmp.h>

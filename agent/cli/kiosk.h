@@ -13,15 +13,6 @@
 
 struct secret;
 
-/*
- * Copy in into out (outlen bytes, always NUL-terminated) so that printing it on a terminal or
- * in the journal shows it and does nothing else: valid UTF-8 is kept, except C0 controls, DEL,
- * C1 controls (U+0080..U+009F), the line and paragraph separators and the bidirectional
- * overrides and isolates, which become '?'; every byte of an invalid or overlong sequence (or a
- * surrogate) becomes '?'. A character that does not fit is dropped whole. Pure.
- */
-void kiosk_clean(const char *in, char *out, size_t outlen);
-
 /* One line typed at a prompt, without echo: the bytes live in a locked secret. */
 struct kiosk_line {
     struct secret *buf; /* room for max bytes */

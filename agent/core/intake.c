@@ -10,8 +10,8 @@
 #include "audit.h"
 #include "fsutil.h"
 #include "i18n.h"
-#include "kiosk.h"
 #include "pa_err.h"
+#include "text.h"
 #include "pjson.h"
 #include "queue.h"
 #include "request.h"
@@ -97,7 +97,7 @@ bool officers_allow(const struct officers *o, uid_t uid, char *login, size_t log
 
     snprintf(login, loginlen, "uid %lu", (unsigned long)uid);
     if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-        kiosk_clean(res->pw_name, login, loginlen);
+        text_clean(res->pw_name, login, loginlen);
     if (uid == 0 || uid == geteuid())
         return true;
     if (!res || o->gid == (gid_t)-1)
@@ -412,7 +412,7 @@ static void record(const struct intake *in, const struct iconn *c, const char *i
     else
         snprintf(detail, sizeof(detail), "entry from %s (uid %lu) refused: %s", c->login,
                  (unsigned long)c->uid, reason);
-    kiosk_clean(detail, safe, sizeof(safe)); /* a reason may quote what the officer sent */
+    text_clean(detail, safe, sizeof(safe)); /* a reason may quote what the officer sent */
     ev.detail = safe;
     fprintf(stderr, "pkio-agent: watch: queue: %s\n", safe);
     if (audit_append(in->ctx->state_dir, &ev) < 0)
@@ -766,7 +766,7 @@ static int submit_answer(int fd, char *ret_id, char *errbuf, size_t errlen)
 
         /* English from the daemon: translated when it is one of our texts (gettext("") would be
          * the catalog's header). */
-        kiosk_clean(why && *why ? _(why) : why, errbuf, errlen);
+        text_clean(why && *why ? _(why) : why, errbuf, errlen);
         r = PA_E_REFUSED;
     } else {
         snprintf(errbuf, errlen, "%s", _("the daemon gave no answer"));

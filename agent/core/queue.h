@@ -44,7 +44,7 @@ struct queue_entry {
 /* One entry set aside in queue/rejected/, and why. */
 struct queue_rejected {
     char name[64];    /* the entry's file name */
-    char reason[256]; /* one line, as written by the daemon (print it through kiosk_clean) */
+    char reason[256]; /* one line, as written by the daemon (print it through text_clean) */
 };
 
 /*

@@ -16,6 +16,7 @@
 #include "job.h"
 #include "kiosk.h"
 #include "pa_err.h"
+#include "text.h"
 #include "queue.h"
 #include "request.h"
 #include "secret.h"
@@ -88,8 +89,8 @@ static void list_text(const struct queue_entry *v, size_t n, const struct queue_
         char raw[256], b[256], who[80];
 
         queue_bind_format(&v[i].bind, raw, sizeof(raw));
-        kiosk_clean(raw, b, sizeof(b));
-        kiosk_clean(v[i].officer ? v[i].officer : "", who, sizeof(who));
+        text_clean(raw, b, sizeof(b));
+        text_clean(v[i].officer ? v[i].officer : "", who, sizeof(who));
         printf("%s  %s", v[i].id, b[0] ? b : _("(first blank token)"));
         if (who[0]) {
             printf("  ");
@@ -103,7 +104,7 @@ static void list_text(const struct queue_entry *v, size_t n, const struct queue_
         char why[256];
 
         /* The reason is a record in English: shown translated when it is one of our texts. */
-        kiosk_clean(rv[i].reason[0] ? _(rv[i].reason) : "", why, sizeof(why));
+        text_clean(rv[i].reason[0] ? _(rv[i].reason) : "", why, sizeof(why));
         printf(_("rejected %s: %s\n"), rv[i].name, why);
     }
 }
@@ -198,7 +199,7 @@ static int add_direct(struct cli *cli, const char *request, const struct queue_b
     size_t len = 0;
     int r = job_dir_prepare(sd, err, errlen);
 
-    kiosk_clean(pw ? pw->pw_name : "", login, sizeof(login));
+    text_clean(pw ? pw->pw_name : "", login, sizeof(login));
     if (r == 0 && fs_read_file(request, REQ_MAX_SIZE, &text, &len) < 0) {
         snprintf(err, errlen, _("cannot read %s: %s"), request, strerror(errno));
         r = PA_E_REQUEST;

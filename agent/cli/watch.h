@@ -30,7 +30,7 @@ struct tok_info;
 /* A token the daemon has seen (the array grows; tokens gone for long are forgotten). */
 struct wtoken {
     char serial[17], label[33];           /* as the module reports them */
-    char serial_safe[17], label_safe[33]; /* the same, fit to print (kiosk_clean) */
+    char serial_safe[17], label_safe[33]; /* the same, fit to print (text_clean) */
     char manufacturer[33], model[17];
     unsigned long min_pin_len, max_pin_len; /* the token's PIN lengths, for a new PIN */
     bool present;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "i18n.h"
 #include "job.h"
+#include "text.h"
 #include "tok.h"
 
 #include <stdio.h>
@@ -85,8 +86,8 @@ static struct wtoken *add_token(struct watch *w, const struct tok_info *info)
         return NULL;
     snprintf(t->serial, sizeof(t->serial), "%s", info->serial);
     snprintf(t->label, sizeof(t->label), "%s", info->label);
-    kiosk_clean(t->serial, t->serial_safe, sizeof(t->serial_safe));
-    kiosk_clean(t->label, t->label_safe, sizeof(t->label_safe));
+    text_clean(t->serial, t->serial_safe, sizeof(t->serial_safe));
+    text_clean(t->label, t->label_safe, sizeof(t->label_safe));
     t->last_exit = -1;
     t->gone_since = -1; /* treated as an arrival */
     w->tok[w->ntok++] = t;
@@ -220,7 +221,7 @@ static int token_blank(struct watch *w, const struct wtoken *t, struct tok_info 
     if (r < 0) {
         char detail[256];
 
-        kiosk_clean(tok_detail(), detail, sizeof(detail));
+        text_clean(tok_detail(), detail, sizeof(detail));
         fprintf(stderr, "pkio-agent: watch: token '%s' (serial %s): counting its objects: %s\n",
                 t->label_safe, t->serial_safe, detail);
         return r;
@@ -236,7 +237,7 @@ static void enroll_entry(struct watch *w, struct wtoken *t, struct queue_entry *
     memset(e, 0, sizeof(*e)); /* l owns it now */
     l.pin_source = pin_source_of(w, l.entry.token_uri);
     if (l.entry.officer)
-        kiosk_clean(l.entry.officer, l.actor, sizeof(l.actor));
+        text_clean(l.entry.officer, l.actor, sizeof(l.actor));
     if (w->kiosk)
         watch_whom_text(t, l.entry.request, l.whom, sizeof(l.whom));
     launch_or_ask(w, t, &l, true);
@@ -254,7 +255,7 @@ static void take_queued(struct watch *w, struct wtoken *t)
     if (rejected[0]) {
         char safe[512];
 
-        kiosk_clean(rejected, safe, sizeof(safe)); /* file names are anyone's text */
+        text_clean(rejected, safe, sizeof(safe)); /* file names are anyone's text */
         fprintf(stderr, "pkio-agent: watch: queue: set aside in queue/rejected: %s\n", safe);
     }
     if (r == 0) {
@@ -349,7 +350,7 @@ void watch_scan(struct watch *w)
     if (tok_rescan(w->ctx) < 0 || tok_list(w->ctx, &list, &n) < 0) {
         char detail[256];
 
-        kiosk_clean(tok_detail(), detail, sizeof(detail));
+        text_clean(tok_detail(), detail, sizeof(detail));
         fprintf(stderr, "pkio-agent: watch: listing tokens: %s\n", detail);
         return;
     }

@@ -8,7 +8,7 @@
  * open waits its turn (its queue entry goes back in line meanwhile). A prompt closes when it is
  * answered, when its time is up (--pin-timeout, --confirm-timeout), when its token is pulled and
  * when the daemon stops; what was typed is wiped. Every label, serial and name on the screen has
- * been through kiosk_clean. Its texts are English msgids, shown in the kiosk's language (Dutch
+ * been through text_clean. Its texts are English msgids, shown in the kiosk's language (Dutch
  * unless chosen otherwise: cmd_watch).
  */
 #include "watch.h"
@@ -17,6 +17,7 @@
 #include "i18n.h"
 #include "job.h"
 #include "pa_err.h"
+#include "text.h"
 #include "request.h"
 #include "secret.h"
 #include "tok.h"
@@ -53,7 +54,7 @@ static void whose(const char *request, char *buf, size_t len)
             snprintf(raw, sizeof(raw), _("individual %ld"), id);
     }
     req_free(req);
-    kiosk_clean(raw, buf, len);
+    text_clean(raw, buf, len);
 }
 
 void watch_whom_text(const struct wtoken *t, const char *request, char *buf, size_t len)
